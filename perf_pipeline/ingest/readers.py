@@ -1,0 +1,180 @@
+"""Read landing files into numbered records, in chunks, losing no line.
+
+Each reader yields ``SourceLine`` objects: the record (a dict) when the line could be decoded,
+or the structural reason why not (not UTF-8, not JSON, truncated, not an object, a CSV row of
+the wrong width). Files that cannot be read at all raise ``UnreadableFileError`` with a message
+naming the file, so that the caller records the failure and retries the file later.
+"""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import io
+import json
+import zlib
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from perf_pipeline.validation.reasons import Reason
+
+CHUNK_LINES = 50_000
+FORMATS = {".jsonl": "jsonl", ".ndjson": "jsonl", ".jsonl.gz": "jsonl.gz", ".ndjson.gz": "jsonl.gz",
+           ".csv": "csv", ".parquet": "parquet"}
+# Files still being written by their producer, by common convention.
+IN_PROGRESS_SUFFIXES = (".tmp", ".part", ".partial", ".inprogress")
+
+
+class UnreadableFileError(Exception):
+    """The file as a whole cannot be read (permissions, corrupt compression, not Parquet)."""
+
+
+@dataclass
+class SourceLine:
+    """One line (JSONL), row (CSV, Parquet) of a file: its record, or why it has none."""
+
+    line_number: int
+    raw: str
+    record: dict[str, Any] | None = None
+    reason: Reason | None = None
+
+
+@dataclass
+class ReadStats:
+    blank_lines: int = 0
+    tabular: bool = False  # CSV: every value arrived as text
+    notes: list[str] = field(default_factory=list)
+
+
+def detect_format(path: Path) -> str | None:
+    """The file format from the name, or None for files that are not landing files."""
+    name = path.name.lower()
+    if name.startswith(".") or name.endswith(IN_PROGRESS_SUFFIXES):
+        return None
+    for suffix in sorted(FORMATS, key=len, reverse=True):
+        if name.endswith(suffix):
+            return FORMATS[suffix]
+    return None
+
+
+def read_chunks(path: Path, file_format: str, stats: ReadStats) -> Iterator[list[SourceLine]]:
+    """Chunks of at most ``CHUNK_LINES`` source lines, in file order."""
+    readers = {"jsonl": _jsonl_lines, "jsonl.gz": _jsonl_lines, "csv": _csv_rows, "parquet": _parquet_rows}
+    chunk: list[SourceLine] = []
+    for line in readers[file_format](path, file_format, stats):
+        chunk.append(line)
+        if len(chunk) >= CHUNK_LINES:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
+def _open_binary(path: Path, file_format: str) -> io.BufferedIOBase:
+    try:
+        if file_format == "jsonl.gz":
+            return gzip.open(path, "rb")
+        return open(path, "rb")
+    except OSError as exc:
+        raise UnreadableFileError(f"{path}: cannot open: {exc.strerror or exc}") from exc
+
+
+def _jsonl_lines(path: Path, file_format: str, stats: ReadStats) -> Iterator[SourceLine]:
+    handle = _open_binary(path, file_format)
+    line_number = 0
+    try:
+        with handle:
+            for line_number, data in enumerate(handle, start=1):
+                yield from _decode_jsonl_line(line_number, data, stats)
+    except (OSError, EOFError, zlib.error) as exc:
+        raise UnreadableFileError(
+            f"{path}: unreadable after line {line_number}: {exc} (the file is corrupt or still being written)"
+        ) from exc
+
+
+def _decode_jsonl_line(line_number: int, data: bytes, stats: ReadStats) -> Iterator[SourceLine]:
+    complete = data.endswith(b"\n")
+    body = data.rstrip(b"\r\n")
+    if not body.strip():
+        stats.blank_lines += 1
+        return
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raw = body.decode("utf-8", errors="backslashreplace")
+        yield SourceLine(line_number, raw, reason=Reason("not_utf8", None, f"byte {exc.start}: {exc.reason}"))
+        return
+    try:
+        value = json.loads(text)
+    except ValueError as exc:
+        code = "invalid_json" if complete else "truncated_line"
+        yield SourceLine(line_number, text, reason=Reason(code, None, f"column {getattr(exc, 'colno', '?')}: "
+                                                                      f"{getattr(exc, 'msg', exc)}"))
+        return
+    if not isinstance(value, dict):
+        yield SourceLine(line_number, text, reason=Reason("not_an_object", None,
+                                                          f"expected a JSON object, got {type(value).__name__}"))
+        return
+    yield SourceLine(line_number, text, record=value)
+
+
+def _csv_rows(path: Path, _format: str, stats: ReadStats) -> Iterator[SourceLine]:
+    stats.tabular = True
+    try:
+        handle = open(path, encoding="utf-8", newline="")  # noqa: SIM115 - closed below
+    except OSError as exc:
+        raise UnreadableFileError(f"{path}: cannot open: {exc.strerror or exc}") from exc
+    try:
+        with handle:
+            reader = csv.reader(handle)
+            header = next(reader, None)
+            if header is None:
+                return
+            header = [name.strip() for name in header]
+            for row in reader:
+                yield _csv_record(reader.line_num, header, row, stats)
+    except UnicodeDecodeError as exc:
+        raise UnreadableFileError(f"{path}: not UTF-8 text near byte {exc.start}: {exc.reason}") from exc
+    except csv.Error as exc:
+        raise UnreadableFileError(f"{path}: not a readable CSV file: {exc}") from exc
+
+
+def _csv_record(line_number: int, header: list[str], row: list[str], stats: ReadStats) -> SourceLine:
+    raw = _csv_raw(row)
+    if not any(cell.strip() for cell in row):
+        stats.blank_lines += 1
+        return SourceLine(line_number, raw, record=None, reason=None)
+    if len(row) != len(header):
+        reason = Reason("malformed_csv_row", None, f"{len(row)} cells, the header has {len(header)}")
+        return SourceLine(line_number, raw, reason=reason)
+    record = {name: (cell if cell != "" else None) for name, cell in zip(header, row, strict=True)}
+    record.setdefault("event_type", "task")
+    if record["event_type"] is None:
+        record["event_type"] = "task"
+    return SourceLine(line_number, raw, record=record)
+
+
+def _csv_raw(row: list[str]) -> str:
+    buffer = io.StringIO()
+    csv.writer(buffer, lineterminator="").writerow(row)
+    return buffer.getvalue()
+
+
+def _parquet_rows(path: Path, _format: str, stats: ReadStats) -> Iterator[SourceLine]:
+    try:
+        parquet = pq.ParquetFile(path)
+    except (OSError, pa.ArrowInvalid) as exc:
+        raise UnreadableFileError(f"{path}: not a readable Parquet file: {exc}") from exc
+    row_number = 0
+    for batch in parquet.iter_batches(batch_size=CHUNK_LINES):
+        for record in batch.to_pylist():
+            row_number += 1
+            record.setdefault("event_type", "task")
+            if record["event_type"] is None:
+                record["event_type"] = "task"
+            yield SourceLine(row_number, json.dumps(record, default=str, ensure_ascii=False), record=record)

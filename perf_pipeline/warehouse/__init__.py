@@ -1,0 +1,1 @@
+"""The warehouse: table definitions, engine creation and idempotent partition writes."""

@@ -1,0 +1,140 @@
+"""Engines, schema creation and the one way partitions are written.
+
+Every write of a partitioned table goes through ``replace_partition``: delete the partition's
+rows and insert the new ones in one transaction, so a re-run (or a run after a crash) leaves the
+table exactly as a single clean run would.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from functools import cache
+from importlib import resources
+from importlib.resources.abc import Traversable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine
+
+from perf_pipeline.warehouse.schema import metadata
+
+SQL_PACKAGE = "perf_pipeline.sql"
+INSERT_BATCH_ROWS = 5_000
+
+
+def create_warehouse_engine(url: str) -> Engine:
+    """An engine for ``url``; SQLite files get their folder created and WAL journaling."""
+    parsed = sa.engine.make_url(url)
+    if parsed.get_backend_name() != "sqlite":
+        return sa.create_engine(url, pool_pre_ping=True)
+    if parsed.database and parsed.database != ":memory:":
+        Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+    engine = sa.create_engine(url, connect_args={"timeout": 60})
+
+    @sa.event.listens_for(engine, "connect")
+    def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.close()
+
+    return engine
+
+
+def sql_root() -> Traversable:
+    """The project's ``sql/`` folder: packaged as ``perf_pipeline.sql`` in a wheel, or in the checkout."""
+    try:
+        return resources.files(SQL_PACKAGE)
+    except ModuleNotFoundError:
+        return Path(__file__).resolve().parents[2] / "sql"
+
+
+def sql_files(folder: str) -> list[tuple[str, str]]:
+    """(name, text) of the ``.sql`` files in a folder under ``sql/``, in name order."""
+    root = sql_root().joinpath(folder)
+    names = sorted(entry.name for entry in root.iterdir() if entry.name.endswith(".sql"))
+    return [(name, root.joinpath(name).read_text(encoding="utf-8")) for name in names]
+
+
+def split_statements(script: str) -> list[str]:
+    """Statements of a SQL script (no procedural code in sql/, so ';' at a line end splits)."""
+    without_comments = re.sub(r"--[^\n]*", "", script)
+    return [s.strip() for s in re.split(r";\s*(?:\n|$)", without_comments) if s.strip()]
+
+
+def initialize_warehouse(engine: Engine) -> None:
+    """Create missing tables and (re)create the analyst views of ``sql/views``."""
+    metadata.create_all(engine, checkfirst=True)
+    with engine.begin() as conn:
+        for _name, script in sql_files("views"):
+            for statement in split_statements(script):
+                conn.execute(sa.text(statement))
+
+
+@cache
+def _initialized_engine(url: str) -> Engine:
+    engine = create_warehouse_engine(url)
+    initialize_warehouse(engine)
+    return engine
+
+
+def warehouse_engine(url: str) -> Engine:
+    """A process-wide engine for ``url`` whose schema has been created once."""
+    return _initialized_engine(url)
+
+
+def frame_to_records(frame: pd.DataFrame) -> list[dict[str, Any]]:
+    """Rows of a DataFrame as dicts with None for every missing value (NaN, NaT, pd.NA)."""
+    if frame.empty:
+        return []
+    as_objects = frame.astype(object)
+    return as_objects.where(frame.notna(), None).to_dict("records")
+
+
+def insert_rows(conn: Connection, table: sa.Table, rows: Sequence[Mapping[str, Any]]) -> int:
+    """Bulk insert in batches (executemany; PostgreSQL batches into multi-row VALUES)."""
+    for start in range(0, len(rows), INSERT_BATCH_ROWS):
+        conn.execute(table.insert(), list(rows[start : start + INSERT_BATCH_ROWS]))
+    return len(rows)
+
+
+def replace_partition(
+    conn: Connection,
+    table: sa.Table,
+    first_day: dt.date,
+    last_day: dt.date,
+    rows: Sequence[Mapping[str, Any]],
+    *,
+    extra_filter: sa.ColumnElement[bool] | None = None,
+) -> int:
+    """Replace the rows of ``table`` whose partition_date is in [first_day, last_day].
+
+    Runs inside the caller's transaction, so several tables can be replaced atomically.
+    """
+    condition = table.c.partition_date.between(first_day, last_day)
+    if extra_filter is not None:
+        condition = sa.and_(condition, extra_filter)
+    conn.execute(table.delete().where(condition))
+    return insert_rows(conn, table, rows)
+
+
+def chunked(values: Sequence[Any], size: int) -> Iterable[Sequence[Any]]:
+    for start in range(0, len(values), size):
+        yield values[start : start + size]
+
+
+def to_python_date(value: Any) -> dt.date:
+    """A date from what a driver returns for a DATE column (SQLite may give text)."""
+    if isinstance(value, dt.datetime):
+        return value.date()
+    if isinstance(value, dt.date):
+        return value
+    if isinstance(value, np.datetime64):
+        return pd.Timestamp(value).date()
+    return dt.date.fromisoformat(str(value)[:10])
