@@ -35,11 +35,17 @@ from perf_pipeline.ingest.normalize import (
 from perf_pipeline.ingest.readers import ReadStats, SourceLine, UnreadableFileError, detect_format, read_chunks
 from perf_pipeline.validation import suites
 from perf_pipeline.validation.reasons import Reason
-from perf_pipeline.warehouse.db import chunked, insert_rows
+from perf_pipeline.warehouse.db import chunked, insert_rows, to_python_date
 from perf_pipeline.warehouse.schema import flat_fields, ingested_files, quarantined_events, staged_events
 
 LOOKUP_BATCH = 5_000
 TABULAR_FORMATS = {"csv", "parquet"}
+# Great Expectations costs ~15 ms per expectation per validation call whatever the row count, so
+# lines are validated in large chunks that may span several small files.
+VALIDATION_CHUNK_LINES = 200_000
+# Files up to this size are read whole and ingested with others in one transaction; larger ones
+# stream in chunks, alone in their own transaction, to bound memory.
+STREAM_BYTES = 64 * 2**20
 
 
 @dataclass
@@ -78,10 +84,6 @@ class IngestReport:
     def total(self, name: str) -> int:
         return sum(getattr(f, name) for f in self.files)
 
-    @property
-    def affected_dates(self) -> list[dt.date]:
-        return sorted(set().union(*self.affected.values())) if self.affected else []
-
 
 @dataclass(frozen=True)
 class IngestOptions:
@@ -89,6 +91,20 @@ class IngestOptions:
     default_timezone: str | None = None
     run_id: str | None = None
     max_examples: int = 5
+
+
+@dataclass
+class _LandingFile:
+    """A file on its way in: identity, format, and (for small files) its lines, read whole."""
+
+    path: Path
+    sha256: str
+    size: int
+    file_format: str
+    lines: list[SourceLine] = field(default_factory=list)
+    stats: ReadStats = field(default_factory=ReadStats)
+    file_id: int = 0
+    result: FileResult | None = None
 
 
 def discover(landing: Path) -> tuple[list[Path], list[str]]:
@@ -107,15 +123,47 @@ def discover(landing: Path) -> tuple[list[Path], list[str]]:
 
 def ingest_landing(engine: Engine, landing: Path, options: IngestOptions,
                    progress: Callable[[int, int, FileResult], None] | None = None) -> IngestReport:
-    """Ingest every landing file not ingested before; one transaction per file."""
+    """Ingest every landing file whose content was not ingested before.
+
+    Small files are validated together and committed in one transaction per batch; a file over
+    ``STREAM_BYTES`` streams alone in its own. A crash rolls back the open transaction only, and
+    a re-run ingests those files again, so the warehouse ends as after one clean run.
+    """
     started = time.perf_counter()
     report = IngestReport()
     files, report.ignored = discover(landing)
-    for position, path in enumerate(files, start=1):
-        result = ingest_file(engine, path, options, report.affected)
+    batch: list[_LandingFile] = []
+    seen: set[str] = set()
+
+    def record(result: FileResult) -> None:
         report.files.append(result)
         if progress:
-            progress(position, len(files), result)
+            progress(len(report.files), len(files), result)
+
+    def flush() -> None:
+        if batch:
+            for result in _ingest_batch(engine, batch, options, report.affected):
+                record(result)
+            batch.clear()
+
+    for path in files:
+        landing_file = _identify(engine, path, seen, options)
+        if isinstance(landing_file, FileResult):
+            record(landing_file)
+        elif landing_file.size > STREAM_BYTES:
+            flush()
+            record(_ingest_streaming(engine, landing_file, options, report.affected))
+        else:
+            try:
+                landing_file.lines = [line for chunk in read_chunks(path, landing_file.file_format,
+                                                                    landing_file.stats) for line in chunk]
+            except UnreadableFileError as exc:
+                record(_record_failure(engine, landing_file, str(exc), options))
+                continue
+            batch.append(landing_file)
+            if sum(len(f.lines) for f in batch) >= VALIDATION_CHUNK_LINES:
+                flush()
+    flush()
     report.seconds = time.perf_counter() - started
     return report
 
@@ -130,81 +178,111 @@ def file_sha256(path: Path) -> tuple[str, int]:
     return digest.hexdigest(), size
 
 
-def ingest_file(engine: Engine, path: Path, options: IngestOptions,
-                affected: dict[str, set[dt.date]] | None = None) -> FileResult:
-    """Ingest one file unless its content was ingested before. Unreadable files are recorded as failed."""
-    started = time.perf_counter()
-    affected = affected if affected is not None else defaultdict(set)
+def _identify(engine: Engine, path: Path, seen: set[str], options: IngestOptions) -> _LandingFile | FileResult:
+    """The file to ingest, or the result for a file that is unreadable or whose content is already in."""
+    file_format = detect_format(path) or "jsonl"
     try:
         sha, size = file_sha256(path)
     except OSError as exc:
-        return _record_failure(engine, path, None, None, f"{path}: cannot read: {exc.strerror or exc}", options)
+        pending = _LandingFile(path, "", 0, file_format)
+        return _record_failure(engine, pending, f"{path}: cannot read: {exc.strerror or exc}", options)
     with engine.connect() as conn:
         done = conn.execute(sa.select(ingested_files.c.file_id).where(
             ingested_files.c.sha256 == sha, ingested_files.c.status == "ingested")).first()
-    if done:
-        return FileResult(str(path), "already_ingested", sha256=sha, file_id=done.file_id)
-    file_format = detect_format(path) or "jsonl"
-    changes: dict[str, set[dt.date]] = defaultdict(set)
-    try:
-        with engine.begin() as conn:
-            result = _ingest_in_transaction(conn, path, sha, size, file_format, options, changes)
-    except UnreadableFileError as exc:
-        return _record_failure(engine, path, sha, size, str(exc), options)
-    for event_type, dates in changes.items():
-        affected[event_type] |= dates
-    result.seconds = time.perf_counter() - started
-    return result
+    if done or sha in seen:
+        return FileResult(str(path), "already_ingested", sha256=sha, file_id=done.file_id if done else None)
+    seen.add(sha)
+    return _LandingFile(path, sha, size, file_format)
 
 
-def _record_failure(engine: Engine, path: Path, sha: str | None, size: int | None, error: str,
-                    options: IngestOptions) -> FileResult:
+def _record_failure(engine: Engine, landing_file: _LandingFile, error: str, options: IngestOptions) -> FileResult:
     with engine.begin() as conn:
         file_id = conn.execute(ingested_files.insert().values(
-            path=str(path), sha256=sha, size_bytes=size, file_format=detect_format(path), status="failed",
-            error=error, ingested_at=_now(), run_id=options.run_id)).inserted_primary_key[0]
-    return FileResult(str(path), "failed", sha256=sha, file_id=file_id, error=error)
+            path=str(landing_file.path), sha256=landing_file.sha256 or None, size_bytes=landing_file.size or None,
+            file_format=landing_file.file_format, status="failed", error=error, ingested_at=_now(),
+            run_id=options.run_id)).inserted_primary_key[0]
+    return FileResult(str(landing_file.path), "failed", sha256=landing_file.sha256 or None, file_id=file_id,
+                      error=error)
 
 
 def _now() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
 
-def _ingest_in_transaction(conn: Connection, path: Path, sha: str, size: int, file_format: str,
-                           options: IngestOptions, changes: dict[str, set[dt.date]]) -> FileResult:
-    file_id = conn.execute(ingested_files.insert().values(
-        path=str(path), sha256=sha, size_bytes=size, file_format=file_format, status="ingested",
-        ingested_at=_now(), run_id=options.run_id)).inserted_primary_key[0]
-    result = FileResult(str(path), "ingested", sha256=sha, file_id=file_id)
-    stats = ReadStats()
-    typing = TypingOptions(tabular=file_format == "csv", default_timezone=options.default_timezone)
-    touched_files: set[int] = {file_id}
-    for chunk in read_chunks(path, file_format, stats):
-        result.lines_read += len(chunk)
-        outcome = _Chunk(conn, str(path), file_id, file_format, typing, options)
-        outcome.process(chunk)
-        result.duplicates += outcome.duplicates
-        touched_files |= outcome.evicted_from
-        result.evicted += len(outcome.evicted_from_rows)
-        for reasons in outcome.quarantine_reasons:
-            for reason in reasons:
-                result.reason_counts[reason.code] += 1
-        for example in outcome.examples:
-            if len(result.examples) < options.max_examples:
-                result.examples.append(example)
-        for event_type, dates in outcome.changes.items():
-            changes[event_type] |= dates
-    result.blank_lines = stats.blank_lines
-    _refresh_ledger_counts(conn, touched_files)
-    counts = conn.execute(sa.select(ingested_files).where(ingested_files.c.file_id == file_id)).one()
-    dates = conn.execute(sa.select(sa.func.min(staged_events.c.partition_date),
-                                   sa.func.max(staged_events.c.partition_date))
-                         .where(staged_events.c.file_id == file_id)).one()
-    conn.execute(ingested_files.update().where(ingested_files.c.file_id == file_id).values(
-        lines_read=result.lines_read, blank_lines=result.blank_lines, duplicates_skipped=result.duplicates,
-        min_partition_date=dates[0], max_partition_date=dates[1]))
-    result.loaded, result.quarantined = counts.events_loaded, counts.quarantined
+def _ingest_batch(engine: Engine, batch: list[_LandingFile], options: IngestOptions,
+                  affected: dict[str, set[dt.date]]) -> list[FileResult]:
+    """Small files, read whole, validated together and committed in one transaction."""
+    started = time.perf_counter()
+    with engine.begin() as conn:
+        router = _Router(conn, _register(conn, batch, options), options)
+        lines = []
+        for position, landing_file in enumerate(batch):
+            for line in landing_file.lines:
+                line.file = position
+            lines.extend(landing_file.lines)
+        for chunk in chunked(lines, VALIDATION_CHUNK_LINES):
+            router.process(list(chunk))
+        results = _finish(conn, batch, router)
+    for event_type, dates in router.changes.items():
+        affected[event_type] |= dates
+    seconds = time.perf_counter() - started
+    total_lines = sum(r.lines_read for r in results) or 1
+    for result in results:  # the batch's time, shared by the files' line counts
+        result.seconds = seconds * result.lines_read / total_lines
+    return results
+
+
+def _ingest_streaming(engine: Engine, landing_file: _LandingFile, options: IngestOptions,
+                      affected: dict[str, set[dt.date]]) -> FileResult:
+    """A large file, chunk by chunk, in its own transaction; unreadable part-way means nothing of it lands."""
+    started = time.perf_counter()
+    try:
+        with engine.begin() as conn:
+            router = _Router(conn, _register(conn, [landing_file], options), options)
+            for chunk in read_chunks(landing_file.path, landing_file.file_format, landing_file.stats,
+                                     VALIDATION_CHUNK_LINES):
+                router.process(chunk)
+            [result] = _finish(conn, [landing_file], router)
+    except UnreadableFileError as exc:
+        return _record_failure(engine, landing_file, str(exc), options)
+    for event_type, dates in router.changes.items():
+        affected[event_type] |= dates
+    result.seconds = time.perf_counter() - started
     return result
+
+
+def _register(conn: Connection, batch: list[_LandingFile], options: IngestOptions) -> list[_LandingFile]:
+    """Insert the ledger rows (counts filled in by ``_finish``, in the same transaction)."""
+    for landing_file in batch:
+        landing_file.file_id = conn.execute(ingested_files.insert().values(
+            path=str(landing_file.path), sha256=landing_file.sha256, size_bytes=landing_file.size,
+            file_format=landing_file.file_format, status="ingested", ingested_at=_now(),
+            run_id=options.run_id)).inserted_primary_key[0]
+    return batch
+
+
+def _finish(conn: Connection, batch: list[_LandingFile], router: _Router) -> list[FileResult]:
+    """Write each file's counts to the ledger (loaded and quarantined recounted from the tables)."""
+    _refresh_ledger_counts(conn, {f.file_id for f in batch} | router.evicted_from)
+    results = []
+    for position, landing_file in enumerate(batch):
+        tally = router.tallies[position]
+        lines_read = router.lines_read[position]
+        dates = conn.execute(sa.select(sa.func.min(staged_events.c.partition_date),
+                                       sa.func.max(staged_events.c.partition_date))
+                             .where(staged_events.c.file_id == landing_file.file_id)).one()
+        conn.execute(ingested_files.update().where(ingested_files.c.file_id == landing_file.file_id).values(
+            lines_read=lines_read, blank_lines=landing_file.stats.blank_lines,
+            duplicates_skipped=tally.duplicates, min_partition_date=dates[0], max_partition_date=dates[1]))
+        counts = conn.execute(sa.select(ingested_files.c.events_loaded, ingested_files.c.quarantined)
+                              .where(ingested_files.c.file_id == landing_file.file_id)).one()
+        results.append(FileResult(
+            str(landing_file.path), "ingested", sha256=landing_file.sha256, file_id=landing_file.file_id,
+            lines_read=lines_read, blank_lines=landing_file.stats.blank_lines, loaded=counts.events_loaded,
+            quarantined=counts.quarantined, duplicates=tally.duplicates, evicted=tally.evicted,
+            reason_counts=tally.reason_counts, examples=tally.examples))
+        landing_file.lines = []  # release memory once counted
+    return results
 
 
 def _refresh_ledger_counts(conn: Connection, file_ids: Iterable[int]) -> None:
@@ -217,27 +295,35 @@ def _refresh_ledger_counts(conn: Connection, file_ids: Iterable[int]) -> None:
             events_loaded=loaded.scalar_subquery(), quarantined=quarantined.scalar_subquery()))
 
 
-class _Chunk:
-    """Validate and route one chunk of lines: stage, quarantine or skip each one."""
+@dataclass
+class _Tally:
+    """Per-file counts kept while routing: what the tables cannot tell (duplicates, reasons seen)."""
 
-    def __init__(self, conn: Connection, source_file: str, file_id: int, file_format: str,
-                 typing: TypingOptions, options: IngestOptions) -> None:
-        self.conn, self.source_file, self.file_id = conn, source_file, file_id
-        self.file_format, self.typing, self.options = file_format, typing, options
-        self.duplicates = 0
-        self.quarantine_rows: list[dict[str, Any]] = []
-        self.quarantine_reasons: list[list[Reason]] = []
-        self.staged_rows: list[dict[str, Any]] = []
+    duplicates: int = 0
+    evicted: int = 0
+    reason_counts: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+    examples: list[str] = field(default_factory=list)
+
+
+class _Router:
+    """Validate lines (of one or several files) and route each: stage, quarantine, or skip as duplicate."""
+
+    def __init__(self, conn: Connection, files: list[_LandingFile], options: IngestOptions) -> None:
+        self.conn, self.files, self.options = conn, files, options
+        self.tallies: dict[int, _Tally] = defaultdict(_Tally)
+        self.lines_read: dict[int, int] = defaultdict(int)
         self.evicted_from: set[int] = set()
-        self.evicted_from_rows: list[Any] = []
         self.changes: dict[str, set[dt.date]] = defaultdict(set)
-        self.examples: list[str] = []
+        self.quarantine_rows: list[dict[str, Any]] = []
+        self.staged_rows: list[dict[str, Any]] = []
         self.now = _now()
 
     def process(self, chunk: list[SourceLine]) -> None:
-        by_type: dict[str, list[SourceLine]] = defaultdict(list)
+        groups: dict[tuple[str, bool], list[SourceLine]] = defaultdict(list)
         specs = event_specs()
         for line in chunk:
+            self.lines_read[line.file] += 1
+            file_format = self.files[line.file].file_format
             if line.reason is not None:
                 self._quarantine(line, [line.reason])
                 continue
@@ -247,33 +333,41 @@ class _Chunk:
             elif not isinstance(event_type, str) or event_type not in specs:
                 self._quarantine(line, [Reason("unknown_event_type", "event_type",
                                                f"event_type: {event_type!r} is not one of {', '.join(specs)}")])
-            elif self.file_format in TABULAR_FORMATS and event_type != "task":
+            elif file_format in TABULAR_FORMATS and event_type != "task":
                 self._quarantine(line, [Reason("unsupported_in_format", "event_type",
                                                f"event_type: {event_type!r} rows belong in JSON Lines files; "
-                                               f"{self.file_format} files carry task events only")])
+                                               f"{file_format} files carry task events only")])
             else:
-                by_type[event_type].append(line)
-        for event_type, lines in by_type.items():
-            self._process_type(specs[event_type], lines)
+                groups[(event_type, file_format == "csv")].append(line)
+        for (event_type, tabular), lines in groups.items():
+            typing = TypingOptions(tabular=tabular, default_timezone=self.options.default_timezone)
+            self._process_type(specs[event_type], lines, typing)
         insert_rows(self.conn, staged_events, self.staged_rows)
         insert_rows(self.conn, quarantined_events, self.quarantine_rows)
+        self.staged_rows, self.quarantine_rows = [], []
 
     def _quarantine(self, line: SourceLine, reasons: list[Reason], *, event_type: str | None = None,
                     event_id: str | None = None, partition_date: dt.date | None = None,
-                    digest: str | None = None, file_id: int | None = None, source_file: str | None = None) -> None:
-        source = source_file or self.source_file
+                    digest: str | None = None, evicted: Any = None) -> None:
+        """Quarantine a line of this batch, or (``evicted``) a staged row of an earlier one."""
+        file_id = evicted.file_id if evicted is not None else self.files[line.file].file_id
+        source = evicted.source_file if evicted is not None else str(self.files[line.file].path)
         self.quarantine_rows.append({
-            "source_file": source, "file_id": file_id or self.file_id, "line_number": line.line_number,
+            "source_file": source, "file_id": file_id, "line_number": line.line_number,
             "event_type": event_type, "event_id": event_id, "partition_date": partition_date,
             "content_hash": digest, "raw": line.raw, "reasons": [r.as_dict() for r in reasons],
             "reason_codes": ",".join(dict.fromkeys(r.code for r in reasons)), "quarantined_at": self.now,
         })
-        self.quarantine_reasons.append(reasons)
-        if len(self.examples) < self.options.max_examples:
-            self.examples.append(f"{source}:{line.line_number}: " + "; ".join(r.message for r in reasons))
+        if evicted is not None:
+            return
+        tally = self.tallies[line.file]
+        for reason in reasons:
+            tally.reason_counts[reason.code] += 1
+        if len(tally.examples) < self.options.max_examples:
+            tally.examples.append(f"{source}:{line.line_number}: " + "; ".join(r.message for r in reasons))
 
-    def _process_type(self, spec: EventSpec, lines: list[SourceLine]) -> None:
-        batch = normalize(spec, lines, self.typing)
+    def _process_type(self, spec: EventSpec, lines: list[SourceLine], typing: TypingOptions) -> None:
+        batch = normalize(spec, lines, typing)
         frame = batch.frame
         payload_columns = [c for c in frame.columns if c not in (ROW, PARTITION_DATE)]
         payloads = canonical_payloads(frame, payload_columns)
@@ -281,18 +375,19 @@ class _Chunk:
         digests = [content_hash(p) if ok else content_hash(line.raw)
                    for p, ok, line in zip(payloads, typed_ok, lines, strict=True)]
         frame = frame.assign(_digest=digests)
-        kept = self._drop_identical_copies(frame, spec)
+        kept = self._drop_identical_copies(frame, spec, lines)
         self._validate(spec, batch, kept)
         self._check_partition_range(spec, kept, batch)
         valid = kept[~kept[ROW].isin(list(batch.reasons.failed_rows()))]
         suites.run_rules(f"{spec.event_type}_unique", valid, [suites.uniqueness_rule(spec)], batch.reasons)
         self._route(spec, batch, kept, payloads)
 
-    def _drop_identical_copies(self, frame: pd.DataFrame, spec: EventSpec) -> pd.DataFrame:
+    def _drop_identical_copies(self, frame: pd.DataFrame, spec: EventSpec, lines: list[SourceLine]) -> pd.DataFrame:
         """Skip later copies of an identical event (same id, same content) within the chunk."""
         has_id = frame[spec.id_field].notna()
         repeated = has_id & frame.duplicated(subset=[spec.id_field, "_digest"], keep="first")
-        self.duplicates += int(repeated.sum())
+        for row in frame.loc[repeated, ROW]:
+            self.tallies[lines[row].file].duplicates += 1
         return frame[~repeated]
 
     def _validate(self, spec: EventSpec, batch: NormalizedBatch, kept: pd.DataFrame) -> None:
@@ -335,11 +430,9 @@ class _Chunk:
             partition = kept.at[position, PARTITION_DATE]
             partition = None if pd.isna(partition) else partition.date()
             reasons = batch.reasons.by_row.get(row, [])
-            if not reasons and event_id in existing and existing[event_id].content_hash == digest:
-                self.duplicates += 1
-                continue
-            if not reasons and event_id in poisoned and digest in poisoned[event_id]:
-                self.duplicates += 1
+            if not reasons and ((event_id in existing and existing[event_id].content_hash == digest)
+                                or digest in poisoned.get(event_id, ())):
+                self.tallies[line.file].duplicates += 1
                 continue
             if not reasons and (event_id in existing or event_id in poisoned):
                 other = existing.get(event_id)
@@ -347,15 +440,16 @@ class _Chunk:
                 reasons = [Reason("conflicting_duplicate", spec.id_field,
                                   f"{spec.id_field}: {event_id!r} conflicts with {where}")]
             if _has_code(reasons, "conflicting_duplicate") and event_id in existing:
-                self._evict(spec, existing.pop(event_id))
+                self._evict(spec, existing.pop(event_id), line)
             if reasons:
                 self._quarantine(line, reasons, event_type=spec.event_type, event_id=event_id,
                                  partition_date=partition, digest=digest)
                 continue
+            landing_file = self.files[line.file]
             self.staged_rows.append({
                 "event_type": spec.event_type, "event_id": event_id, "partition_date": partition,
-                "content_hash": digest, "payload": payloads[row], "source_file": self.source_file,
-                "line_number": line.line_number, "file_id": self.file_id})
+                "content_hash": digest, "payload": payloads[row], "source_file": str(landing_file.path),
+                "line_number": line.line_number, "file_id": landing_file.file_id})
             self.changes[spec.event_type].add(partition)
 
     def _existing(self, event_type: str, ids: list[str]) -> dict[str, Any]:
@@ -379,20 +473,19 @@ class _Chunk:
                 found[row.event_id].add(row.content_hash)
         return found
 
-    def _evict(self, spec: EventSpec, staged: Any) -> None:
+    def _evict(self, spec: EventSpec, staged: Any, arriving: SourceLine) -> None:
         """Move a staged copy to quarantine: a conflicting copy has arrived."""
         self.conn.execute(staged_events.delete().where(staged_events.c.event_type == spec.event_type,
                                                        staged_events.c.event_id == staged.event_id))
-        partition = staged.partition_date
-        partition = partition if isinstance(partition, dt.date) else dt.date.fromisoformat(str(partition)[:10])
-        line = SourceLine(staged.line_number, staged.payload)
-        self._quarantine(line, [Reason("conflicting_duplicate", spec.id_field,
-                                       f"{spec.id_field}: {staged.event_id!r} conflicts with a copy in "
-                                       f"{self.source_file}")],
+        partition = to_python_date(staged.partition_date)
+        where = f"{self.files[arriving.file].path}:{arriving.line_number}"
+        self._quarantine(SourceLine(staged.line_number, staged.payload),
+                         [Reason("conflicting_duplicate", spec.id_field,
+                                 f"{spec.id_field}: {staged.event_id!r} conflicts with {where}")],
                          event_type=spec.event_type, event_id=staged.event_id, partition_date=partition,
-                         digest=staged.content_hash, file_id=staged.file_id, source_file=staged.source_file)
+                         digest=staged.content_hash, evicted=staged)
         self.evicted_from.add(staged.file_id)
-        self.evicted_from_rows.append(staged)
+        self.tallies[arriving.file].evicted += 1
         self.changes[spec.event_type].add(partition)
 
 

@@ -14,7 +14,7 @@ import io
 import json
 import zlib
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -36,19 +36,22 @@ class UnreadableFileError(Exception):
 
 @dataclass
 class SourceLine:
-    """One line (JSONL), row (CSV, Parquet) of a file: its record, or why it has none."""
+    """One line (JSONL), row (CSV, Parquet) of a file: its record, or why it has none.
+
+    ``file`` is the file's position in the ingest batch, set when lines of several files are
+    validated together.
+    """
 
     line_number: int
     raw: str
     record: dict[str, Any] | None = None
     reason: Reason | None = None
+    file: int = 0
 
 
 @dataclass
 class ReadStats:
     blank_lines: int = 0
-    tabular: bool = False  # CSV: every value arrived as text
-    notes: list[str] = field(default_factory=list)
 
 
 def detect_format(path: Path) -> str | None:
@@ -62,13 +65,14 @@ def detect_format(path: Path) -> str | None:
     return None
 
 
-def read_chunks(path: Path, file_format: str, stats: ReadStats) -> Iterator[list[SourceLine]]:
-    """Chunks of at most ``CHUNK_LINES`` source lines, in file order."""
+def read_chunks(path: Path, file_format: str, stats: ReadStats,
+                chunk_lines: int = CHUNK_LINES) -> Iterator[list[SourceLine]]:
+    """Chunks of at most ``chunk_lines`` source lines, in file order."""
     readers = {"jsonl": _jsonl_lines, "jsonl.gz": _jsonl_lines, "csv": _csv_rows, "parquet": _parquet_rows}
     chunk: list[SourceLine] = []
     for line in readers[file_format](path, file_format, stats):
         chunk.append(line)
-        if len(chunk) >= CHUNK_LINES:
+        if len(chunk) >= chunk_lines:
             yield chunk
             chunk = []
     if chunk:
@@ -124,7 +128,6 @@ def _decode_jsonl_line(line_number: int, data: bytes, stats: ReadStats) -> Itera
 
 
 def _csv_rows(path: Path, _format: str, stats: ReadStats) -> Iterator[SourceLine]:
-    stats.tabular = True
     try:
         handle = open(path, encoding="utf-8", newline="")  # noqa: SIM115 - closed below
     except OSError as exc:
@@ -137,18 +140,18 @@ def _csv_rows(path: Path, _format: str, stats: ReadStats) -> Iterator[SourceLine
                 return
             header = [name.strip() for name in header]
             for row in reader:
-                yield _csv_record(reader.line_num, header, row, stats)
+                if not any(cell.strip() for cell in row):
+                    stats.blank_lines += 1
+                    continue
+                yield _csv_record(reader.line_num, header, row)
     except UnicodeDecodeError as exc:
         raise UnreadableFileError(f"{path}: not UTF-8 text near byte {exc.start}: {exc.reason}") from exc
     except csv.Error as exc:
         raise UnreadableFileError(f"{path}: not a readable CSV file: {exc}") from exc
 
 
-def _csv_record(line_number: int, header: list[str], row: list[str], stats: ReadStats) -> SourceLine:
+def _csv_record(line_number: int, header: list[str], row: list[str]) -> SourceLine:
     raw = _csv_raw(row)
-    if not any(cell.strip() for cell in row):
-        stats.blank_lines += 1
-        return SourceLine(line_number, raw, record=None, reason=None)
     if len(row) != len(header):
         reason = Reason("malformed_csv_row", None, f"{len(row)} cells, the header has {len(header)}")
         return SourceLine(line_number, raw, reason=reason)

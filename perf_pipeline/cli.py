@@ -1,0 +1,230 @@
+"""The ``perf-pipeline`` command: generate sample logs, run the pipeline through Dagster, open the UI.
+
+``run`` materializes the same assets the Dagster UI does, in-process, against the local Dagster
+instance (``$PERF_HOME/dagster``), so its runs appear in the UI's run history.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import os
+import shutil
+import sys
+import textwrap
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from perf_pipeline import settings
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+RANGE_DAYS_PER_RUN = 7
+
+EPILOG_GENERATE = """examples:
+  perf-pipeline generate --out .perf/landing --days 14
+  perf-pipeline generate --out /tmp/logs --start 2026-01-01 --days 50 --tasks-per-day 20000 --format jsonl.gz
+"""
+EPILOG_RUN = """examples:
+  perf-pipeline run                                 # ingest new files, build the days they touched
+  perf-pipeline run --landing /data/agent-logs
+  perf-pipeline run --start 2026-01-01 --end 2026-01-31   # rebuild a range (a backfill)
+environment: PERF_HOME, PERF_WAREHOUSE_URL, PERF_LANDING_DIR, PERF_DEFAULT_TIMEZONE (see README)
+"""
+EPILOG_DEMO = """examples:
+  perf-pipeline demo                  # 14 days of logs for 12 agents, then the full run
+  perf-pipeline demo --days 30 --agents 24
+"""
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "command", None):
+        parser.print_help()
+        return 2
+    try:
+        return args.handler(args)
+    except UserError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+
+
+class UserError(Exception):
+    """A problem the user can fix; printed without a traceback."""
+
+
+def _date(text: str) -> dt.date:
+    try:
+        return dt.date.fromisoformat(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a date like 2026-01-31") from exc
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text} must be at least 1")
+    return value
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="perf-pipeline", description=(
+        "Measure how well AI agents do their work, from their task logs."),
+        formatter_class=argparse.RawDescriptionHelpFormatter, epilog=EPILOG_DEMO)
+    commands = parser.add_subparsers(dest="command")
+
+    generate = commands.add_parser("generate", help="write realistic synthetic task logs",
+                                   formatter_class=argparse.RawDescriptionHelpFormatter, epilog=EPILOG_GENERATE)
+    generate.add_argument("--out", type=Path, required=True, help="folder to write the log files to")
+    _generation_options(generate)
+    generate.set_defaults(handler=cmd_generate)
+
+    run = commands.add_parser("run", help="ingest new landing files and materialize the daily assets",
+                              formatter_class=argparse.RawDescriptionHelpFormatter, epilog=EPILOG_RUN)
+    run.add_argument("--landing", type=Path, help="landing folder (default PERF_LANDING_DIR or $PERF_HOME/landing)")
+    run.add_argument("--start", type=_date, help="first day to (re)build; default: the first day new data touched")
+    run.add_argument("--end", type=_date, help="last day to (re)build; default: the last day new data touched")
+    run.set_defaults(handler=cmd_run)
+
+    demo = commands.add_parser("demo", help="generate sample logs, run the pipeline, say where to look",
+                               formatter_class=argparse.RawDescriptionHelpFormatter, epilog=EPILOG_DEMO)
+    _generation_options(demo, days=14, agents=12, tasks_per_day=150)
+    demo.set_defaults(handler=cmd_demo)
+
+    ui = commands.add_parser("ui", help="open the Dagster UI (dagster dev -w workspace.yaml) on this instance")
+    ui.add_argument("--port", type=int, default=3000)
+    ui.set_defaults(handler=cmd_ui)
+
+    schema = commands.add_parser("schema", help="print or write the warehouse DDL (sql/ddl) from the code")
+    schema.add_argument("--write", action="store_true", help="rewrite sql/ddl/*.sql")
+    schema.set_defaults(handler=cmd_schema)
+
+    bench = commands.add_parser("benchmark", help="measure ingest + validation throughput and peak memory")
+    bench.add_argument("--events", type=_positive, default=1_000_000, help="task events to generate (default 1M)")
+    bench.add_argument("--warehouse-url", help="warehouse to load into (default: a fresh SQLite file)")
+    bench.add_argument("--keep", action="store_true", help="keep the generated files and warehouse")
+    bench.set_defaults(handler=cmd_benchmark)
+    return parser
+
+
+def _generation_options(parser: argparse.ArgumentParser, days: int = 14, agents: int = 24,
+                        tasks_per_day: int = 200) -> None:
+    parser.add_argument("--start", type=_date, help=f"first day (default: {days} days ago, UTC)")
+    parser.add_argument("--days", type=_positive, default=days, help=f"number of days (default {days})")
+    parser.add_argument("--agents", type=_positive, default=agents, help=f"number of agents (default {agents})")
+    parser.add_argument("--tasks-per-day", type=_positive, default=tasks_per_day,
+                        help=f"tasks per day (default {tasks_per_day})")
+    parser.add_argument("--seed", type=int, default=7, help="random seed; the same seed gives the same files")
+    parser.add_argument("--format", dest="file_format", default="jsonl",
+                        choices=["jsonl", "jsonl.gz", "csv", "parquet"], help="file format of task events")
+
+
+def _progress_bar(label: str):
+    started = time.perf_counter()
+
+    def show(done: int, total: int, *extra: Any) -> None:
+        width = 30
+        filled = int(width * done / total) if total else width
+        rate = f"{done / (time.perf_counter() - started):,.1f}/s"
+        end = "\n" if done >= total else "\r"
+        print(f"{label} [{'#' * filled}{'.' * (width - filled)}] {done}/{total} {rate}", end=end, flush=True)
+
+    return show
+
+
+def cmd_generate(args: argparse.Namespace) -> int:
+    from perf_pipeline.synthetic.generator import generate_logs
+
+    start = args.start or (dt.datetime.now(dt.UTC).date() - dt.timedelta(days=args.days))
+    summary = generate_logs(args.out, start=start, days=args.days, agents=args.agents,
+                            tasks_per_day=args.tasks_per_day, seed=args.seed, file_format=args.file_format,
+                            progress=_progress_bar("generating days"))
+    events = ", ".join(f"{n:,} {kind}" for kind, n in summary.events.items())
+    print(f"wrote {len(summary.files)} files to {args.out}: {events}; deliberately bad lines: "
+          f"{summary.malformed_lines} malformed, {summary.duplicate_lines} duplicates, "
+          f"{summary.conflicting_lines} conflicting")
+    return 0
+
+
+def ensure_dagster_home() -> Path:
+    """DAGSTER_HOME: as set, or $PERF_HOME/dagster holding a copy of the project's dagster.yaml."""
+    if os.environ.get("DAGSTER_HOME"):
+        home = Path(os.environ["DAGSTER_HOME"])
+    else:
+        home = settings.perf_home() / "dagster"
+        os.environ["DAGSTER_HOME"] = str(home)
+    home.mkdir(parents=True, exist_ok=True)
+    project_config = PROJECT_ROOT / "dagster.yaml"
+    if project_config.exists() and project_config.resolve() != (home / "dagster.yaml").resolve():
+        shutil.copyfile(project_config, home / "dagster.yaml")
+    return home
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    ensure_dagster_home()
+    from perf_pipeline.orchestrate import run_pipeline
+
+    if args.start and args.end and args.start > args.end:
+        raise UserError(f"--start {args.start} is after --end {args.end}")
+    try:
+        summary = run_pipeline(landing=args.landing, start=args.start, end=args.end, echo=print,
+                               progress=_progress_bar("building days"))
+    except (FileNotFoundError, NotADirectoryError) as exc:
+        raise UserError(str(exc)) from exc
+    print(summary)
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    landing = settings.landing_dir()
+    cmd_generate(argparse.Namespace(**{**vars(args), "out": landing}))
+    code = cmd_run(argparse.Namespace(landing=landing, start=None, end=None))
+    url = settings.redact_url(settings.warehouse_url())
+    print(textwrap.dedent(f"""
+        Where to look next:
+          warehouse   {url}
+                      tables: task_events, task_steps, feedback_events, peer_evaluations,
+                      collaboration_messages, quarantined_events, ingested_files
+                      views:  v_ingest_health, v_quarantine_summary
+          try         python -c "import sqlite3; print(sqlite3.connect('{settings.perf_home() / 'warehouse.db'}')
+                      .execute('select reason_codes, count(*) from quarantined_events group by 1').fetchall())"
+          Dagster UI  perf-pipeline ui      (then open http://127.0.0.1:3000)
+          run again   perf-pipeline demo    (same seed, same files: nothing new is ingested)
+        """).rstrip())
+    return code
+
+
+def cmd_ui(args: argparse.Namespace) -> int:
+    ensure_dagster_home()
+    workspace = PROJECT_ROOT / "workspace.yaml"
+    target = ["-w", str(workspace)] if workspace.exists() else ["-m", "perf_pipeline.definitions"]
+    dagster = shutil.which("dagster") or str(Path(sys.executable).with_name("dagster"))
+    command = [dagster, "dev", *target, "-p", str(args.port)]
+    print(f"DAGSTER_HOME={os.environ['DAGSTER_HOME']} {' '.join(command)}")
+    os.execvp(command[0], command)
+    return 0  # pragma: no cover - execvp does not return
+
+
+def cmd_schema(args: argparse.Namespace) -> int:
+    from perf_pipeline.warehouse.ddl import ddl_files
+
+    files = ddl_files()
+    if not args.write:
+        for name, text in files.items():
+            print(f"-- sql/ddl/{name}\n{text}")
+        return 0
+    folder = PROJECT_ROOT / "sql" / "ddl"
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, text in files.items():
+        (folder / name).write_text(text, encoding="utf-8")
+        print(f"wrote {folder / name}")
+    return 0
+
+
+def cmd_benchmark(args: argparse.Namespace) -> int:
+    from perf_pipeline.benchmark import run_ingest_benchmark
+
+    print(run_ingest_benchmark(events=args.events, warehouse_url=args.warehouse_url, keep=args.keep))
+    return 0

@@ -1,0 +1,1 @@
+"""Events: the typed daily tables (tasks, steps, feedback, peer evaluations, messages) cut from staging."""

@@ -1,0 +1,116 @@
+"""Daily event tables, cut from ``staged_events`` per UTC day, and the objective templates they use.
+
+Each partition write replaces the day's rows in one transaction, so re-running a day (or a
+backfill after late files) gives the same rows as a clean run. Backfills run as one run per
+range (``BackfillPolicy.single_run``): the asset reads ``context.partition_time_window``.
+"""
+
+
+import datetime as dt
+from collections.abc import Iterator
+
+from dagster import (
+    AssetExecutionContext,
+    AssetKey,
+    AssetSpec,
+    BackfillPolicy,
+    MaterializeResult,
+    MetadataValue,
+    asset,
+    multi_asset,
+)
+
+from perf_pipeline.events.checks import matches_staging, matches_staging_spec
+from perf_pipeline.events.classify import load_templates, seed_templates
+from perf_pipeline.events.transform import event_rows, read_staged, task_rows
+from perf_pipeline.partitions import daily_partitions
+from perf_pipeline.resources import WarehouseResource
+from perf_pipeline.warehouse.db import replace_partition
+from perf_pipeline.warehouse.schema import EVENT_TABLES, task_steps
+
+GROUP = "events"
+STAGED = AssetKey("staged_events")
+
+
+def partition_days(context: AssetExecutionContext) -> tuple[dt.date, dt.date]:
+    """The first and last UTC day of the partition range this run materializes."""
+    window = context.partition_time_window
+    return window.start.date(), (window.end - dt.timedelta(days=1)).date()
+
+
+@asset(name="objective_templates", group_name=GROUP, description=(
+    "Task type -> objective patterns, seeded from sql/seeds/objective_templates.sql; rows you add with "
+    "source='user' are kept. Used to classify tasks sent without task_type."))
+def objective_templates_asset(warehouse: WarehouseResource) -> MaterializeResult:
+    with warehouse.engine().begin() as conn:
+        defaults = seed_templates(conn)
+        templates = load_templates(conn)
+    preview = "\n".join(f"| {t.priority} | {t.task_type} | `{t.pattern}` |" for t in templates)
+    return MaterializeResult(metadata={
+        "default_templates": defaults, "templates": len(templates),
+        "preview": MetadataValue.md("| priority | task type | pattern |\n|---:|---|---|\n" + preview)})
+
+
+@multi_asset(
+    name="task_tables",
+    group_name=GROUP,
+    partitions_def=daily_partitions,
+    backfill_policy=BackfillPolicy.single_run(),
+    specs=[
+        AssetSpec("task_events", group_name=GROUP, deps=[STAGED, "objective_templates"], description=(
+            "One row per task, typed, partitioned by the UTC day of completed_at; task_type classified from "
+            "the objective where missing; total_tokens and completion_time_s derived.")),
+        AssetSpec("task_steps", group_name=GROUP, deps=[STAGED], description=(
+            "One row per step (node) of a task, partitioned like its task: node-level performance.")),
+    ],
+    check_specs=[matches_staging_spec("task_events")],
+)
+def task_tables(context: AssetExecutionContext, warehouse: WarehouseResource) -> Iterator[MaterializeResult]:
+    first, last = partition_days(context)
+    with warehouse.engine().begin() as conn:
+        staged = read_staged(conn, "task", first, last)
+        tasks, steps = task_rows(staged, load_templates(conn))
+        replace_partition(conn, EVENT_TABLES["task"], first, last, tasks)
+        replace_partition(conn, task_steps, first, last, steps)
+        check = matches_staging(conn, "task", first, last)
+    classified = sum(1 for t in tasks if t["task_type_source"] == "template")
+    uncategorized = sum(1 for t in tasks if t["task_type_source"] == "default")
+    context.log.info(f"{first}..{last}: {len(tasks)} tasks, {len(steps)} steps")
+    yield MaterializeResult(asset_key="task_events", metadata={
+        "partition_range": f"{first}..{last}", "rows": len(tasks),
+        "tasks_classified_by_template": classified, "tasks_uncategorized": uncategorized,
+        "success_rate": round(sum(t["status"] == "success" for t in tasks) / len(tasks), 4) if tasks else 0.0,
+        "unknown_token_rows": sum(t["total_tokens"] is None for t in tasks)})
+    yield MaterializeResult(asset_key="task_steps", metadata={"partition_range": f"{first}..{last}",
+                                                              "rows": len(steps)})
+    yield check
+
+
+def daily_event_asset(event_type: str, description: str):
+    """A daily asset that cuts one non-task event type from staging (same shape for each type)."""
+    table = EVENT_TABLES[event_type]
+
+    @asset(name=table.name, group_name=GROUP, partitions_def=daily_partitions, deps=[STAGED],
+           backfill_policy=BackfillPolicy.single_run(), description=description,
+           check_specs=[matches_staging_spec(table.name)])
+    def _daily_events(context: AssetExecutionContext, warehouse: WarehouseResource) -> Iterator:
+        first, last = partition_days(context)
+        with warehouse.engine().begin() as conn:
+            rows = event_rows(event_type, read_staged(conn, event_type, first, last))
+            replace_partition(conn, table, first, last, rows)
+            check = matches_staging(conn, event_type, first, last)
+        yield MaterializeResult(metadata={"partition_range": f"{first}..{last}", "rows": len(rows)})
+        yield check
+
+    return _daily_events
+
+
+feedback_events = daily_event_asset("feedback", (
+    "User ratings of tasks, partitioned by the UTC day of created_at (often days after the task)."))
+peer_evaluations = daily_event_asset("peer_evaluation", (
+    "Agents' reviews of other agents' tasks (accuracy, relevance, completeness), by UTC day of created_at."))
+collaboration_messages = daily_event_asset("message", (
+    "Messages between agents (request, response, handoff) with helpfulness ratings, by UTC day of sent_at."))
+
+DAILY_EVENT_ASSETS = [task_tables, feedback_events, peer_evaluations, collaboration_messages]
+

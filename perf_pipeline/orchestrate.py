@@ -1,0 +1,120 @@
+"""Run the pipeline in-process through Dagster: the ingest job, then the daily assets for the days it touched.
+
+The CLI's ``run`` and ``demo`` use this, so a command-line run executes exactly the asset code the
+UI runs, is recorded on the same instance, and takes the same checks.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from dagster import DagsterInstance, materialize
+
+from perf_pipeline.definitions import build_resources
+from perf_pipeline.events.assets import DAILY_EVENT_ASSETS, objective_templates_asset
+from perf_pipeline.ingest.assets import ingest_landing_files
+from perf_pipeline.ingest.pipeline import discover
+from perf_pipeline.resources import LandingZoneResource
+from perf_pipeline.warehouse.schema import EVENT_TABLES, ingested_files, quarantined_events, task_steps
+
+RANGE_DAYS_PER_RUN = 7
+RANGE_START_TAG = "dagster/asset_partition_range_start"
+RANGE_END_TAG = "dagster/asset_partition_range_end"
+QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+
+
+class PipelineRunError(RuntimeError):
+    """A Dagster run of the pipeline failed; the message says which run and step."""
+
+
+def run_pipeline(*, landing: Path | None = None, start: dt.date | None = None, end: dt.date | None = None,
+                 instance: DagsterInstance | None = None, echo: Callable[[str], Any] = print,
+                 progress: Callable[[int, int], Any] | None = None,
+                 resources: dict[str, object] | None = None) -> str:
+    """Ingest new landing files, then build the daily event tables; returns a readable summary."""
+    instance = instance or DagsterInstance.get()
+    resources = dict(resources or build_resources())
+    if landing is not None:
+        resources["landing"] = LandingZoneResource(path=str(landing))
+    folder = resources["landing"].folder()
+    files, ignored = discover(folder)
+    skipped = f" ({len(ignored)} other files ignored)" if ignored else ""
+    echo(f"ingesting {len(files)} file(s) from {folder}{skipped}")
+    ingest = _materialize([ingest_landing_files, objective_templates_asset], instance, resources)
+    metadata = _metadata(ingest, "ingested_files")
+    affected = sorted({dt.date.fromisoformat(d) for dates in metadata["affected_partitions"].values() for d in dates})
+    first = start or (affected[0] if affected else None)
+    last = end or (affected[-1] if affected else None)
+    if first is None or last is None:
+        echo("no new events: no day to build (pass --start/--end to rebuild days)")
+        return _summary(resources, metadata, None, None, 0.0)
+    days = (last - first).days + 1
+    built, started = 0, dt.datetime.now()
+    for chunk_start in range(0, days, RANGE_DAYS_PER_RUN):
+        chunk_first = first + dt.timedelta(days=chunk_start)
+        chunk_last = min(last, chunk_first + dt.timedelta(days=RANGE_DAYS_PER_RUN - 1))
+        _materialize(DAILY_EVENT_ASSETS, instance, resources, tags={
+            RANGE_START_TAG: chunk_first.isoformat(), RANGE_END_TAG: chunk_last.isoformat()})
+        built += (chunk_last - chunk_first).days + 1
+        if progress:
+            progress(built, days)
+    return _summary(resources, metadata, first, last, (dt.datetime.now() - started).total_seconds())
+
+
+def _materialize(assets: list, instance: DagsterInstance, resources: dict[str, object],
+                 tags: dict[str, str] | None = None):
+    result = materialize(assets, instance=instance, resources=resources, tags=tags, run_config=QUIET,
+                         raise_on_error=False)
+    if not result.success:
+        failures = [event for event in result.all_events if event.is_failure]
+        detail = "; ".join(str(e.step_failure_data.error.message).strip() if e.step_failure_data else e.message
+                           for e in failures) or "see the run in the Dagster UI"
+        raise PipelineRunError(f"run {result.run_id} failed: {detail}")
+    return result
+
+
+def _metadata(result: Any, asset_key: str) -> dict[str, Any]:
+    for materialization in result.get_asset_materialization_events():
+        event = materialization.event_specific_data.materialization
+        if event.asset_key.to_user_string() == asset_key:
+            return {key: value.value for key, value in event.metadata.items()}
+    raise PipelineRunError(f"the run did not materialize {asset_key}")
+
+
+def _summary(resources: dict[str, object], metadata: dict[str, Any], first: dt.date | None,
+             last: dt.date | None, seconds: float) -> str:
+    engine = resources["warehouse"].engine()
+    lines = [
+        f"ingest: {metadata['files_ingested']} new file(s), {metadata['files_already_ingested']} already ingested, "
+        f"{metadata['files_failed']} failed; {metadata['lines_read']:,} lines at "
+        f"{metadata['events_per_second']:,.0f} lines/s; conservation "
+        + ("holds" if metadata["conservation_holds"] else "VIOLATED"),
+    ]
+    with engine.connect() as conn:
+        if first and last:
+            counts = []
+            for table in [*EVENT_TABLES.values(), task_steps]:
+                n = conn.execute(sa.select(sa.func.count()).select_from(table)
+                                 .where(table.c.partition_date.between(first, last))).scalar_one()
+                counts.append(f"{table.name} {n:,}")
+            lines.append(f"built {first}..{last} in {seconds:.1f}s: " + ", ".join(counts))
+        failures = conn.execute(sa.select(ingested_files.c.error).where(
+            ingested_files.c.status == "failed", ingested_files.c.run_id.isnot(None)).order_by(
+            ingested_files.c.file_id.desc()).limit(5)).scalars().all()
+        lines += [f"  failed file: {error}" for error in failures]
+        reasons = conn.execute(sa.select(quarantined_events.c.reason_codes, sa.func.count())
+                               .group_by(quarantined_events.c.reason_codes)
+                               .order_by(sa.func.count().desc()).limit(8)).all()
+        if reasons:
+            lines.append("quarantined (all time): " + ", ".join(f"{code} {n:,}" for code, n in reasons))
+        examples = conn.execute(sa.select(quarantined_events.c.source_file, quarantined_events.c.line_number,
+                                          quarantined_events.c.reasons)
+                                .order_by(quarantined_events.c.quarantine_id.desc()).limit(3)).all()
+        for source, line, reasons_json in examples:
+            text = "; ".join(r["message"] for r in reasons_json)
+            lines.append(f"  e.g. {source}:{line}: {text}")
+    return "\n".join(lines)
