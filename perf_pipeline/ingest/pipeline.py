@@ -32,7 +32,14 @@ from perf_pipeline.ingest.normalize import (
     content_hash,
     normalize,
 )
-from perf_pipeline.ingest.readers import ReadStats, SourceLine, UnreadableFileError, detect_format, read_chunks
+from perf_pipeline.ingest.readers import (
+    ReadStats,
+    SourceLine,
+    UnreadableFileError,
+    detect_format,
+    parse_json,
+    read_chunks,
+)
 from perf_pipeline.validation import suites
 from perf_pipeline.validation.reasons import Reason
 from perf_pipeline.warehouse.db import chunked, insert_rows, to_python_date
@@ -323,6 +330,7 @@ class _Router:
         specs = event_specs()
         for line in chunk:
             self.lines_read[line.file] += 1
+            parse_json(line)
             file_format = self.files[line.file].file_format
             if line.reason is not None:
                 self._quarantine(line, [line.reason])
@@ -345,6 +353,8 @@ class _Router:
         insert_rows(self.conn, staged_events, self.staged_rows)
         insert_rows(self.conn, quarantined_events, self.quarantine_rows)
         self.staged_rows, self.quarantine_rows = [], []
+        for line in chunk:
+            line.record = None  # routed: free the parsed record
 
     def _quarantine(self, line: SourceLine, reasons: list[Reason], *, event_type: str | None = None,
                     event_id: str | None = None, partition_date: dt.date | None = None,
@@ -414,22 +424,20 @@ class _Router:
                 f"{self.options.partition_start} .. today (UTC)"])
 
     def _route(self, spec: EventSpec, batch: NormalizedBatch, kept: pd.DataFrame, payloads: list[str]) -> None:
-        failed = batch.reasons.failed_rows()
-        conflicting_ids = {str(kept.at[i, spec.id_field]) for i in kept.index
-                           if _has_code(batch.reasons.by_row.get(int(kept.at[i, ROW]), ()), "conflicting_duplicate")}
-        candidates = kept[~kept[ROW].isin(list(failed))]
-        ids = sorted(set(candidates[spec.id_field].astype(str)) | conflicting_ids)
-        existing = self._existing(spec.event_type, ids)
-        poisoned = self._poisoned(spec.event_type, ids)
-        for position in kept.index:
-            row = int(kept.at[position, ROW])
+        rows = kept[ROW].tolist()
+        ids = [None if pd.isna(v) else str(v) for v in kept[spec.id_field].tolist()]
+        digests = kept["_digest"].tolist()
+        partitions = [None if pd.isna(v) else v.date() for v in kept[PARTITION_DATE].tolist()]
+        reasons_of = batch.reasons.by_row
+        conflicting = {i for r, i in zip(rows, ids, strict=True)
+                       if _has_code(reasons_of.get(r, ()), "conflicting_duplicate")}
+        valid_ids = {i for r, i in zip(rows, ids, strict=True) if r not in reasons_of and i is not None}
+        lookup = sorted(valid_ids | conflicting)
+        existing = self._existing(spec.event_type, lookup)
+        poisoned = self._poisoned(spec.event_type, lookup)
+        for row, event_id, digest, partition in zip(rows, ids, digests, partitions, strict=True):
             line = batch.lines[row]
-            event_id = kept.at[position, spec.id_field]
-            event_id = None if pd.isna(event_id) else str(event_id)
-            digest = kept.at[position, "_digest"]
-            partition = kept.at[position, PARTITION_DATE]
-            partition = None if pd.isna(partition) else partition.date()
-            reasons = batch.reasons.by_row.get(row, [])
+            reasons = reasons_of.get(row, [])
             if not reasons and ((event_id in existing and existing[event_id].content_hash == digest)
                                 or digest in poisoned.get(event_id, ())):
                 self.tallies[line.file].duplicates += 1
@@ -439,7 +447,7 @@ class _Router:
                 where = f"{other.source_file}:{other.line_number}" if other else "copies already in quarantine"
                 reasons = [Reason("conflicting_duplicate", spec.id_field,
                                   f"{spec.id_field}: {event_id!r} conflicts with {where}")]
-            if _has_code(reasons, "conflicting_duplicate") and event_id in existing:
+            if event_id in existing and _has_code(reasons, "conflicting_duplicate"):
                 self._evict(spec, existing.pop(event_id), line)
             if reasons:
                 self._quarantine(line, reasons, event_type=spec.event_type, event_id=event_id,

@@ -39,7 +39,8 @@ class SourceLine:
     """One line (JSONL), row (CSV, Parquet) of a file: its record, or why it has none.
 
     ``file`` is the file's position in the ingest batch, set when lines of several files are
-    validated together.
+    validated together. JSON lines are parsed lazily (``parse_json``), one validation chunk at a
+    time, so a batch of files holds only their text in memory.
     """
 
     line_number: int
@@ -47,6 +48,7 @@ class SourceLine:
     record: dict[str, Any] | None = None
     reason: Reason | None = None
     file: int = 0
+    complete: bool = True  # ended with a newline; a last line without one that fails to parse is truncated
 
 
 @dataclass
@@ -102,6 +104,7 @@ def _jsonl_lines(path: Path, file_format: str, stats: ReadStats) -> Iterator[Sou
 
 
 def _decode_jsonl_line(line_number: int, data: bytes, stats: ReadStats) -> Iterator[SourceLine]:
+    """The line as text; its JSON is parsed later, by ``parse_json`` (see ``SourceLine``)."""
     complete = data.endswith(b"\n")
     body = data.rstrip(b"\r\n")
     if not body.strip():
@@ -113,18 +116,23 @@ def _decode_jsonl_line(line_number: int, data: bytes, stats: ReadStats) -> Itera
         raw = body.decode("utf-8", errors="backslashreplace")
         yield SourceLine(line_number, raw, reason=Reason("not_utf8", None, f"byte {exc.start}: {exc.reason}"))
         return
+    yield SourceLine(line_number, text, complete=complete)
+
+
+def parse_json(line: SourceLine) -> None:
+    """Fill ``line.record`` from its JSON text, or ``line.reason`` when it is not a JSON object."""
+    if line.record is not None or line.reason is not None:
+        return
     try:
-        value = json.loads(text)
+        value = json.loads(line.raw)
     except ValueError as exc:
-        code = "invalid_json" if complete else "truncated_line"
-        yield SourceLine(line_number, text, reason=Reason(code, None, f"column {getattr(exc, 'colno', '?')}: "
-                                                                      f"{getattr(exc, 'msg', exc)}"))
+        code = "invalid_json" if line.complete else "truncated_line"
+        line.reason = Reason(code, None, f"column {getattr(exc, 'colno', '?')}: {getattr(exc, 'msg', exc)}")
         return
-    if not isinstance(value, dict):
-        yield SourceLine(line_number, text, reason=Reason("not_an_object", None,
-                                                          f"expected a JSON object, got {type(value).__name__}"))
-        return
-    yield SourceLine(line_number, text, record=value)
+    if isinstance(value, dict):
+        line.record = value
+    else:
+        line.reason = Reason("not_an_object", None, f"expected a JSON object, got {type(value).__name__}")
 
 
 def _csv_rows(path: Path, _format: str, stats: ReadStats) -> Iterator[SourceLine]:

@@ -139,6 +139,9 @@ def run_rules(name: str, frame: pd.DataFrame, rules: Sequence[Rule], reasons: Re
     """
     if frame.empty or not rules:
         return
+    # Only the columns the rules read: GX fingerprints the frame, and pickles it whole if a
+    # column holds lists or dicts (steps, extra).
+    frame = frame[[ROW, *dict.fromkeys(c for rule in rules for c in _columns(rule.expectation))]]
     batch = _batch_definition(name).get_batch(batch_parameters={"dataframe": frame})
     result = batch.validate(_suite(name, rules), result_format=RESULT_FORMAT)
     for outcome in result.results:
@@ -156,6 +159,11 @@ def run_rules(name: str, frame: pd.DataFrame, rules: Sequence[Rule], reasons: Re
                 continue
             text = rule.describe(unexpected)
             reasons.add([target], rule.code, label, [f"{label}: {text}" if label else text])
+
+
+def _columns(expectation: gxe.Expectation) -> list[str]:
+    names = [getattr(expectation, attr, None) for attr in ("column", "column_A", "column_B")]
+    return [n for n in names if n] + list(getattr(expectation, "column_list", None) or [])
 
 
 def _label(rule: Rule, frame: pd.DataFrame, row: int) -> str | None:

@@ -1,0 +1,1 @@
+"""Synthetic agent task logs for demos and ingest benchmarks."""
