@@ -63,7 +63,7 @@ class NormalizedBatch:
 
 @dataclass(frozen=True)
 class TypingOptions:
-    tabular: bool = False  # values arrived as text (CSV): numbers and objects are parsed from it
+    tabular: bool = False  # values arrived as text (CSV): numbers are parsed from it
     default_timezone: str | None = None
 
 
@@ -139,11 +139,18 @@ def _is_instance(values: pd.Series, kinds: type | tuple[type, ...]) -> pd.Series
 def _string_column(values: pd.Series, f: FieldSpec, options: TypingOptions):
     present = values.notna()
     if pd.api.types.is_string_dtype(values) and values.dtype != object:
+        text = values
         bad = pd.Series(False, index=values.index)
     else:
-        bad = present & ~_is_instance(values, str)
+        is_text = _is_instance(values, str)
+        text = values.where(is_text)
+        bad = present & ~is_text
+    # PostgreSQL text cannot hold NUL; such a value would fail the whole load later.
+    has_nul = text.str.contains("\x00", regex=False, na=False).astype(bool)
+    bad = bad | has_nul
     typed = values.where(present & ~bad, None).astype(object)
-    return typed, bad, "invalid_type", lambda v: f"expected text, got {_show(v)}"
+    return typed, bad, "invalid_type", lambda v: (
+        "text contains a NUL character" if isinstance(v, str) else f"expected text, got {_show(v)}")
 
 
 def _number_column(values: pd.Series, f: FieldSpec, options: TypingOptions):
@@ -195,9 +202,7 @@ def _timestamp_column(values: pd.Series, f: FieldSpec, options: TypingOptions):
 def _object_columns(values: pd.Series, f: FieldSpec, options: TypingOptions, reasons: ReasonLog,
                     extra: dict[int, dict[str, Any]]) -> dict[str, pd.Series]:
     """Flatten an object field into ``<field>_<child>`` columns; unknown keys go to ``extra``."""
-    present = values[values.notna()]
-    if options.tabular:
-        present = present.map(_json_or_original)
+    present = values[values.notna()].map(_json_or_original)  # CSV and Parquet carry objects as JSON text
     is_dict = _is_instance(present, dict)
     bad = present[~is_dict]
     reasons.add(bad.index.tolist(), "invalid_type", f.name,
@@ -218,9 +223,7 @@ def _object_columns(values: pd.Series, f: FieldSpec, options: TypingOptions, rea
 
 def _step_frame(values: pd.Series, f: FieldSpec, options: TypingOptions, reasons: ReasonLog) -> pd.DataFrame:
     """One typed row per list item: ``_row`` (its own), ``_parent`` (the task's row) and ``step_index``."""
-    present = values[values.notna()]
-    if options.tabular:
-        present = present.map(_json_or_original)
+    present = values[values.notna()].map(_json_or_original)  # CSV and Parquet carry lists as JSON text
     is_list = _is_instance(present, list)
     bad = present[~is_list]
     reasons.add(bad.index.tolist(), "invalid_type", f.name, [f"{f.name}: expected a list, got {_show(v)}" for v in bad])

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
@@ -303,6 +304,21 @@ def _refresh_ledger_counts(conn: Connection, file_ids: Iterable[int]) -> None:
 
 
 @dataclass
+class _KnownCopies:
+    """Copies already in the warehouse of the ids being routed: staged ones, and conflicting ones in quarantine."""
+
+    staged: dict[str, Any]
+    poisoned: dict[str, set[str]]
+
+    def is_identical(self, event_id: str, digest: str) -> bool:
+        copy = self.staged.get(event_id)
+        return (copy is not None and copy.content_hash == digest) or digest in self.poisoned.get(event_id, ())
+
+    def conflicts(self, event_id: str | None) -> bool:
+        return event_id in self.staged or event_id in self.poisoned
+
+
+@dataclass
 class _Tally:
     """Per-file counts kept while routing: what the tables cannot tell (duplicates, reasons seen)."""
 
@@ -350,11 +366,15 @@ class _Router:
         for (event_type, tabular), lines in groups.items():
             typing = TypingOptions(tabular=tabular, default_timezone=self.options.default_timezone)
             self._process_type(specs[event_type], lines, typing)
+            self._flush()  # the next group's duplicate lookups must see these rows
+        self._flush()
+        for line in chunk:
+            line.record = None  # routed: free the parsed record
+
+    def _flush(self) -> None:
         insert_rows(self.conn, staged_events, self.staged_rows)
         insert_rows(self.conn, quarantined_events, self.quarantine_rows)
         self.staged_rows, self.quarantine_rows = [], []
-        for line in chunk:
-            line.record = None  # routed: free the parsed record
 
     def _quarantine(self, line: SourceLine, reasons: list[Reason], *, event_type: str | None = None,
                     event_id: str | None = None, partition_date: dt.date | None = None,
@@ -365,7 +385,8 @@ class _Router:
         self.quarantine_rows.append({
             "source_file": source, "file_id": file_id, "line_number": line.line_number,
             "event_type": event_type, "event_id": event_id, "partition_date": partition_date,
-            "content_hash": digest, "raw": line.raw, "reasons": [r.as_dict() for r in reasons],
+            "content_hash": digest, "raw": line.raw.replace("\x00", "\\x00"),  # PostgreSQL text cannot hold NUL
+            "reasons": [r.as_dict() for r in reasons],
             "reason_codes": ",".join(dict.fromkeys(r.code for r in reasons)), "quarantined_at": self.now,
         })
         if evicted is not None:
@@ -377,6 +398,11 @@ class _Router:
             tally.examples.append(f"{source}:{line.line_number}: " + "; ".join(r.message for r in reasons))
 
     def _process_type(self, spec: EventSpec, lines: list[SourceLine], typing: TypingOptions) -> None:
+        """Type, validate and route the lines of one event type.
+
+        Order matters: identical copies (within the chunk, then against the warehouse) are
+        skipped first, so that the uniqueness rule only sees ids whose content really differs.
+        """
         batch = normalize(spec, lines, typing)
         frame = batch.frame
         payload_columns = [c for c in frame.columns if c not in (ROW, PARTITION_DATE)]
@@ -389,8 +415,16 @@ class _Router:
         self._validate(spec, batch, kept)
         self._check_partition_range(spec, kept, batch)
         valid = kept[~kept[ROW].isin(list(batch.reasons.failed_rows()))]
+        ids = sorted(set(valid[spec.id_field].astype(str)))
+        known = _KnownCopies(self._existing(spec.event_type, ids), self._poisoned(spec.event_type, ids))
+        identical = [known.is_identical(str(i), d) for i, d in zip(valid[spec.id_field], valid["_digest"], strict=True)]
+        repeats = valid.loc[np.array(identical, dtype=bool)]
+        for row in repeats[ROW]:
+            self.tallies[lines[row].file].duplicates += 1
+        kept = kept[~kept[ROW].isin(repeats[ROW])]
+        valid = valid[~valid[ROW].isin(repeats[ROW])]
         suites.run_rules(f"{spec.event_type}_unique", valid, [suites.uniqueness_rule(spec)], batch.reasons)
-        self._route(spec, batch, kept, payloads)
+        self._route(spec, batch, kept, payloads, known)
 
     def _drop_identical_copies(self, frame: pd.DataFrame, spec: EventSpec, lines: list[SourceLine]) -> pd.DataFrame:
         """Skip later copies of an identical event (same id, same content) within the chunk."""
@@ -423,32 +457,23 @@ class _Router:
                 f"{spec.partition_field}: {value.isoformat()} is outside the partitions "
                 f"{self.options.partition_start} .. today (UTC)"])
 
-    def _route(self, spec: EventSpec, batch: NormalizedBatch, kept: pd.DataFrame, payloads: list[str]) -> None:
+    def _route(self, spec: EventSpec, batch: NormalizedBatch, kept: pd.DataFrame, payloads: list[str],
+               known: _KnownCopies) -> None:
         rows = kept[ROW].tolist()
         ids = [None if pd.isna(v) else str(v) for v in kept[spec.id_field].tolist()]
         digests = kept["_digest"].tolist()
         partitions = [None if pd.isna(v) else v.date() for v in kept[PARTITION_DATE].tolist()]
         reasons_of = batch.reasons.by_row
-        conflicting = {i for r, i in zip(rows, ids, strict=True)
-                       if _has_code(reasons_of.get(r, ()), "conflicting_duplicate")}
-        valid_ids = {i for r, i in zip(rows, ids, strict=True) if r not in reasons_of and i is not None}
-        lookup = sorted(valid_ids | conflicting)
-        existing = self._existing(spec.event_type, lookup)
-        poisoned = self._poisoned(spec.event_type, lookup)
         for row, event_id, digest, partition in zip(rows, ids, digests, partitions, strict=True):
             line = batch.lines[row]
             reasons = reasons_of.get(row, [])
-            if not reasons and ((event_id in existing and existing[event_id].content_hash == digest)
-                                or digest in poisoned.get(event_id, ())):
-                self.tallies[line.file].duplicates += 1
-                continue
-            if not reasons and (event_id in existing or event_id in poisoned):
-                other = existing.get(event_id)
+            if not reasons and known.conflicts(event_id):
+                other = known.staged.get(event_id)
                 where = f"{other.source_file}:{other.line_number}" if other else "copies already in quarantine"
                 reasons = [Reason("conflicting_duplicate", spec.id_field,
                                   f"{spec.id_field}: {event_id!r} conflicts with {where}")]
-            if event_id in existing and _has_code(reasons, "conflicting_duplicate"):
-                self._evict(spec, existing.pop(event_id), line)
+            if event_id in known.staged and _has_code(reasons, "conflicting_duplicate"):
+                self._evict(spec, known.staged.pop(event_id), line)
             if reasons:
                 self._quarantine(line, reasons, event_type=spec.event_type, event_id=event_id,
                                  partition_date=partition, digest=digest)

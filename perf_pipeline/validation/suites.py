@@ -141,8 +141,8 @@ def run_rules(name: str, frame: pd.DataFrame, rules: Sequence[Rule], reasons: Re
         return
     # Only the columns the rules read: GX fingerprints the frame, and pickles it whole if a
     # column holds lists or dicts (steps, extra).
-    frame = frame[[ROW, *dict.fromkeys(c for rule in rules for c in _columns(rule.expectation))]]
-    batch = _batch_definition(name).get_batch(batch_parameters={"dataframe": frame})
+    needed = frame[[ROW, *dict.fromkeys(c for rule in rules for c in _columns(rule.expectation))]]
+    batch = _batch_definition(name).get_batch(batch_parameters={"dataframe": needed})
     result = batch.validate(_suite(name, rules), result_format=RESULT_FORMAT)
     for outcome in result.results:
         if outcome.exception_info and outcome.exception_info.get("raised_exception"):

@@ -1,0 +1,65 @@
+"""Shared fixtures: a warehouse on SQLite and on the PostgreSQL server, and a landing folder."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from perf_pipeline.warehouse.db import warehouse_engine
+
+POSTGRES_URL = os.environ.get("PERF_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+
+
+def _postgres_schema_url(schema: str) -> str:
+    url = sa.engine.make_url(POSTGRES_URL)
+    return url.update_query_dict({"options": f"-csearch_path={schema}"}).render_as_string(hide_password=False)
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def warehouse_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A fresh, empty warehouse: a SQLite file, or a new schema on the PostgreSQL server."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'warehouse.db'}"
+        return
+    schema = f"perf_test_{uuid.uuid4().hex[:12]}"
+    admin = sa.create_engine(POSTGRES_URL)
+    try:
+        with admin.begin() as conn:
+            conn.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
+    except sa.exc.OperationalError as exc:
+        pytest.fail(f"PostgreSQL is not answering at {POSTGRES_URL}: {exc.orig}")
+    try:
+        yield _postgres_schema_url(schema)
+    finally:
+        warehouse_engine(_postgres_schema_url(schema)).dispose()
+        with admin.begin() as conn:
+            conn.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
+        admin.dispose()
+
+
+@pytest.fixture
+def engine(warehouse_url: str) -> sa.Engine:
+    return warehouse_engine(warehouse_url)
+
+
+@pytest.fixture
+def landing(tmp_path: Path) -> Path:
+    folder = tmp_path / "landing"
+    folder.mkdir()
+    return folder
+
+
+@pytest.fixture
+def perf_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """PERF_HOME (and DAGSTER_HOME beneath it) in a temporary folder, for CLI and Dagster runs."""
+    home = tmp_path / "perf_home"
+    monkeypatch.setenv("PERF_HOME", str(home))
+    monkeypatch.delenv("PERF_WAREHOUSE_URL", raising=False)
+    monkeypatch.delenv("PERF_LANDING_DIR", raising=False)
+    monkeypatch.delenv("DAGSTER_HOME", raising=False)
+    return home
