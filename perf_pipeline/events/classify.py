@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import warnings
 from dataclasses import dataclass
 
 import pandas as pd
@@ -57,7 +58,9 @@ def classify(task_type: pd.Series, objective: pd.Series, templates: list[Templat
     for template in templates:
         if not pending.any():
             break
-        matches = pending & text.str.contains(template.pattern, flags=re.IGNORECASE, regex=True)
+        with warnings.catch_warnings():  # templates may use groups; only whether they match matters
+            warnings.filterwarnings("ignore", "This pattern is interpreted as a regular expression", UserWarning)
+            matches = pending & text.str.contains(template.pattern, flags=re.IGNORECASE, regex=True)
         result[matches] = template.task_type
         source[matches] = "template"
         pending &= ~matches

@@ -27,7 +27,7 @@ def read_staged(conn: Connection, event_type: str, first_day: dt.date, last_day:
     if not rows:
         return pd.DataFrame()
     payloads = pd.read_json(io.StringIO("\n".join(r.payload for r in rows)), lines=True, dtype=False,
-                            convert_dates=False, precise_float=True)
+                            precise_float=True)
     lineage = pd.DataFrame([r[1:] for r in rows], columns=["partition_date", *LINEAGE])
     return pd.concat([payloads, lineage], axis=1)
 

@@ -31,7 +31,7 @@ def ingest_landing_files(context: AssetExecutionContext, warehouse: WarehouseRes
                          landing: LandingZoneResource) -> Iterator[MaterializeResult]:
     """Ingest every landing file whose content was not ingested before (one transaction per file)."""
     options = IngestOptions(partition_start=PARTITION_START, default_timezone=landing.timezone(),
-                            run_id=context.run_id)
+                            run_id=context.run.run_id)
 
     def log_progress(done: int, total: int, result: FileResult) -> None:
         rate = result.lines_read / result.seconds if result.seconds else 0.0

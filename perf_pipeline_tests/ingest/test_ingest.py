@@ -186,7 +186,7 @@ def test_an_unreadable_file_is_recorded_as_failed(engine: sa.Engine, landing: Pa
 
 
 def test_a_missing_landing_folder_is_a_clear_error(tmp_path: Path) -> None:
-    with pytest.raises(FileNotFoundError, match="landing folder .*nowhere does not exist.*PERF_LANDING_DIR"):
+    with pytest.raises(FileNotFoundError, match=r"landing folder .*nowhere does not exist.*PERF_LANDING_DIR"):
         discover(tmp_path / "nowhere")
 
 
