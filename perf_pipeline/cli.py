@@ -182,17 +182,24 @@ def cmd_demo(args: argparse.Namespace) -> int:
     cmd_generate(argparse.Namespace(**{**vars(args), "out": landing}))
     code = cmd_run(argparse.Namespace(landing=landing, start=None, end=None))
     url = settings.redact_url(settings.warehouse_url())
+    query = "select reason_codes, count(*) from quarantined_events group by 1"
+    if url.startswith("sqlite:///"):
+        database = url.removeprefix("sqlite:///")
+        script = f"import sqlite3; print(sqlite3.connect('{database}').execute('{query}').fetchall())"
+        peek = f'{sys.executable} -c "{script}"'
+    else:
+        peek = f"psql -c '{query}'  (on the warehouse database)"
     print(textwrap.dedent(f"""
         Where to look next:
           warehouse   {url}
                       tables: task_events, task_steps, feedback_events, peer_evaluations,
                       collaboration_messages, quarantined_events, ingested_files
                       views:  v_ingest_health, v_quarantine_summary
-          try         python -c "import sqlite3; print(sqlite3.connect('{settings.perf_home() / 'warehouse.db'}')
-                      .execute('select reason_codes, count(*) from quarantined_events group by 1').fetchall())"
           Dagster UI  perf-pipeline ui      (then open http://127.0.0.1:3000)
           run again   perf-pipeline demo    (same seed, same files: nothing new is ingested)
+          quarantine  (the next line, copied into a shell)
         """).rstrip())
+    print(f"  {peek}")
     return code
 
 

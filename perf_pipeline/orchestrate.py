@@ -24,7 +24,8 @@ from perf_pipeline.warehouse.schema import EVENT_TABLES, ingested_files, quarant
 RANGE_DAYS_PER_RUN = 7
 RANGE_START_TAG = "dagster/asset_partition_range_start"
 RANGE_END_TAG = "dagster/asset_partition_range_end"
-QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+# INFO shows the assets' own progress lines (files ingested, days built), not Dagster's step events.
+RUN_CONFIG = {"loggers": {"console": {"config": {"log_level": "INFO"}}}}
 
 
 class PipelineRunError(RuntimeError):
@@ -67,7 +68,7 @@ def run_pipeline(*, landing: Path | None = None, start: dt.date | None = None, e
 
 def _materialize(assets: list, instance: DagsterInstance, resources: dict[str, object],
                  tags: dict[str, str] | None = None):
-    result = materialize(assets, instance=instance, resources=resources, tags=tags, run_config=QUIET,
+    result = materialize(assets, instance=instance, resources=resources, tags=tags, run_config=RUN_CONFIG,
                          raise_on_error=False)
     if not result.success:
         failures = [event for event in result.all_events if event.is_failure]
