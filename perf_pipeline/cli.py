@@ -20,7 +20,6 @@ from typing import Any
 from perf_pipeline import settings
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
-RANGE_DAYS_PER_RUN = 7
 
 EPILOG_GENERATE = """examples:
   perf-pipeline generate --out .perf/landing --days 14

@@ -110,17 +110,12 @@ def replace_partition(
     first_day: dt.date,
     last_day: dt.date,
     rows: Sequence[Mapping[str, Any]],
-    *,
-    extra_filter: sa.ColumnElement[bool] | None = None,
 ) -> int:
     """Replace the rows of ``table`` whose partition_date is in [first_day, last_day].
 
     Runs inside the caller's transaction, so several tables can be replaced atomically.
     """
-    condition = table.c.partition_date.between(first_day, last_day)
-    if extra_filter is not None:
-        condition = sa.and_(condition, extra_filter)
-    conn.execute(table.delete().where(condition))
+    conn.execute(table.delete().where(table.c.partition_date.between(first_day, last_day)))
     return insert_rows(conn, table, rows)
 
 
