@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import json
+import os
+import socket
 import subprocess
 import sys
+import time
+import urllib.request
 from pathlib import Path
 
+import pytest
 from dagster import AssetKey
 
 from perf_pipeline.definitions import defs
@@ -31,3 +37,42 @@ def test_the_assets_jobs_and_checks_are_defined() -> None:
     assert ("ingested_files", "ingest_conservation") in check_keys
     assert ("task_events", "matches_staging") in check_keys
     assert graph.get(AssetKey("task_events")).partitions_def is not None
+
+
+@pytest.mark.slow
+def test_the_webserver_serves_the_assets(tmp_path: Path) -> None:
+    """What `dagster dev -w workspace.yaml` shows: the webserver lists every asset of the project."""
+    port = _free_port()
+    env = {**os.environ, "DAGSTER_HOME": str(tmp_path)}
+    (tmp_path / "dagster.yaml").write_text((ROOT / "dagster.yaml").read_text())
+    server = subprocess.Popen([str(Path(sys.executable).with_name("dagster-webserver")), "-w", "workspace.yaml",
+                               "-h", "127.0.0.1", "-p", str(port)], cwd=ROOT, env=env,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        keys = _asset_keys(port, deadline=time.monotonic() + 120)
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    assert {"ingested_files", "quarantined_events", "task_events", "collaboration_messages"} <= keys
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def _asset_keys(port: int, deadline: float) -> set[str]:
+    query = json.dumps({"query": "{ assetNodes { assetKey { path } } }"}).encode()
+    while time.monotonic() < deadline:
+        try:
+            request = urllib.request.Request(f"http://127.0.0.1:{port}/graphql", data=query,
+                                             headers={"Content-Type": "application/json"})
+            with urllib.request.urlopen(request, timeout=10) as response:
+                nodes = json.load(response)["data"]["assetNodes"]
+            if nodes:
+                return {"/".join(node["assetKey"]["path"]) for node in nodes}
+        except (OSError, KeyError, TypeError, ValueError):
+            pass
+        time.sleep(1)
+    raise AssertionError(f"the webserver on port {port} did not list assets in time")
