@@ -29,6 +29,7 @@ PARENT = "_parent"
 PARTITION_DATE = "partition_date"
 EXTRA = "extra"
 OFFSET_PATTERN = r"(?:[zZ]|[+-]\d{2}(?::?\d{2})?)$"
+PAYLOAD_SLICE_ROWS = 20_000
 
 
 @dataclass
@@ -68,33 +69,85 @@ class TypingOptions:
 
 
 def normalize(spec: EventSpec, lines: list[SourceLine], options: TypingOptions) -> NormalizedBatch:
-    """A typed frame (flat columns, ``extra``, ``partition_date``) for records of one event type."""
-    raw = pd.DataFrame.from_records([line.record for line in lines])
-    raw.index = pd.RangeIndex(len(raw))
+    """A typed frame (flat columns, ``extra``, ``partition_date``) for records of one event type.
+
+    Columns are built from the records one field at a time. A column whose values all already have
+    the field's JSON type is taken as is (``_as_typed``); any other goes through the general typing,
+    on the column as ``DataFrame.from_records`` infers it (``_inferred``), which explains each failure.
+    """
+    records = [line.record for line in lines]
+    n_rows = len(records)
     reasons = ReasonLog()
-    columns: dict[str, pd.Series] = {ROW: pd.Series(np.arange(len(raw)))}
+    columns: dict[str, pd.Series] = {ROW: pd.Series(np.arange(n_rows))}
     extra: dict[int, dict[str, Any]] = defaultdict(dict)
     steps = None
     for f in spec.fields:
-        values = raw[f.name] if f.name in raw.columns else pd.Series([None] * len(raw), dtype=object)
+        values = [record.get(f.name) for record in records]
         if f.kind == "object":
-            columns.update(_object_columns(values, f, options, reasons, extra))
+            columns.update(_object_columns(records, values, f, options, reasons, extra))
         elif f.kind == "array":
-            steps = _step_frame(values, f, options, reasons)
-            columns[f.name] = _canonical_steps(steps, len(raw))
+            steps = _step_frame(records, values, f, options, reasons)
+            columns[f.name] = _canonical_steps(steps, n_rows)
         else:
-            columns[f.name] = type_column(values, f, f.name, options, reasons)
+            columns[f.name] = _typed_column(values, lambda f=f, values=values: _inferred(records, f.name, values), f,
+                                            f.name, options, reasons)
             if f.default is not None:
                 columns[f.name] = columns[f.name].fillna(f.default)
     known = {f.name for f in spec.fields} | {"event_type"}
-    for name in (c for c in raw.columns if c not in known):
-        present = raw[name].notna()
-        for row, value in raw.loc[present, name].items():
+    for name in set().union(*records) - known:
+        unknown = _inferred(records, name)
+        for row, value in unknown[unknown.notna()].items():
             extra[int(row)][name] = value
     frame = pd.DataFrame(columns)
-    frame[EXTRA] = pd.Series([_sorted(extra[i]) if i in extra else None for i in range(len(raw))], dtype=object)
+    frame[EXTRA] = pd.Series([_sorted(extra[i]) if i in extra else None for i in range(n_rows)], dtype=object)
     frame[PARTITION_DATE] = frame[spec.partition_field].dt.floor("D")
     return NormalizedBatch(spec=spec, frame=frame, lines=lines, reasons=reasons, steps=steps)
+
+
+def _inferred(records: list[dict[str, Any]], name: str, values: list[Any] | None = None) -> pd.Series:
+    """The column ``name`` as ``DataFrame.from_records(records)`` infers it (all None when no record has it).
+
+    ``values`` (the column's values, None where missing) lets text columns skip the inference: they
+    become the ``str`` dtype.
+    """
+    if values is not None and _kinds(values) == {str}:
+        return pd.Series(values, dtype="str")
+    if not any(name in record for record in records):
+        return pd.Series([None] * len(records), dtype=object)
+    return pd.DataFrame.from_records(records, columns=[name])[name]
+
+
+def _kinds(values: list[Any]) -> set[type]:
+    """The types of the non-null values."""
+    return set(map(type, values)) - {type(None)}
+
+
+def _typed_column(values: list[Any], general: Callable[[], pd.Series], f: FieldSpec, label: str,
+                  options: TypingOptions, reasons: ReasonLog) -> pd.Series:
+    """``values`` typed: as they are when they already fit, else ``general()`` converted by ``type_column``."""
+    typed = None if options.tabular else _as_typed(values, f)
+    return typed if typed is not None else type_column(general(), f, label, options, reasons)
+
+
+def _as_typed(values: list[Any], f: FieldSpec) -> pd.Series | None:
+    """The typed column when every value is null or already of the field's type, else None.
+
+    This is what ``convert`` gives for such values (text kept, numbers as float64 or rounded to
+    Int64) without its per-value checks. None for values that need converting (timestamps, for
+    one) or that would fail (not finite, fractional integers): the general path types and explains
+    those.
+    """
+    kinds = _kinds(values)
+    if f.kind == "string" and kinds <= {str}:
+        return pd.Series(values, dtype=object)
+    if f.kind in ("integer", "number") and kinds <= {int, float}:
+        numbers = np.fromiter((np.nan if v is None else v for v in values), dtype=np.float64, count=len(values))
+        present = numbers[~np.isnan(numbers)]
+        if not (np.all(np.abs(present) < 2.0**63) and (f.kind == "number" or np.all(present % 1 == 0))):
+            return None
+        typed = pd.Series(numbers)
+        return typed.round().astype("Int64") if f.kind == "integer" else typed
+    return None
 
 
 def _sorted(mapping: dict[str, Any]) -> dict[str, Any]:
@@ -192,9 +245,32 @@ def _timestamp_column(values: pd.Series, f: FieldSpec, options: TypingOptions):
     return typed, bad, "invalid_timestamp", lambda v: f"expected an RFC 3339 timestamp, got {_show(v)}"
 
 
-def _object_columns(values: pd.Series, f: FieldSpec, options: TypingOptions, reasons: ReasonLog,
-                    extra: dict[int, dict[str, Any]]) -> dict[str, pd.Series]:
+def _object_columns(records: list[dict[str, Any]], values: list[Any], f: FieldSpec, options: TypingOptions,
+                    reasons: ReasonLog, extra: dict[int, dict[str, Any]]) -> dict[str, pd.Series]:
     """Flatten an object field into ``<field>_<child>`` columns; unknown keys go to ``extra``."""
+    if options.tabular or not _kinds(values) <= {dict}:
+        return _object_columns_general(_inferred(records, f.name), f, options, reasons, extra)
+    known = {child.name for child in f.children}
+    for row, mapping in enumerate(values):
+        unknown = {k: v for k, v in mapping.items() if k not in known} if mapping else None
+        if unknown:
+            extra[row][f.name] = unknown
+    columns = {}
+    for child in f.children:
+        child_values = [None if mapping is None else mapping.get(child.name) for mapping in values]
+
+        def general(child: FieldSpec = child) -> pd.Series:
+            column = _inferred(records, f.name)
+            return _child_values(column[column.notna()], column.index, child.name)
+
+        columns[f"{f.name}_{child.name}"] = _typed_column(child_values, general, child, f"{f.name}.{child.name}",
+                                                          options, reasons)
+    return columns
+
+
+def _object_columns_general(values: pd.Series, f: FieldSpec, options: TypingOptions, reasons: ReasonLog,
+                            extra: dict[int, dict[str, Any]]) -> dict[str, pd.Series]:
+    """``_object_columns`` for values that are not all objects (or arrived as text)."""
     present = values[values.notna()]
     if options.tabular:
         present = present.map(_json_or_original)
@@ -208,26 +284,44 @@ def _object_columns(values: pd.Series, f: FieldSpec, options: TypingOptions, rea
         unknown = {k: v for k, v in mapping.items() if k not in known}
         if unknown:
             extra[int(row)][f.name] = unknown
-    columns = {}
-    for child in f.children:
-        child_values = pd.Series(None, index=values.index, dtype=object)
-        child_values.loc[objects.index] = objects.map(lambda m, name=child.name: m.get(name))
-        columns[f"{f.name}_{child.name}"] = type_column(child_values, child, f"{f.name}.{child.name}", options, reasons)
-    return columns
+    return {f"{f.name}_{child.name}": type_column(_child_values(objects, values.index, child.name), child,
+                                                 f"{f.name}.{child.name}", options, reasons)
+            for child in f.children}
 
 
-def _step_frame(values: pd.Series, f: FieldSpec, options: TypingOptions, reasons: ReasonLog) -> pd.DataFrame:
+def _child_values(objects: pd.Series, index: pd.Index, name: str) -> pd.Series:
+    """The values of key ``name`` of the dicts in ``objects``, None elsewhere in ``index``."""
+    child_values = pd.Series(None, index=index, dtype=object)
+    child_values.loc[objects.index] = objects.map(lambda m: m.get(name))
+    return child_values
+
+
+def _step_frame(records: list[dict[str, Any]], values: list[Any], f: FieldSpec, options: TypingOptions,
+                reasons: ReasonLog) -> pd.DataFrame:
     """One typed row per list item: ``_row`` (its own), ``_parent`` (the task's row) and ``step_index``."""
+    if options.tabular or not _kinds(values) <= {list}:
+        return _step_frame_general(_inferred(records, f.name), f, options, reasons)
+    return _steps([(row, entries) for row, entries in enumerate(values) if entries is not None], f, options, reasons)
+
+
+def _step_frame_general(values: pd.Series, f: FieldSpec, options: TypingOptions, reasons: ReasonLog) -> pd.DataFrame:
+    """``_step_frame`` for values that are not all lists (or arrived as text)."""
     present = values[values.notna()]
     if options.tabular:
         present = present.map(_json_or_original)
     is_list = _is_instance(present, list)
     bad = present[~is_list]
     reasons.add(bad.index.tolist(), "invalid_type", f.name, [f"{f.name}: expected a list, got {_show(v)}" for v in bad])
+    return _steps(list(present[is_list].items()), f, options, reasons)
+
+
+def _steps(lists: list[tuple[int, list[Any]]], f: FieldSpec, options: TypingOptions,
+           reasons: ReasonLog) -> pd.DataFrame:
+    """The step frame of (row, list) pairs; items that are not objects get a reason."""
     items: list[dict[str, Any]] = []
     parents: list[int] = []
     positions: list[int] = []
-    for row, entries in present[is_list].items():
+    for row, entries in lists:
         for index, entry in enumerate(entries):
             if isinstance(entry, dict):
                 items.append(entry)
@@ -236,32 +330,52 @@ def _step_frame(values: pd.Series, f: FieldSpec, options: TypingOptions, reasons
             else:
                 reasons.add([row], "invalid_type", f"{f.name}[{index}]",
                             [f"{f.name}[{index}]: expected an object, got {_show(entry)}"])
-    raw = pd.DataFrame.from_records(items) if items else pd.DataFrame()
-    raw.index = pd.RangeIndex(len(items))
     steps = pd.DataFrame({ROW: pd.RangeIndex(len(items)), PARENT: pd.Series(parents, dtype="int64"),
                           "step_index": pd.Series(positions, dtype="int64")})
     for child in f.children:
-        child_values = raw[child.name] if child.name in raw.columns else pd.Series([None] * len(items), dtype=object)
-        typed = convert(child_values, child, options)
-        labels = [f"{f.name}[{index}].{child.name}" for index in positions]
-        typed.record(child_values, reasons, parents, labels)
-        steps[child.name] = typed.values.reset_index(drop=True)
+        child_values = [item.get(child.name) for item in items]
+        typed = None if options.tabular else _as_typed(child_values, child)
+        if typed is None:
+            raw = _inferred(items, child.name, child_values)
+            converted = convert(raw, child, options)
+            labels = [f"{f.name}[{index}].{child.name}" for index in positions]
+            converted.record(raw, reasons, parents, labels)
+            typed = converted.values.reset_index(drop=True)
+        steps[child.name] = typed
     return steps
 
 
 def _canonical_steps(steps: pd.DataFrame, n_rows: int) -> pd.Series:
-    """Per parent row, its steps as a list of plain dicts (ISO timestamps), or None."""
+    """Per parent row, its steps as a list of plain dicts (ISO timestamps), or None.
+
+    Each dict holds what a JSON round trip of the step row gives: Python ints, floats and text,
+    None for nulls, timestamps as ``_iso_text`` writes them.
+    """
     result: list[list[dict[str, Any]] | None] = [None] * n_rows
     if steps is None or steps.empty:
         return pd.Series(result, dtype=object)
-    records = json.loads(steps.to_json(orient="records", date_format="iso", date_unit="us", double_precision=15))
-    for record in records:
-        del record[ROW]
-        parent = record.pop(PARENT)
+    names = [c for c in steps.columns if c not in (ROW, PARENT)]
+    values = zip(*(_plain_values(steps[name]) for name in names), strict=True)
+    for parent, row in zip(steps[PARENT].tolist(), values, strict=True):
         if result[parent] is None:
             result[parent] = []
-        result[parent].append(record)
+        result[parent].append(dict(zip(names, row, strict=True)))
     return pd.Series(result, dtype=object)
+
+
+def _plain_values(column: pd.Series) -> list[Any]:
+    """The column's values as JSON-ready Python objects: None for nulls, ISO text for timestamps."""
+    if isinstance(column.dtype, pd.DatetimeTZDtype):
+        return _iso_text(column).tolist()
+    return column.astype(object).where(column.notna(), None).tolist()
+
+
+def _iso_text(column: pd.Series) -> pd.Series:
+    """UTC timestamps as ``to_json(date_format="iso", date_unit="us")`` writes them, None for NaT."""
+    stamps = column.to_numpy(dtype="datetime64[us]")
+    text = np.char.add(np.datetime_as_string(stamps, unit="us"), "Z").astype(object)
+    text[np.isnat(stamps)] = None
+    return pd.Series(text, index=column.index, dtype=object)
 
 
 def _json_or_original(value: Any) -> Any:
@@ -282,13 +396,32 @@ def canonical_payloads(frame: pd.DataFrame, columns: list[str]) -> list[str]:
     """One canonical JSON text per row: fixed column order, UTC ISO timestamps, 15 significant digits.
 
     The same event sent as JSON, CSV or Parquet, or with another UTC offset, gives the same text,
-    so its hash identifies identical duplicates across files and formats.
+    so its hash identifies identical duplicates across files and formats. Rows are written a slice
+    at a time (bounding the size of the text in memory), timestamps already as ISO text.
     """
-    if frame.empty:
-        return []
-    text = frame[columns].to_json(orient="records", lines=True, date_format="iso", date_unit="us",
-                                  double_precision=15, force_ascii=False)
-    return text.rstrip("\n").split("\n")
+    data = frame[columns]
+    data = data.assign(**{c: _iso_text(data[c]) for c in columns if isinstance(data[c].dtype, pd.DatetimeTZDtype)})
+    payloads: list[str] = []
+    for start in range(0, len(data), PAYLOAD_SLICE_ROWS):
+        payloads.extend(_records_text(data.iloc[start : start + PAYLOAD_SLICE_ROWS]))
+    return payloads
+
+
+def _records_text(data: pd.DataFrame) -> list[str]:
+    """Each row's JSON object, as ``to_json(orient="records", lines=True)`` writes it.
+
+    The records array is split where one object ends and the next begins with the first column's
+    key. Text inside a value can hold that sequence only within a nested object; such a row splits
+    into more pieces than there are rows, and then the line-delimited form is used instead.
+    """
+    options = {"date_format": "iso", "date_unit": "us", "double_precision": 15, "force_ascii": False}
+    key = "{" + json.dumps(data.columns[0]) + ":"
+    text = data.to_json(orient="records", **options)
+    if text.startswith("[" + key) and text.endswith("}]"):
+        pieces = text[len(key) + 1 : -2].split("}," + key)
+        if len(pieces) == len(data):
+            return [key + piece + "}" for piece in pieces]
+    return data.to_json(orient="records", lines=True, **options).rstrip("\n").split("\n")
 
 
 def content_hash(payload: str) -> str:
