@@ -135,14 +135,15 @@ def run_rules(name: str, frame: pd.DataFrame, rules: Sequence[Rule], reasons: Re
 
     ``parents`` maps the frame's ``_row`` values to the rows reasons are filed under (for
     steps, the parent task); by default they are the same. A missing value already explained by a
-    type error is not reported again as missing.
+    type error is not reported again as missing. Failures are described from ``frame``'s own
+    values (GX sees them in other dtypes, ``_vectorizable``).
     """
     if frame.empty or not rules:
         return
     # Only the columns the rules read: GX fingerprints the frame, and pickles it whole if a
     # column holds lists or dicts (steps, extra).
     frame = frame[[ROW, *dict.fromkeys(c for rule in rules for c in _columns(rule.expectation))]]
-    batch = _batch_definition(name).get_batch(batch_parameters={"dataframe": frame})
+    batch = _batch_definition(name).get_batch(batch_parameters={"dataframe": _vectorizable(frame)})
     result = batch.validate(_suite(name, rules), result_format=RESULT_FORMAT)
     for outcome in result.results:
         if outcome.exception_info and outcome.exception_info.get("raised_exception"):
@@ -157,8 +158,22 @@ def run_rules(name: str, frame: pd.DataFrame, rules: Sequence[Rule], reasons: Re
             label = _label(rule, frame, row)
             if rule.code == "missing_required" and reasons.has(target, label):
                 continue
-            text = rule.describe(unexpected)
+            text = rule.describe({column: frame.at[row, column] for column in frame.columns})
             reasons.add([target], rule.code, label, [f"{label}: {text}" if label else text])
+
+
+def _vectorizable(frame: pd.DataFrame) -> pd.DataFrame:
+    """The same values in dtypes that pandas (and so GX) checks with vectorized code.
+
+    Text (object columns of str and None) becomes the ``str`` dtype, whose nulls, lengths and
+    set membership are computed on Arrow buffers; integers (Int64) become float64, which
+    ``ExpectColumnValuesToBeBetween`` compares in one step rather than value by value. Integers
+    here come from float64 (``normalize``), so they convert back exactly.
+    """
+    converted = {name: column.astype("str") if column.dtype == object else column.astype("float64")
+                 for name, column in frame.items()
+                 if column.dtype == object or isinstance(column.dtype, pd.Int64Dtype)}
+    return frame.assign(**converted)
 
 
 def _columns(expectation: gxe.Expectation) -> list[str]:
