@@ -68,35 +68,64 @@ class TypingOptions:
     default_timezone: str | None = None
 
 
-def normalize(spec: EventSpec, lines: list[SourceLine], options: TypingOptions) -> NormalizedBatch:
+@dataclass
+class Records:
+    """Records of one event type, kept as their field values (schema order) rather than dicts.
+
+    A parsed JSON object costs several times its text in memory, and reading it back field by
+    field costs a cache miss per value; so each record is read once, right after parsing, and
+    dropped. Keys outside the contract are kept apart, for ``extra``.
+    """
+
+    names: list[str]
+    rows: list[tuple[Any, ...]] = field(default_factory=list)
+    unknown: dict[int, dict[str, Any]] = field(default_factory=dict)
+
+    def add(self, record: dict[str, Any]) -> None:
+        row = tuple(map(record.get, self.names))
+        # More keys than non-null known values (plus event_type): some key may be unknown.
+        if len(record) - 1 > len(row) - row.count(None):
+            unknown = {k: v for k, v in record.items() if k not in self.names and k != "event_type"}
+            if unknown:
+                self.unknown[len(self.rows)] = unknown
+        self.rows.append(row)
+
+    def columns(self) -> list[list[Any]]:
+        """Per field, its value in each record (None where missing)."""
+        if not self.rows:
+            return [[] for _ in self.names]
+        return [list(values) for values in zip(*self.rows, strict=True)]
+
+
+def normalize(spec: EventSpec, lines: list[SourceLine], records: Records, options: TypingOptions) -> NormalizedBatch:
     """A typed frame (flat columns, ``extra``, ``partition_date``) for records of one event type.
 
-    Columns are built from the records one field at a time. A column whose values all already have
-    the field's JSON type is taken as is (``_as_typed``); any other goes through the general typing,
-    on the column as ``DataFrame.from_records`` infers it (``_inferred``), which explains each failure.
+    A column whose values all already have the field's JSON type is taken as is (``_as_typed``);
+    any other goes through the general typing, on the column as ``DataFrame.from_records`` infers
+    it (``_inferred``), which explains each failure.
     """
-    records = [line.record for line in lines]
-    n_rows = len(records)
+    n_rows = len(records.rows)
     reasons = ReasonLog()
     columns: dict[str, pd.Series] = {ROW: pd.Series(np.arange(n_rows))}
     extra: dict[int, dict[str, Any]] = defaultdict(dict)
     steps = None
-    for f in spec.fields:
-        values = [record.get(f.name) for record in records]
+    for f, values in zip(spec.fields, records.columns(), strict=True):
         if f.kind == "object":
-            columns.update(_object_columns(records, values, f, options, reasons, extra))
+            columns.update(_object_columns(values, f, options, reasons, extra))
         elif f.kind == "array":
-            steps = _step_frame(records, values, f, options, reasons)
+            steps = _step_frame(values, f, options, reasons)
             columns[f.name] = _canonical_steps(steps, n_rows)
         else:
-            columns[f.name] = _typed_column(values, lambda f=f, values=values: _inferred(records, f.name, values), f,
-                                            f.name, options, reasons)
+            columns[f.name] = _typed_column(values, lambda values=values: _inferred(values), f, f.name, options,
+                                            reasons)
             if f.default is not None:
                 columns[f.name] = columns[f.name].fillna(f.default)
-    known = {f.name for f in spec.fields} | {"event_type"}
-    for name in set().union(*records) - known:
-        unknown = _inferred(records, name)
-        for row, value in unknown[unknown.notna()].items():
+    for name in dict.fromkeys(k for unknown in records.unknown.values() for k in unknown):
+        values = [None] * n_rows
+        for row, unknown in records.unknown.items():
+            values[row] = unknown.get(name)
+        inferred = _inferred(values)
+        for row, value in inferred[inferred.notna()].items():
             extra[int(row)][name] = value
     frame = pd.DataFrame(columns)
     frame[EXTRA] = pd.Series([_sorted(extra[i]) if i in extra else None for i in range(n_rows)], dtype=object)
@@ -104,17 +133,19 @@ def normalize(spec: EventSpec, lines: list[SourceLine], options: TypingOptions) 
     return NormalizedBatch(spec=spec, frame=frame, lines=lines, reasons=reasons, steps=steps)
 
 
-def _inferred(records: list[dict[str, Any]], name: str, values: list[Any] | None = None) -> pd.Series:
-    """The column ``name`` as ``DataFrame.from_records(records)`` infers it (all None when no record has it).
+def _inferred(values: list[Any]) -> pd.Series:
+    """The column as ``DataFrame.from_records`` infers it from records holding ``values``.
 
-    ``values`` (the column's values, None where missing) lets text columns skip the inference: they
-    become the ``str`` dtype.
+    Missing keys and nulls are alike to the inference and to typing (both are absent values), so
+    the column is inferred from the values alone; text columns skip the inference (they become
+    the ``str`` dtype) and an all-null column is the object column of None that an absent field gets.
     """
-    if values is not None and _kinds(values) == {str}:
+    kinds = _kinds(values)
+    if kinds == {str}:
         return pd.Series(values, dtype="str")
-    if not any(name in record for record in records):
-        return pd.Series([None] * len(records), dtype=object)
-    return pd.DataFrame.from_records(records, columns=[name])[name]
+    if not kinds:
+        return pd.Series(values, dtype=object)
+    return pd.DataFrame.from_records([(v,) for v in values], columns=["value"])["value"]
 
 
 def _kinds(values: list[Any]) -> set[type]:
@@ -245,11 +276,11 @@ def _timestamp_column(values: pd.Series, f: FieldSpec, options: TypingOptions):
     return typed, bad, "invalid_timestamp", lambda v: f"expected an RFC 3339 timestamp, got {_show(v)}"
 
 
-def _object_columns(records: list[dict[str, Any]], values: list[Any], f: FieldSpec, options: TypingOptions,
-                    reasons: ReasonLog, extra: dict[int, dict[str, Any]]) -> dict[str, pd.Series]:
+def _object_columns(values: list[Any], f: FieldSpec, options: TypingOptions, reasons: ReasonLog,
+                    extra: dict[int, dict[str, Any]]) -> dict[str, pd.Series]:
     """Flatten an object field into ``<field>_<child>`` columns; unknown keys go to ``extra``."""
     if options.tabular or not _kinds(values) <= {dict}:
-        return _object_columns_general(_inferred(records, f.name), f, options, reasons, extra)
+        return _object_columns_general(_inferred(values), f, options, reasons, extra)
     known = {child.name for child in f.children}
     for row, mapping in enumerate(values):
         unknown = {k: v for k, v in mapping.items() if k not in known} if mapping else None
@@ -260,7 +291,7 @@ def _object_columns(records: list[dict[str, Any]], values: list[Any], f: FieldSp
         child_values = [None if mapping is None else mapping.get(child.name) for mapping in values]
 
         def general(child: FieldSpec = child) -> pd.Series:
-            column = _inferred(records, f.name)
+            column = _inferred(values)
             return _child_values(column[column.notna()], column.index, child.name)
 
         columns[f"{f.name}_{child.name}"] = _typed_column(child_values, general, child, f"{f.name}.{child.name}",
@@ -296,11 +327,10 @@ def _child_values(objects: pd.Series, index: pd.Index, name: str) -> pd.Series:
     return child_values
 
 
-def _step_frame(records: list[dict[str, Any]], values: list[Any], f: FieldSpec, options: TypingOptions,
-                reasons: ReasonLog) -> pd.DataFrame:
+def _step_frame(values: list[Any], f: FieldSpec, options: TypingOptions, reasons: ReasonLog) -> pd.DataFrame:
     """One typed row per list item: ``_row`` (its own), ``_parent`` (the task's row) and ``step_index``."""
     if options.tabular or not _kinds(values) <= {list}:
-        return _step_frame_general(_inferred(records, f.name), f, options, reasons)
+        return _step_frame_general(_inferred(values), f, options, reasons)
     return _steps([(row, entries) for row, entries in enumerate(values) if entries is not None], f, options, reasons)
 
 
@@ -336,7 +366,7 @@ def _steps(lists: list[tuple[int, list[Any]]], f: FieldSpec, options: TypingOpti
         child_values = [item.get(child.name) for item in items]
         typed = None if options.tabular else _as_typed(child_values, child)
         if typed is None:
-            raw = _inferred(items, child.name, child_values)
+            raw = _inferred(child_values)
             converted = convert(raw, child, options)
             labels = [f"{f.name}[{index}].{child.name}" for index in positions]
             converted.record(raw, reasons, parents, labels)

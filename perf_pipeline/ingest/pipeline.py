@@ -27,6 +27,7 @@ from perf_pipeline.ingest.normalize import (
     PARTITION_DATE,
     ROW,
     NormalizedBatch,
+    Records,
     TypingOptions,
     canonical_payloads,
     content_hash,
@@ -326,7 +327,7 @@ class _Router:
         self.now = _now()
 
     def process(self, chunk: list[SourceLine]) -> None:
-        groups: dict[tuple[str, bool], list[SourceLine]] = defaultdict(list)
+        groups: dict[tuple[str, bool], tuple[list[SourceLine], Records]] = {}
         specs = event_specs()
         for line in chunk:
             self.lines_read[line.file] += 1
@@ -346,10 +347,15 @@ class _Router:
                                                f"event_type: {event_type!r} rows belong in JSON Lines files; "
                                                f"{file_format} files carry task events only")])
             else:
-                groups[(event_type, file_format == "csv")].append(line)
-        for (event_type, tabular), lines in groups.items():
+                group = groups.get((event_type, file_format == "csv"))
+                if group is None:
+                    group = groups[(event_type, file_format == "csv")] = ([], Records(specs[event_type].names))
+                group[0].append(line)
+                group[1].add(line.record)
+                line.record = None
+        for (event_type, tabular), (lines, records) in groups.items():
             typing = TypingOptions(tabular=tabular, default_timezone=self.options.default_timezone)
-            self._process_type(specs[event_type], lines, typing)
+            self._process_type(specs[event_type], lines, records, typing)
         insert_rows(self.conn, staged_events, self.staged_rows)
         insert_rows(self.conn, quarantined_events, self.quarantine_rows)
         self.staged_rows, self.quarantine_rows = [], []
@@ -376,8 +382,8 @@ class _Router:
         if len(tally.examples) < self.options.max_examples:
             tally.examples.append(f"{source}:{line.line_number}: " + "; ".join(r.message for r in reasons))
 
-    def _process_type(self, spec: EventSpec, lines: list[SourceLine], typing: TypingOptions) -> None:
-        batch = normalize(spec, lines, typing)
+    def _process_type(self, spec: EventSpec, lines: list[SourceLine], records: Records, typing: TypingOptions) -> None:
+        batch = normalize(spec, lines, records, typing)
         frame = batch.frame
         payload_columns = [c for c in frame.columns if c not in (ROW, PARTITION_DATE)]
         payloads = canonical_payloads(frame, payload_columns)
