@@ -67,18 +67,10 @@ def detect_format(path: Path) -> str | None:
     return None
 
 
-def read_chunks(path: Path, file_format: str, stats: ReadStats,
-                chunk_lines: int = CHUNK_LINES) -> Iterator[list[SourceLine]]:
-    """Chunks of at most ``chunk_lines`` source lines, in file order."""
+def read_lines(path: Path, file_format: str, stats: ReadStats) -> Iterator[SourceLine]:
+    """The file's source lines, in order (blank lines counted in ``stats``, not yielded)."""
     readers = {"jsonl": _jsonl_lines, "jsonl.gz": _jsonl_lines, "csv": _csv_rows, "parquet": _parquet_rows}
-    chunk: list[SourceLine] = []
-    for line in readers[file_format](path, file_format, stats):
-        chunk.append(line)
-        if len(chunk) >= chunk_lines:
-            yield chunk
-            chunk = []
-    if chunk:
-        yield chunk
+    return readers[file_format](path, file_format, stats)
 
 
 def _open_binary(path: Path, file_format: str) -> io.BufferedIOBase:
