@@ -41,7 +41,7 @@ from perf_pipeline.ingest.judge import (
 from perf_pipeline.ingest.readers import ReadStats, UnreadableFileError, detect_format, read_lines
 from perf_pipeline.ingest.workers import Judges, default_workers
 from perf_pipeline.validation.reasons import Reason
-from perf_pipeline.warehouse.db import chunked, insert_rows, to_python_date
+from perf_pipeline.warehouse.db import chunked, insert_many, to_python_date
 from perf_pipeline.warehouse.schema import ingested_files, quarantined_events, staged_events
 
 LOOKUP_BATCH = 5_000
@@ -53,6 +53,12 @@ VALIDATION_CHUNK_LINES = 200_000
 STREAM_BYTES = 64 * 2**20
 # Below this many bytes of landing files, judging in this process beats starting worker processes.
 PARALLEL_MIN_BYTES = 32 * 2**20
+# Units judged ahead of the one being written, per worker (their verdicts wait on disk).
+UNITS_AHEAD = 2
+STAGED_COLUMNS = ("event_type", "event_id", "partition_date", "content_hash", "payload", "source_file",
+                  "line_number", "file_id")
+QUARANTINE_COLUMNS = ("source_file", "file_id", "line_number", "event_type", "event_id", "partition_date",
+                      "content_hash", "raw", "reasons", "reason_codes", "quarantined_at")
 
 
 @dataclass
@@ -136,7 +142,7 @@ class _Ingest:
 
     files: list[_LandingFile]
     streaming: bool
-    ticket: int = 0  # its unit's, with the judges
+    ticket: int = 0  # its position among the units, which is its ticket with the judges
 
     def unit(self) -> Unit:
         return Unit(tuple(f.path for f in self.files), tuple(f.file_format for f in self.files),
@@ -171,18 +177,29 @@ def ingest_landing(engine: Engine, landing: Path, options: IngestOptions,
     files, report.ignored = discover(landing)
     workers = default_workers() if _total_bytes(files) >= PARALLEL_MIN_BYTES else 0
     with Judges(JudgeOptions(options.partition_start, options.default_timezone), workers) as judges, _gc_paused():
-        plan = []
+        plan: list[_Known | _Unreadable | _Ingest] = []
+        units: list[_Ingest] = []
         for action in _plan(engine, files):
-            if isinstance(action, _Ingest):
-                action.ticket = judges.submit(action.unit())
             plan.append(action)
+            if isinstance(action, _Ingest):
+                action.ticket = len(units)
+                units.append(action)
+                _submit_ahead(judges, units, 0, workers)
         for action in plan:
+            if isinstance(action, _Ingest):
+                _submit_ahead(judges, units, action.ticket, workers)
             for result in _execute(engine, action, judges, options, report.affected):
                 report.files.append(result)
                 if progress:
                     progress(len(report.files), len(files), result)
     report.seconds = time.perf_counter() - started
     return report
+
+
+def _submit_ahead(judges: Judges, units: list[_Ingest], current: int, workers: int) -> None:
+    """Submit the units up to ``UNITS_AHEAD`` per worker past the one being written (``current``)."""
+    while judges.submitted < len(units) and judges.submitted <= current + UNITS_AHEAD * max(workers, 1):
+        judges.submit(units[judges.submitted].unit())
 
 
 def _total_bytes(paths: list[Path]) -> int:
@@ -406,6 +423,18 @@ class _Tally:
     examples: list[str] = field(default_factory=list)
 
 
+# Lookups by id, built once: the ids go in one expanding parameter, so that each batch of them
+# costs no new SQL expression (building one per batch cost more than the lookup itself).
+_EXISTING = sa.select(*(staged_events.c[c] for c in ("event_id", "content_hash", "partition_date", "payload",
+                                                      "source_file", "line_number", "file_id"))).where(
+    staged_events.c.event_type == sa.bindparam("event_type"),
+    staged_events.c.event_id.in_(sa.bindparam("ids", expanding=True)))
+_POISONED = sa.select(quarantined_events.c.event_id, quarantined_events.c.content_hash).where(
+    quarantined_events.c.event_type == sa.bindparam("event_type"),
+    quarantined_events.c.event_id.in_(sa.bindparam("ids", expanding=True)),
+    quarantined_events.c.reason_codes.contains("conflicting_duplicate"))
+
+
 class _Router:
     """Route judged rows (of one or several files) into the warehouse: stage, quarantine, or skip as duplicate.
 
@@ -420,8 +449,8 @@ class _Router:
         self.lines_read: dict[int, int] = defaultdict(int)
         self.evicted_from: set[int] = set()
         self.changes: dict[str, set[dt.date]] = defaultdict(set)
-        self.quarantine_rows: list[dict[str, Any]] = []
-        self.staged_rows: list[dict[str, Any]] = []
+        self.quarantine_rows: list[tuple[Any, ...]] = []
+        self.staged_rows: list[tuple[Any, ...]] = []
         self.now = _now()
         self.deferred = False
 
@@ -451,8 +480,8 @@ class _Router:
                         self.files[position].stats.blank_lines = blank_lines
 
     def _write(self) -> None:
-        insert_rows(self.conn, staged_events, self.staged_rows)
-        insert_rows(self.conn, quarantined_events, self.quarantine_rows)
+        insert_many(self.conn, staged_events, STAGED_COLUMNS, self.staged_rows)
+        insert_many(self.conn, quarantined_events, QUARANTINE_COLUMNS, self.quarantine_rows)
         self.staged_rows, self.quarantine_rows = [], []
 
     def _quarantine_rejected(self, rejected: Rejected) -> None:
@@ -464,12 +493,9 @@ class _Router:
         """Quarantine a line of this batch, or (``evicted``) a staged row of an earlier one."""
         file_id = evicted.file_id if evicted is not None else self.files[file].file_id
         source = evicted.source_file if evicted is not None else str(self.files[file].path)
-        self.quarantine_rows.append({
-            "source_file": source, "file_id": file_id, "line_number": line_number,
-            "event_type": event_type, "event_id": event_id, "partition_date": partition_date,
-            "content_hash": digest, "raw": raw, "reasons": [r.as_dict() for r in reasons],
-            "reason_codes": ",".join(dict.fromkeys(r.code for r in reasons)), "quarantined_at": self.now,
-        })
+        self.quarantine_rows.append((
+            source, file_id, line_number, event_type, event_id, partition_date, digest, raw,
+            [r.as_dict() for r in reasons], ",".join(dict.fromkeys(r.code for r in reasons)), self.now))
         if evicted is not None:
             return
         tally = self.tallies[file]
@@ -507,30 +533,22 @@ class _Router:
                                  event_id=event_id, partition_date=partition, digest=digest)
                 continue
             landing_file = self.files[file]
-            self.staged_rows.append({
-                "event_type": spec.event_type, "event_id": event_id, "partition_date": partition,
-                "content_hash": digest, "payload": group.payloads[i], "source_file": str(landing_file.path),
-                "line_number": line_number, "file_id": landing_file.file_id})
+            self.staged_rows.append((spec.event_type, event_id, partition, digest, group.payloads[i],
+                                     str(landing_file.path), line_number, landing_file.file_id))
             self.changes[spec.event_type].add(partition)
 
     def _existing(self, event_type: str, ids: list[str]) -> dict[str, Any]:
         found: dict[str, Any] = {}
-        columns = [staged_events.c[c] for c in ("event_id", "content_hash", "partition_date", "payload",
-                                                 "source_file", "line_number", "file_id")]
         for batch in chunked(ids, LOOKUP_BATCH):
-            query = sa.select(*columns).where(staged_events.c.event_type == event_type,
-                                              staged_events.c.event_id.in_(batch))
-            found.update({row.event_id: row for row in self.conn.execute(query)})
+            rows = self.conn.execute(_EXISTING, {"event_type": event_type, "ids": batch})
+            found.update({row.event_id: row for row in rows})
         return found
 
     def _poisoned(self, event_type: str, ids: list[str]) -> dict[str, set[str]]:
         """Ids already quarantined as conflicting, with the content hashes of their copies."""
         found: dict[str, set[str]] = defaultdict(set)
         for batch in chunked(ids, LOOKUP_BATCH):
-            query = sa.select(quarantined_events.c.event_id, quarantined_events.c.content_hash).where(
-                quarantined_events.c.event_type == event_type, quarantined_events.c.event_id.in_(batch),
-                quarantined_events.c.reason_codes.contains("conflicting_duplicate"))
-            for row in self.conn.execute(query):
+            for row in self.conn.execute(_POISONED, {"event_type": event_type, "ids": batch}):
                 found[row.event_id].add(row.content_hash)
         return found
 

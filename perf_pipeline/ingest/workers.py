@@ -4,8 +4,12 @@ Judging a unit (parsing, typing, hashing, Great Expectations) is most of an inge
 needs no warehouse, so large ingests judge their units in worker processes, ahead of the main
 process, which routes the verdicts into the warehouse unit by unit. Units go to the workers in
 turn and each worker answers its units in the order received, so what the main process reads
-back does not depend on timing. A worker blocks on sending until the main process reads, which
-bounds how far ahead (and how much memory) it gets.
+back does not depend on timing.
+
+A worker writes a unit's messages to a file of its own (in a temporary folder of the ingest) and
+then tells the main process: it never waits for the writer, and the verdicts waiting to be
+routed are on disk, not in memory. The main process submits only a few units ahead, which
+bounds that disk use.
 
 The ingest may run in a thread of Dagster's process, where forking is unsafe: workers come from
 a "forkserver" (or, where there is none, "spawn") context. The forkserver imports pandas and
@@ -18,10 +22,14 @@ import contextlib
 import gc
 import multiprocessing
 import os
+import pickle
+import shutil
+import tempfile
 import traceback
 from collections.abc import Iterator
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
+from pathlib import Path
 from types import TracebackType
 
 from perf_pipeline.ingest.judge import JudgeOptions, Message, Unit, UnitEnd, judge_unit
@@ -31,8 +39,15 @@ JOIN_SECONDS = 10
 
 
 @dataclass
+class _Judged:
+    """The unit's messages are in ``path``, pickled one after the other."""
+
+    path: Path
+
+
+@dataclass
 class _Failed:
-    """Judging a unit raised ``error`` (sent instead of the unit's remaining messages)."""
+    """Judging a unit raised ``error``."""
 
     error: Exception
 
@@ -49,7 +64,12 @@ class Judges:
         self._connections: list[Connection] = []
         self._processes: list[multiprocessing.process.BaseProcess] = []
         self._inline: dict[int, Unit] = {}
+        self._folder: Path | None = None
         self._tickets = 0
+
+    @property
+    def submitted(self) -> int:
+        return self._tickets
 
     def submit(self, unit: Unit) -> int:
         ticket = self._tickets
@@ -59,7 +79,7 @@ class Judges:
             return ticket
         if not self._processes:
             self._start()
-        self._connections[ticket % self.workers].send(unit)
+        self._connections[ticket % self.workers].send((unit, self._folder / f"unit-{ticket}.pickle"))
         return ticket
 
     def messages(self, ticket: int) -> Iterator[Message]:
@@ -67,20 +87,23 @@ class Judges:
         if not self.workers:
             yield from judge_unit(self._inline.pop(ticket), self.options)
             return
-        connection = self._connections[ticket % self.workers]
-        while True:
-            message = connection.recv()
-            if isinstance(message, _Failed):
-                raise message.error
-            yield message
-            if isinstance(message, UnitEnd):
-                return
+        answer = self._connections[ticket % self.workers].recv()
+        if isinstance(answer, _Failed):
+            raise answer.error
+        try:
+            with open(answer.path, "rb") as handle:
+                while not isinstance(message := pickle.load(handle), UnitEnd):
+                    yield message
+                yield message
+        finally:
+            answer.path.unlink()
 
     def _start(self) -> None:
         methods = multiprocessing.get_all_start_methods()
         context = multiprocessing.get_context("forkserver" if "forkserver" in methods else "spawn")
         if context.get_start_method() == "forkserver":
             context.set_forkserver_preload([__name__])
+        self._folder = Path(tempfile.mkdtemp(prefix="perf-pipeline-judges-"))
         for _ in range(self.workers):
             here, there = context.Pipe()
             process = context.Process(target=_serve, args=(there, self.options), daemon=True,
@@ -91,7 +114,7 @@ class Judges:
             self._processes.append(process)
 
     def close(self) -> None:
-        """Stop the workers (those still busy, after an error, are terminated)."""
+        """Stop the workers (those still busy, after an error, are terminated) and remove their files."""
         for connection in self._connections:
             with contextlib.suppress(OSError):  # a worker that died has closed its end
                 connection.send(None)
@@ -102,7 +125,9 @@ class Judges:
                 process.join()
         for connection in self._connections:
             connection.close()
-        self._connections, self._processes = [], []
+        if self._folder is not None:
+            shutil.rmtree(self._folder, ignore_errors=True)
+        self._connections, self._processes, self._folder = [], [], None
 
     def __enter__(self) -> Judges:
         return self
@@ -121,17 +146,20 @@ def default_workers() -> int:
 
 
 def _serve(connection: Connection, options: JudgeOptions) -> None:
-    """A worker's loop: judge each unit received and send its messages, until told to stop (None).
+    """A worker's loop: judge each unit received into its file and answer, until told to stop (None).
 
-    Judging allocates millions of objects that live until the unit is sent; the cyclic garbage
+    Judging allocates millions of objects that live until the unit is written; the cyclic garbage
     collector would traverse them all again and again (it costs a third of the parsing time), so
     it is off while a unit is judged, and run once after.
     """
     gc.disable()
-    while (unit := connection.recv()) is not None:
+    while (request := connection.recv()) is not None:
+        unit, path = request
         try:
-            for message in judge_unit(unit, options):
-                connection.send(message)
+            with open(path, "wb") as handle:
+                for message in judge_unit(unit, options):
+                    pickle.dump(message, handle, protocol=pickle.HIGHEST_PROTOCOL)
+            connection.send(_Judged(path))
         except UnreadableFileError as exc:
             connection.send(_Failed(exc))
         except Exception:  # the main process raises it, with this traceback

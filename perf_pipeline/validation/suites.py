@@ -158,8 +158,18 @@ def run_rules(name: str, frame: pd.DataFrame, rules: Sequence[Rule], reasons: Re
             label = _label(rule, frame, row)
             if rule.code == "missing_required" and reasons.has(target, label):
                 continue
-            text = rule.describe({column: frame.at[row, column] for column in frame.columns})
+            text = rule.describe(_RowValues(frame, row))
             reasons.add([target], rule.code, label, [f"{label}: {text}" if label else text])
+
+
+class _RowValues:
+    """A row's values by column, read from the frame when asked (what ``Rule.describe`` gets)."""
+
+    def __init__(self, frame: pd.DataFrame, row: int) -> None:
+        self.frame, self.row = frame, row
+
+    def __getitem__(self, column: str) -> Any:
+        return self.frame.at[self.row, column]
 
 
 def _vectorizable(frame: pd.DataFrame) -> pd.DataFrame:
