@@ -9,7 +9,9 @@ what only the warehouse knows: ids already staged, or already quarantined as con
 
 from __future__ import annotations
 
+import bisect
 import datetime as dt
+import itertools
 from collections import defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -24,20 +26,21 @@ from perf_pipeline.ingest.normalize import (
     PARTITION_DATE,
     ROW,
     NormalizedBatch,
+    ReasonLog,
     Records,
     TypingOptions,
     canonical_payloads,
     content_hash,
     normalize,
 )
-from perf_pipeline.ingest.readers import ReadStats, SourceLine, parse_json, read_lines
+from perf_pipeline.ingest.readers import ReadStats, SourceLine, parse_json, raw_text, read_lines
 from perf_pipeline.validation import suites
 from perf_pipeline.validation.reasons import Reason
 from perf_pipeline.warehouse.schema import flat_fields
 
 TABULAR_FORMATS = {"csv", "parquet"}
 # Rows per GroupVerdict sent to the router: bounds what it holds at once.
-SLICE_ROWS = 25_000
+SLICE_ROWS = 10_000
 
 
 @dataclass(frozen=True)
@@ -62,13 +65,15 @@ class GroupVerdict:
 
     Identical copies within the chunk are left out (counted in ``duplicates``, per file).
     ``reasons`` holds, by position, the reasons of rows that failed; ``payloads`` the canonical
-    text of the others (None for failed rows).
+    text of the others (None for failed rows). A row's raw text is None where ``offsets`` finds it
+    in its (uncompressed JSON Lines) file, for the router to read if it quarantines the row.
     """
 
     event_type: str
     files: list[int]
     line_numbers: list[int]
-    raws: list[str]
+    raws: list[str | None]
+    offsets: list[int]
     ids: list[str | None]
     digests: list[str]
     partitions: list[dt.date | None]
@@ -85,28 +90,10 @@ class GroupVerdict:
             stop = start + size
             yield GroupVerdict(
                 self.event_type, self.files[start:stop], self.line_numbers[start:stop], self.raws[start:stop],
-                self.ids[start:stop], self.digests[start:stop], self.partitions[start:stop],
+                self.offsets[start:stop], self.ids[start:stop], self.digests[start:stop], self.partitions[start:stop],
                 self.payloads[start:stop],
                 {row - start: reasons for row, reasons in self.reasons.items() if start <= row < stop},
                 self.duplicates if start == 0 else {})
-
-
-@dataclass
-class ChunkVerdict:
-    """A chunk judged: lines read per file, lines rejected before typing, and one verdict per group.
-
-    ``shared_types`` is true when an event type has several groups (CSV and JSON lines of one
-    type in one chunk); the router then writes the chunk's rows only once it has routed them all.
-    """
-
-    lines_read: dict[int, int]
-    rejected: list[Rejected]
-    groups: list[GroupVerdict]
-
-    @property
-    def shared_types(self) -> bool:
-        types = [group.event_type for group in self.groups]
-        return len(types) != len(set(types))
 
 
 @dataclass(frozen=True)
@@ -114,12 +101,15 @@ class Unit:
     """Files ingested in one transaction, read in order as one sequence of lines cut into chunks.
 
     Several small files (a batch), or one large file streamed; ``formats`` and ``paths`` are
-    indexed by the file's position in the unit (``SourceLine.file``).
+    indexed by the file's position in the unit (``SourceLine.file``). The row rules of a batch's
+    chunks are validated together (``together``): GX's cost is mostly per call, and a batch's
+    last chunk is often small. A streamed file's chunks are validated one by one, to bound memory.
     """
 
     paths: tuple[Path, ...]
     formats: tuple[str, ...]
     chunk_lines: int
+    together: bool
 
 
 @dataclass
@@ -147,59 +137,111 @@ Message = ChunkStart | GroupVerdict | ChunkEnd | UnitEnd
 
 
 def judge_unit(unit: Unit, options: JudgeOptions) -> Iterator[Message]:
-    """Read and judge a unit chunk by chunk: per chunk a ChunkStart, its group slices, a ChunkEnd."""
+    """Read and judge a unit: per chunk a ChunkStart, its group slices, a ChunkEnd; then a UnitEnd."""
     stats = [ReadStats() for _ in unit.paths]
+    typed: list[_TypedChunk] = []
     for chunk in _chunks(unit, stats):
-        verdict = judge_chunk(chunk, list(unit.formats), options)
-        yield ChunkStart(verdict.lines_read, verdict.rejected, verdict.shared_types)
-        for group in verdict.groups:
-            yield from group.slices(SLICE_ROWS)
-        yield ChunkEnd()
+        typed.append(_type_chunk(chunk, unit, options))
+        if not unit.together:
+            yield from _judged(typed, unit, options)
+            typed = []
+    yield from _judged(typed, unit, options)
     yield UnitEnd({position: s.blank_lines for position, s in enumerate(stats)})
 
 
-def _chunks(unit: Unit, stats: list[ReadStats]) -> Iterator[list[SourceLine]]:
-    """The unit's lines, file after file, in chunks of ``unit.chunk_lines``."""
-    chunk: list[SourceLine] = []
+def _chunks(unit: Unit, stats: list[ReadStats]) -> Iterator[Iterator[SourceLine]]:
+    """The unit's lines, file after file, in chunks of ``unit.chunk_lines`` (each read as it is consumed)."""
+    lines = _lines(unit, stats)
+    while (first := next(lines, None)) is not None:
+        yield itertools.chain([first], itertools.islice(lines, unit.chunk_lines - 1))
+
+
+def _lines(unit: Unit, stats: list[ReadStats]) -> Iterator[SourceLine]:
     for position, (path, file_format) in enumerate(zip(unit.paths, unit.formats, strict=True)):
         for line in read_lines(path, file_format, stats[position]):
             line.file = position
-            chunk.append(line)
-            if len(chunk) >= unit.chunk_lines:
-                yield chunk
-                chunk = []
-    if chunk:
-        yield chunk
+            yield line
 
 
-def judge_chunk(chunk: list[SourceLine], formats: list[str], options: JudgeOptions) -> ChunkVerdict:
-    """Parse, group by event type, type, hash and validate the lines of one chunk.
+@dataclass
+class _TypedGroup:
+    """Records of one event type (and format family) of a chunk, typed and hashed, awaiting validation."""
 
-    ``formats`` gives the file format of each file position (``SourceLine.file``).
+    spec: EventSpec
+    batch: NormalizedBatch
+    kept: pd.DataFrame  # identical copies within the chunk left out
+    payloads: list[str]
+    duplicates: dict[int, int]
+
+
+@dataclass
+class _TypedChunk:
+    lines_read: dict[int, int]
+    rejected: list[Rejected]
+    groups: list[_TypedGroup]
+
+    @property
+    def shared_types(self) -> bool:
+        """An event type has several groups (CSV and JSON lines of one type in one chunk)."""
+        types = [group.spec.event_type for group in self.groups]
+        return len(types) != len(set(types))
+
+
+def _type_chunk(chunk: Iterator[SourceLine], unit: Unit, options: JudgeOptions) -> _TypedChunk:
+    """Parse the chunk's lines, reject those that cannot be typed, group the others by event type and type them.
+
+    Lines are parsed as they are read, their record's values taken and their text dropped (see
+    ``SourceLine``), so that the chunk's text and parsed objects are never all in memory at once.
     """
     specs = event_specs()
     lines_read: dict[int, int] = defaultdict(int)
     rejected: list[Rejected] = []
     groups: dict[tuple[str, bool], tuple[list[SourceLine], Records]] = {}
+    accepted: dict[tuple[str, str], tuple[list[SourceLine], Records]] = {}  # by (event type, file format)
     for line in chunk:
         lines_read[line.file] += 1
         parse_json(line)
-        reason = _structural_reason(line, formats[line.file], specs)
-        if reason is not None:
-            rejected.append(Rejected(line.file, line.line_number, line.raw, [reason]))
-            line.record = None
-            continue
-        key = (line.record["event_type"], formats[line.file] == "csv")
-        if key not in groups:
-            groups[key] = ([], Records(specs[key[0]].names))
-        lines, records = groups[key]
-        lines.append(line)
-        records.add(line.record)
+        record = line.record
+        event_type = record.get("event_type") if record is not None else None
+        group = accepted.get((event_type, unit.formats[line.file])) if type(event_type) is str else None
+        if group is None:
+            file_format = unit.formats[line.file]
+            reason = _structural_reason(line, file_format, specs)
+            if reason is not None:
+                rejected.append(Rejected(line.file, line.line_number, line.raw, [reason]))
+                line.record = None
+                continue
+            key = (event_type, file_format == "csv")
+            if key not in groups:
+                groups[key] = ([], Records(specs[event_type].names))
+            group = accepted[(event_type, file_format)] = groups[key]
+        group[0].append(line)
+        group[1].add(record)
         line.record = None
-    verdicts = [_judge_group(specs[event_type], lines, records,
-                             TypingOptions(tabular=tabular, default_timezone=options.default_timezone), options)
-                for (event_type, tabular), (lines, records) in groups.items()]
-    return ChunkVerdict(dict(lines_read), rejected, verdicts)
+        if line.offset >= 0:
+            line.raw = None
+    accepted.clear()
+    typed = []
+    for event_type, tabular in list(groups):  # each group's records dropped once typed
+        lines, records = groups.pop((event_type, tabular))
+        typing = TypingOptions(tabular=tabular, default_timezone=options.default_timezone)
+        typed.append(_type_group(specs[event_type], lines, records, typing, unit))
+        del lines, records
+    return _TypedChunk(dict(lines_read), rejected, typed)
+
+
+def _judged(chunks: list[_TypedChunk], unit: Unit, options: JudgeOptions) -> Iterator[Message]:
+    """Validate the chunks' groups, then the chunks' messages (duplicates within a chunk found per chunk)."""
+    by_type: dict[str, list[_TypedGroup]] = defaultdict(list)
+    for group in (group for chunk in chunks for group in chunk.groups):
+        by_type[group.spec.event_type].append(group)
+    for groups in by_type.values():
+        _validate(groups)
+    for chunk in chunks:
+        yield ChunkStart(chunk.lines_read, chunk.rejected, chunk.shared_types)
+        for group in chunk.groups:
+            yield from _verdict(group, unit, options).slices(SLICE_ROWS)
+        yield ChunkEnd()
 
 
 def _structural_reason(line: SourceLine, file_format: str, specs: dict[str, EventSpec]) -> Reason | None:
@@ -219,23 +261,23 @@ def _structural_reason(line: SourceLine, file_format: str, specs: dict[str, Even
     return None
 
 
-def _judge_group(spec: EventSpec, lines: list[SourceLine], records: Records, typing: TypingOptions,
-                 options: JudgeOptions) -> GroupVerdict:
-    """Type, hash and validate the records of one event type (and format family) of a chunk."""
+def _type_group(spec: EventSpec, lines: list[SourceLine], records: Records, typing: TypingOptions,
+                unit: Unit) -> _TypedGroup:
+    """Type and hash the records of one group (a record that fails typing by its line's text); leave out
+    identical copies."""
     batch = normalize(spec, lines, records, typing)
     frame = batch.frame
     payload_columns = [c for c in frame.columns if c not in (ROW, PARTITION_DATE)]
     payloads = canonical_payloads(frame, payload_columns)
     typed_ok = ~frame[ROW].isin(list(batch.reasons.failed_rows()))
-    digests = [content_hash(p) if ok else content_hash(line.raw)
+    digests = [content_hash(p) if ok else content_hash(raw_text(unit.paths[line.file], line))
                for p, ok, line in zip(payloads, typed_ok, lines, strict=True)]
     frame = frame.assign(_digest=digests)
     kept, duplicates = _drop_identical_copies(frame, spec, lines)
-    _validate(spec, batch, kept)
-    _check_partition_range(spec, kept, batch, options.partition_start)
-    valid = kept[~kept[ROW].isin(list(batch.reasons.failed_rows()))]
-    suites.run_rules(f"{spec.event_type}_unique", valid, [suites.uniqueness_rule(spec)], batch.reasons)
-    return _verdict(spec, batch, kept, payloads, duplicates)
+    # Only what validation and routing read from here on: the other values can go.
+    read = {ROW, PARTITION_DATE, "_digest", spec.id_field, spec.partition_field, *suites.rule_columns(_row_rules(spec))}
+    batch.frame = frame[[]]
+    return _TypedGroup(spec, batch, kept[[c for c in kept.columns if c in read]], payloads, duplicates)
 
 
 def _drop_identical_copies(frame: pd.DataFrame, spec: EventSpec,
@@ -249,18 +291,59 @@ def _drop_identical_copies(frame: pd.DataFrame, spec: EventSpec,
     return frame[~repeated], dict(duplicates)
 
 
-def _validate(spec: EventSpec, batch: NormalizedBatch, kept: pd.DataFrame) -> None:
-    columns = [(name, f, name.replace("code_review_", "code_review.", 1) if name.startswith("code_review_")
-                else name) for name, f in flat_fields(spec)]
-    rules = suites.field_rules(columns) + suites.cross_field_rules(spec)
-    suites.run_rules(spec.event_type, suites.add_derived_columns(spec, kept), rules, batch.reasons)
-    steps = batch.steps
-    if steps is not None and not steps.empty:
+def _validate(groups: list[_TypedGroup]) -> None:
+    """Run the row rules (field and cross-field, then steps) on groups of one event type, in one GX call each.
+
+    The rules judge each row on its own, so validating several groups' rows together gives each
+    row the reasons it would get alone; the frames are stacked with distinct ``_row`` values and
+    the reasons filed back to each group's rows.
+    """
+    spec = groups[0].spec
+    rules = _row_rules(spec)
+    offsets = np.cumsum([0] + [len(group.batch.frame) for group in groups[:-1]]).tolist()
+    reasons = _shared_reasons(groups, offsets)
+    frame = _stacked([group.kept for group in groups], offsets)
+    suites.run_rules(spec.event_type, suites.add_derived_columns(spec, frame), rules, reasons)
+    all_steps = [group.batch.steps for group in groups]
+    if any(steps is not None and not steps.empty for steps in all_steps):
         array = next(f for f in spec.fields if f.kind == "array")
         step_rules = suites.field_rules([(c.name, c, f"{array.name}.{c.name}") for c in array.children])
-        steps = steps[steps[PARENT].isin(kept[ROW])]
-        suites.run_rules(f"{spec.event_type}_steps", steps, step_rules, batch.reasons,
-                         parents=batch.steps[PARENT].tolist())
+        step_offsets = np.cumsum([0] + [0 if s is None else len(s) for s in all_steps[:-1]]).tolist()
+        parents = [parent + offset for steps, offset in zip(all_steps, offsets, strict=True) if steps is not None
+                   for parent in steps[PARENT].tolist()]
+        kept_steps = [steps[steps[PARENT].isin(group.kept[ROW])].assign(**{PARENT: steps[PARENT] + offset})
+                      for group, steps, offset in zip(groups, all_steps, offsets, strict=True) if steps is not None]
+        present = [offset for steps, offset in zip(all_steps, step_offsets, strict=True) if steps is not None]
+        suites.run_rules(f"{spec.event_type}_steps", _stacked(kept_steps, present), step_rules, reasons,
+                         parents=parents)
+    for row, found in reasons.by_row.items():
+        index = bisect.bisect_right(offsets, row) - 1
+        groups[index].batch.reasons.by_row[row - offsets[index]] = found
+
+
+def _row_rules(spec: EventSpec) -> list[suites.Rule]:
+    """The field and cross-field rules of an event type (its steps have their own)."""
+    columns = [(name, f, name.replace("code_review_", "code_review.", 1) if name.startswith("code_review_")
+                else name) for name, f in flat_fields(spec)]
+    return suites.field_rules(columns) + suites.cross_field_rules(spec)
+
+
+def _shared_reasons(groups: list[_TypedGroup], offsets: list[int]) -> ReasonLog:
+    """One log for the stacked groups, holding (not copying) each group's lists of reasons."""
+    shared = ReasonLog()
+    for group, offset in zip(groups, offsets, strict=True):
+        for row, reasons in group.batch.reasons.by_row.items():
+            shared.by_row[offset + row] = reasons
+    return shared
+
+
+def _stacked(frames: list[pd.DataFrame], offsets: list[int]) -> pd.DataFrame:
+    """The frames one after the other, ``_row`` shifted by each one's offset and used as the index."""
+    if len(frames) == 1 and offsets[0] == 0:
+        return frames[0]
+    stacked = pd.concat([frame.assign(**{ROW: frame[ROW] + offset}) for frame, offset in zip(frames, offsets,
+                                                                                              strict=True)])
+    return stacked.set_index(stacked[ROW].to_numpy(), drop=False)
 
 
 def _check_partition_range(spec: EventSpec, kept: pd.DataFrame, batch: NormalizedBatch,
@@ -275,9 +358,13 @@ def _check_partition_range(spec: EventSpec, kept: pd.DataFrame, batch: Normalize
             f"{partition_start} .. today (UTC)"])
 
 
-def _verdict(spec: EventSpec, batch: NormalizedBatch, kept: pd.DataFrame, payloads: list[str],
-             duplicates: dict[int, int]) -> GroupVerdict:
-    """The kept rows, in order, with what the router needs of each."""
+def _verdict(group: _TypedGroup, unit: Unit, options: JudgeOptions) -> GroupVerdict:
+    """The group's kept rows, in order, with what the router needs of each (after the partition and
+    uniqueness checks, which belong to the chunk)."""
+    spec, batch, kept = group.spec, group.batch, group.kept
+    _check_partition_range(spec, kept, batch, options.partition_start)
+    valid = kept[~kept[ROW].isin(list(batch.reasons.failed_rows()))]
+    suites.run_rules(f"{spec.event_type}_unique", valid, [suites.uniqueness_rule(spec)], batch.reasons)
     rows = kept[ROW].tolist()
     lines = [batch.lines[row] for row in rows]
     reasons_of = batch.reasons.by_row
@@ -287,11 +374,13 @@ def _verdict(spec: EventSpec, batch: NormalizedBatch, kept: pd.DataFrame, payloa
         event_type=spec.event_type,
         files=[line.file for line in lines],
         line_numbers=[line.line_number for line in lines],
-        raws=[line.raw for line in lines],
+        raws=[raw_text(unit.paths[line.file], line) if position in reasons else line.raw
+              for position, line in enumerate(lines)],
+        offsets=[line.offset for line in lines],
         ids=[None if pd.isna(v) else str(v) for v in kept[spec.id_field].tolist()],
         digests=kept["_digest"].tolist(),
         partitions=np.where(np.isnat(days), None, days.astype(object)).tolist(),
-        payloads=[None if position in reasons else payloads[row] for position, row in enumerate(rows)],
+        payloads=[None if position in reasons else group.payloads[row] for position, row in enumerate(rows)],
         reasons=reasons,
-        duplicates=duplicates,
+        duplicates=group.duplicates,
     )

@@ -38,7 +38,7 @@ from perf_pipeline.ingest.judge import (
     Unit,
     UnitEnd,
 )
-from perf_pipeline.ingest.readers import ReadStats, UnreadableFileError, detect_format, read_lines
+from perf_pipeline.ingest.readers import ReadStats, UnreadableFileError, detect_format, read_line_at, read_lines
 from perf_pipeline.ingest.workers import Judges, default_workers
 from perf_pipeline.validation.reasons import Reason
 from perf_pipeline.warehouse.db import chunked, insert_many, to_python_date
@@ -146,7 +146,7 @@ class _Ingest:
 
     def unit(self) -> Unit:
         return Unit(tuple(f.path for f in self.files), tuple(f.file_format for f in self.files),
-                    VALIDATION_CHUNK_LINES)
+                    VALIDATION_CHUNK_LINES, together=not self.streaming)
 
 
 def discover(landing: Path) -> tuple[list[Path], list[str]]:
@@ -529,7 +529,9 @@ class _Router:
             if event_id in existing and _has_code(reasons, "conflicting_duplicate"):
                 self._evict(spec, existing.pop(event_id), file, line_number)
             if reasons:
-                self._quarantine(file, line_number, group.raws[i], reasons, event_type=spec.event_type,
+                raw = group.raws[i] if group.raws[i] is not None else read_line_at(self.files[file].path,
+                                                                                   group.offsets[i])
+                self._quarantine(file, line_number, raw, reasons, event_type=spec.event_type,
                                  event_id=event_id, partition_date=partition, digest=digest)
                 continue
             landing_file = self.files[file]

@@ -142,8 +142,8 @@ def run_rules(name: str, frame: pd.DataFrame, rules: Sequence[Rule], reasons: Re
         return
     # Only the columns the rules read: GX fingerprints the frame, and pickles it whole if a
     # column holds lists or dicts (steps, extra).
-    frame = frame[[ROW, *dict.fromkeys(c for rule in rules for c in _columns(rule.expectation))]]
-    batch = _batch_definition(name).get_batch(batch_parameters={"dataframe": _vectorizable(frame)})
+    frame = frame[[ROW, *rule_columns(rules)]]
+    batch = _batch_definition(name).get_batch(batch_parameters={"dataframe": _vectorizable(frame, rules)})
     result = batch.validate(_suite(name, rules), result_format=RESULT_FORMAT)
     for outcome in result.results:
         if outcome.exception_info and outcome.exception_info.get("raised_exception"):
@@ -172,18 +172,26 @@ class _RowValues:
         return self.frame.at[self.row, column]
 
 
-def _vectorizable(frame: pd.DataFrame) -> pd.DataFrame:
+def _vectorizable(frame: pd.DataFrame, rules: Sequence[Rule]) -> pd.DataFrame:
     """The same values in dtypes that pandas (and so GX) checks with vectorized code.
 
     Text (object columns of str and None) becomes the ``str`` dtype, whose nulls, lengths and
     set membership are computed on Arrow buffers; integers (Int64) become float64, which
     ``ExpectColumnValuesToBeBetween`` compares in one step rather than value by value. Integers
-    here come from float64 (``normalize``), so they convert back exactly.
+    here come from float64 (``normalize``), so they convert back exactly. Text that a
+    multi-column rule reads stays as objects: GX checks those row by row, and a row of Python
+    objects is cheaper to build than one of Arrow scalars.
     """
+    row_wise = {c for rule in rules for c in getattr(rule.expectation, "column_list", None) or ()}
     converted = {name: column.astype("str") if column.dtype == object else column.astype("float64")
                  for name, column in frame.items()
-                 if column.dtype == object or isinstance(column.dtype, pd.Int64Dtype)}
+                 if (column.dtype == object and name not in row_wise) or isinstance(column.dtype, pd.Int64Dtype)}
     return frame.assign(**converted)
+
+
+def rule_columns(rules: Sequence[Rule]) -> list[str]:
+    """The columns the rules' expectations read, in order."""
+    return list(dict.fromkeys(c for rule in rules for c in _columns(rule.expectation)))
 
 
 def _columns(expectation: gxe.Expectation) -> list[str]:
