@@ -12,10 +12,11 @@ from __future__ import annotations
 import bisect
 import datetime as dt
 import itertools
+import pickle
+import tempfile
 from collections import defaultdict
-from collections.abc import Iterator
-from dataclasses import dataclass, field
-from pathlib import Path
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -29,11 +30,21 @@ from perf_pipeline.ingest.normalize import (
     ReasonLog,
     Records,
     TypingOptions,
-    canonical_payloads,
     content_hash,
     normalize,
+    payload_slices,
 )
 from perf_pipeline.ingest.readers import ReadStats, SourceLine, parse_json, raw_text, read_lines
+from perf_pipeline.ingest.verdicts import (
+    ChunkEnd,
+    ChunkStart,
+    GroupVerdict,
+    JudgeOptions,
+    Message,
+    Rejected,
+    Unit,
+    UnitEnd,
+)
 from perf_pipeline.validation import suites
 from perf_pipeline.validation.reasons import Reason
 from perf_pipeline.warehouse.schema import flat_fields
@@ -41,99 +52,6 @@ from perf_pipeline.warehouse.schema import flat_fields
 TABULAR_FORMATS = {"csv", "parquet"}
 # Rows per GroupVerdict sent to the router: bounds what it holds at once.
 SLICE_ROWS = 10_000
-
-
-@dataclass(frozen=True)
-class JudgeOptions:
-    partition_start: dt.date
-    default_timezone: str | None = None
-
-
-@dataclass
-class Rejected:
-    """A line quarantined before typing (not JSON, no or unknown event type, wrong format)."""
-
-    file: int
-    line_number: int
-    raw: str
-    reasons: list[Reason]
-
-
-@dataclass
-class GroupVerdict:
-    """Rows of one event type of a chunk, in order, judged as far as the chunk can tell.
-
-    Identical copies within the chunk are left out (counted in ``duplicates``, per file).
-    ``reasons`` holds, by position, the reasons of rows that failed; ``payloads`` the canonical
-    text of the others (None for failed rows). A row's raw text is None where ``offsets`` finds it
-    in its (uncompressed JSON Lines) file, for the router to read if it quarantines the row.
-    """
-
-    event_type: str
-    files: list[int]
-    line_numbers: list[int]
-    raws: list[str | None]
-    offsets: list[int]
-    ids: list[str | None]
-    digests: list[str]
-    partitions: list[dt.date | None]
-    payloads: list[str | None]
-    reasons: dict[int, list[Reason]]
-    duplicates: dict[int, int] = field(default_factory=dict)
-
-    def __len__(self) -> int:
-        return len(self.ids)
-
-    def slices(self, size: int) -> Iterator[GroupVerdict]:
-        """The verdict in consecutive parts of at most ``size`` rows (duplicates go with the first)."""
-        for start in range(0, max(len(self), 1), size):
-            stop = start + size
-            yield GroupVerdict(
-                self.event_type, self.files[start:stop], self.line_numbers[start:stop], self.raws[start:stop],
-                self.offsets[start:stop], self.ids[start:stop], self.digests[start:stop], self.partitions[start:stop],
-                self.payloads[start:stop],
-                {row - start: reasons for row, reasons in self.reasons.items() if start <= row < stop},
-                self.duplicates if start == 0 else {})
-
-
-@dataclass(frozen=True)
-class Unit:
-    """Files ingested in one transaction, read in order as one sequence of lines cut into chunks.
-
-    Several small files (a batch), or one large file streamed; ``formats`` and ``paths`` are
-    indexed by the file's position in the unit (``SourceLine.file``). The row rules of a batch's
-    chunks are validated together (``together``): GX's cost is mostly per call, and a batch's
-    last chunk is often small. A streamed file's chunks are validated one by one, to bound memory.
-    """
-
-    paths: tuple[Path, ...]
-    formats: tuple[str, ...]
-    chunk_lines: int
-    together: bool
-
-
-@dataclass
-class ChunkStart:
-    """A chunk's lines read per file and lines rejected before typing; its groups follow."""
-
-    lines_read: dict[int, int]
-    rejected: list[Rejected]
-    shared_types: bool
-
-
-@dataclass
-class ChunkEnd:
-    """All of the chunk's groups have been sent."""
-
-
-@dataclass
-class UnitEnd:
-    """The unit is read: blank lines skipped, per file."""
-
-    blank_lines: dict[int, int]
-
-
-Message = ChunkStart | GroupVerdict | ChunkEnd | UnitEnd
 
 
 def judge_unit(unit: Unit, options: JudgeOptions) -> Iterator[Message]:
@@ -163,6 +81,35 @@ def _lines(unit: Unit, stats: list[ReadStats]) -> Iterator[SourceLine]:
             yield line
 
 
+class _Spilled:
+    """Texts added in parts to a temporary file, read back in order: a group's payloads wait there
+    (not in memory) while the chunk is validated."""
+
+    def __init__(self) -> None:
+        self._file = tempfile.TemporaryFile()  # noqa: SIM115 - closed once read (or when collected)
+        self._part: list[str] = []
+        self._start = 0
+
+    def add(self, texts: list[str]) -> None:
+        pickle.dump(texts, self._file, protocol=pickle.HIGHEST_PROTOCOL)
+
+    def reader(self) -> Callable[[int], str]:
+        """A function giving text ``i``, to be asked in increasing order of ``i``."""
+        self._file.seek(0)
+        self._part, self._start = [], 0
+
+        def text(i: int) -> str:
+            while i >= self._start + len(self._part):
+                self._start += len(self._part)
+                self._part = pickle.load(self._file)
+            return self._part[i - self._start]
+
+        return text
+
+    def close(self) -> None:
+        self._file.close()
+
+
 @dataclass
 class _TypedGroup:
     """Records of one event type (and format family) of a chunk, typed and hashed, awaiting validation."""
@@ -170,7 +117,7 @@ class _TypedGroup:
     spec: EventSpec
     batch: NormalizedBatch
     kept: pd.DataFrame  # identical copies within the chunk left out
-    payloads: list[str]
+    payloads: _Spilled
     duplicates: dict[int, int]
 
 
@@ -240,7 +187,7 @@ def _judged(chunks: list[_TypedChunk], unit: Unit, options: JudgeOptions) -> Ite
     for chunk in chunks:
         yield ChunkStart(chunk.lines_read, chunk.rejected, chunk.shared_types)
         for group in chunk.groups:
-            yield from _verdict(group, unit, options).slices(SLICE_ROWS)
+            yield from _verdicts(group, unit, options)
         yield ChunkEnd()
 
 
@@ -268,10 +215,14 @@ def _type_group(spec: EventSpec, lines: list[SourceLine], records: Records, typi
     batch = normalize(spec, lines, records, typing)
     frame = batch.frame
     payload_columns = [c for c in frame.columns if c not in (ROW, PARTITION_DATE)]
-    payloads = canonical_payloads(frame, payload_columns)
-    typed_ok = ~frame[ROW].isin(list(batch.reasons.failed_rows()))
-    digests = [content_hash(p) if ok else content_hash(raw_text(unit.paths[line.file], line))
-               for p, ok, line in zip(payloads, typed_ok, lines, strict=True)]
+    failed = batch.reasons.failed_rows()
+    payloads = _Spilled()
+    digests: list[str] = []
+    for part in payload_slices(frame, payload_columns):
+        start = len(digests)
+        digests += [content_hash(raw_text(unit.paths[lines[row].file], lines[row])) if row in failed
+                    else content_hash(text) for row, text in enumerate(part, start)]
+        payloads.add(part)
     frame = frame.assign(_digest=digests)
     kept, duplicates = _drop_identical_copies(frame, spec, lines)
     # Only what validation and routing read from here on: the other values can go.
@@ -358,29 +309,38 @@ def _check_partition_range(spec: EventSpec, kept: pd.DataFrame, batch: Normalize
             f"{partition_start} .. today (UTC)"])
 
 
-def _verdict(group: _TypedGroup, unit: Unit, options: JudgeOptions) -> GroupVerdict:
+def _verdicts(group: _TypedGroup, unit: Unit, options: JudgeOptions) -> Iterator[GroupVerdict]:
     """The group's kept rows, in order, with what the router needs of each (after the partition and
-    uniqueness checks, which belong to the chunk)."""
+    uniqueness checks, which belong to the chunk), in parts of ``SLICE_ROWS`` (duplicates go with
+    the first); the payloads are read back for one part at a time."""
     spec, batch, kept = group.spec, group.batch, group.kept
     _check_partition_range(spec, kept, batch, options.partition_start)
     valid = kept[~kept[ROW].isin(list(batch.reasons.failed_rows()))]
     suites.run_rules(f"{spec.event_type}_unique", valid, [suites.uniqueness_rule(spec)], batch.reasons)
     rows = kept[ROW].tolist()
-    lines = [batch.lines[row] for row in rows]
-    reasons_of = batch.reasons.by_row
-    reasons = {position: reasons_of[row] for position, row in enumerate(rows) if reasons_of.get(row)}
+    ids = [None if pd.isna(v) else str(v) for v in kept[spec.id_field].tolist()]
+    digests = kept["_digest"].tolist()
     days = kept[PARTITION_DATE].dt.tz_localize(None).to_numpy(dtype="datetime64[D]")
-    return GroupVerdict(
-        event_type=spec.event_type,
-        files=[line.file for line in lines],
-        line_numbers=[line.line_number for line in lines],
-        raws=[raw_text(unit.paths[line.file], line) if position in reasons else line.raw
-              for position, line in enumerate(lines)],
-        offsets=[line.offset for line in lines],
-        ids=[None if pd.isna(v) else str(v) for v in kept[spec.id_field].tolist()],
-        digests=kept["_digest"].tolist(),
-        partitions=np.where(np.isnat(days), None, days.astype(object)).tolist(),
-        payloads=[None if position in reasons else group.payloads[row] for position, row in enumerate(rows)],
-        reasons=reasons,
-        duplicates=group.duplicates,
-    )
+    partitions = np.where(np.isnat(days), None, days.astype(object)).tolist()
+    payload = group.payloads.reader()
+    for start in range(0, max(len(rows), 1), SLICE_ROWS):
+        stop = start + SLICE_ROWS
+        lines = [batch.lines[row] for row in rows[start:stop]]
+        reasons = {position: batch.reasons.by_row[row] for position, row in enumerate(rows[start:stop])
+                   if batch.reasons.by_row.get(row)}
+        yield GroupVerdict(
+            event_type=spec.event_type,
+            files=[line.file for line in lines],
+            line_numbers=[line.line_number for line in lines],
+            raws=[raw_text(unit.paths[line.file], line) if position in reasons else line.raw
+                  for position, line in enumerate(lines)],
+            offsets=[line.offset for line in lines],
+            ids=ids[start:stop],
+            digests=digests[start:stop],
+            partitions=partitions[start:stop],
+            payloads=[None if position in reasons else payload(row)
+                      for position, row in enumerate(rows[start:stop])],
+            reasons=reasons,
+            duplicates=group.duplicates if start == 0 else {},
+        )
+    group.payloads.close()

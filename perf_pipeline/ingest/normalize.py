@@ -13,7 +13,7 @@ import datetime as dt
 import hashlib
 import json
 from collections import defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -29,7 +29,7 @@ PARENT = "_parent"
 PARTITION_DATE = "partition_date"
 EXTRA = "extra"
 OFFSET_PATTERN = r"(?:[zZ]|[+-]\d{2}(?::?\d{2})?)$"
-PAYLOAD_SLICE_ROWS = 20_000
+PAYLOAD_SLICE_ROWS = 5_000
 # Records looked at before choosing the text fields whose equal values share one object, and the
 # most distinct values per record sampled that such a field may have.
 SHARE_SAMPLE = 1_000
@@ -101,11 +101,16 @@ class Records:
         if self.shared is None and len(self.rows) == SHARE_SAMPLE:
             self._choose_shared()
 
-    def columns(self) -> list[list[Any]]:
-        """Per field, its value in each record (None where missing)."""
-        if not self.rows:
-            return [[] for _ in self.names]
-        return [list(values) for values in zip(*self.rows, strict=True)]
+    def take_columns(self) -> Iterator[list[Any]]:
+        """Per field, its value in each record (None where missing); the records are emptied.
+
+        Each column is let go once the caller moves to the next, so values that typing turns into
+        arrays (numbers, timestamps, nested objects) are freed as it goes.
+        """
+        columns = [list(values) for values in zip(*self.rows, strict=True)] if self.rows else [[] for _ in self.names]
+        self.rows = []
+        while columns:
+            yield columns.pop(0)
 
     def _choose_shared(self) -> None:
         """Share the fields whose sampled values are text with few distinct values."""
@@ -138,7 +143,7 @@ def normalize(spec: EventSpec, lines: list[SourceLine], records: Records, option
     columns: dict[str, pd.Series] = {ROW: pd.Series(np.arange(n_rows))}
     extra: dict[int, dict[str, Any]] = defaultdict(dict)
     steps = None
-    for f, values in zip(spec.fields, records.columns(), strict=True):
+    for f, values in zip(spec.fields, records.take_columns(), strict=True):
         if f.kind == "object":
             columns.update(_object_columns(values, f, options, reasons, extra))
         elif f.kind == "array":
@@ -451,19 +456,17 @@ def _show(value: Any) -> str:
     return text if len(text) <= 80 else text[:77] + "..."
 
 
-def canonical_payloads(frame: pd.DataFrame, columns: list[str]) -> list[str]:
-    """One canonical JSON text per row: fixed column order, UTC ISO timestamps, 15 significant digits.
+def payload_slices(frame: pd.DataFrame, columns: list[str]) -> Iterator[list[str]]:
+    """One canonical JSON text per row, a slice of rows at a time (bounding the text in memory).
 
-    The same event sent as JSON, CSV or Parquet, or with another UTC offset, gives the same text,
-    so its hash identifies identical duplicates across files and formats. Rows are written a slice
-    at a time (bounding the size of the text in memory), timestamps already as ISO text.
+    Fixed column order, UTC ISO timestamps, 15 significant digits: the same event sent as JSON,
+    CSV or Parquet, or with another UTC offset, gives the same text, so its hash identifies
+    identical duplicates across files and formats.
     """
-    data = frame[columns]
-    data = data.assign(**{c: _iso_text(data[c]) for c in columns if isinstance(data[c].dtype, pd.DatetimeTZDtype)})
-    payloads: list[str] = []
-    for start in range(0, len(data), PAYLOAD_SLICE_ROWS):
-        payloads.extend(_records_text(data.iloc[start : start + PAYLOAD_SLICE_ROWS]))
-    return payloads
+    stamps = [c for c in columns if isinstance(frame[c].dtype, pd.DatetimeTZDtype)]
+    for start in range(0, len(frame), PAYLOAD_SLICE_ROWS):
+        data = frame.iloc[start : start + PAYLOAD_SLICE_ROWS][columns]
+        yield _records_text(data.assign(**{c: _iso_text(data[c]) for c in stamps}))
 
 
 def _records_text(data: pd.DataFrame) -> list[str]:

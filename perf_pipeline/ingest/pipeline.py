@@ -28,7 +28,8 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from perf_pipeline.contract import EventSpec, event_specs
-from perf_pipeline.ingest.judge import (
+from perf_pipeline.ingest.readers import ReadStats, UnreadableFileError, detect_format, read_line_at, read_lines
+from perf_pipeline.ingest.verdicts import (
     ChunkEnd,
     ChunkStart,
     GroupVerdict,
@@ -38,7 +39,6 @@ from perf_pipeline.ingest.judge import (
     Unit,
     UnitEnd,
 )
-from perf_pipeline.ingest.readers import ReadStats, UnreadableFileError, detect_format, read_line_at, read_lines
 from perf_pipeline.ingest.workers import Judges, default_workers
 from perf_pipeline.validation.reasons import Reason
 from perf_pipeline.warehouse.db import chunked, insert_many, to_python_date

@@ -12,28 +12,33 @@ routed are on disk, not in memory. The main process submits only a few units ahe
 bounds that disk use.
 
 The ingest may run in a thread of Dagster's process, where forking is unsafe: workers come from
-a "forkserver" (or, where there is none, "spawn") context. The forkserver imports pandas and
-Great Expectations once, so that each worker starts in milliseconds.
+a "forkserver" (or, where there is none, "spawn") context. The forkserver imports the judge
+(pandas, Great Expectations) once, so that each worker starts in milliseconds; the main process
+does not import it unless it judges units itself.
 """
 
 from __future__ import annotations
 
 import contextlib
 import gc
+import importlib
 import multiprocessing
 import os
 import pickle
 import shutil
 import tempfile
 import traceback
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from pathlib import Path
 from types import TracebackType
 
-from perf_pipeline.ingest.judge import JudgeOptions, Message, Unit, UnitEnd, judge_unit
 from perf_pipeline.ingest.readers import UnreadableFileError
+from perf_pipeline.ingest.verdicts import JudgeOptions, Message, Unit, UnitEnd
+
+# What workers run, imported by them (and preloaded by the forkserver), not by the main process.
+JUDGE_MODULE = "perf_pipeline.ingest.judge"
 
 JOIN_SECONDS = 10
 
@@ -85,7 +90,7 @@ class Judges:
     def messages(self, ticket: int) -> Iterator[Message]:
         """The unit's messages in order, ending with ``UnitEnd``; raises what judging it raised."""
         if not self.workers:
-            yield from judge_unit(self._inline.pop(ticket), self.options)
+            yield from _judge_unit()(self._inline.pop(ticket), self.options)
             return
         answer = self._connections[ticket % self.workers].recv()
         if isinstance(answer, _Failed):
@@ -102,7 +107,7 @@ class Judges:
         methods = multiprocessing.get_all_start_methods()
         context = multiprocessing.get_context("forkserver" if "forkserver" in methods else "spawn")
         if context.get_start_method() == "forkserver":
-            context.set_forkserver_preload([__name__])
+            context.set_forkserver_preload([JUDGE_MODULE, __name__])
         self._folder = Path(tempfile.mkdtemp(prefix="perf-pipeline-judges-"))
         for _ in range(self.workers):
             here, there = context.Pipe()
@@ -145,14 +150,22 @@ def default_workers() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
+def _judge_unit() -> Callable[[Unit, JudgeOptions], Iterator[Message]]:
+    return importlib.import_module(JUDGE_MODULE).judge_unit
+
+
 def _serve(connection: Connection, options: JudgeOptions) -> None:
     """A worker's loop: judge each unit received into its file and answer, until told to stop (None).
 
     Judging allocates millions of objects that live until the unit is written; the cyclic garbage
     collector would traverse them all again and again (it costs a third of the parsing time), so
-    it is off while a unit is judged, and run once after.
+    it is off while a unit is judged, and run once after. What the worker inherited from the
+    forkserver (the preloaded libraries) is frozen out of collection: collecting would write to
+    every one of those objects and so copy the memory pages it shares with the other workers.
     """
+    judge_unit = _judge_unit()
     gc.disable()
+    gc.freeze()
     while (request := connection.recv()) is not None:
         unit, path = request
         try:
