@@ -41,6 +41,9 @@ from perf_pipeline.ingest.verdicts import JudgeOptions, Message, Unit, UnitEnd
 JUDGE_MODULE = "perf_pipeline.ingest.judge"
 
 JOIN_SECONDS = 10
+# A worker judges about a third of what the one writing process can route, and holds up to ~0.8 GB
+# while judging a 200k-line chunk: more workers than this add memory, not speed.
+MAX_WORKERS = 4
 
 
 @dataclass
@@ -146,8 +149,9 @@ class Judges:
 
 
 def default_workers() -> int:
-    """One worker per CPU this process may use."""
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    """One worker per CPU this process may use, at most ``MAX_WORKERS``."""
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    return min(cpus, MAX_WORKERS)
 
 
 def _judge_unit() -> Callable[[Unit, JudgeOptions], Iterator[Message]]:
