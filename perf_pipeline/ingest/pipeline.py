@@ -51,8 +51,6 @@ VALIDATION_CHUNK_LINES = 200_000
 # Files up to this size are read whole and ingested with others in one transaction; larger ones
 # stream in chunks, alone in their own transaction, to bound memory.
 STREAM_BYTES = 64 * 2**20
-# Below this many bytes of landing files, judging in this process beats starting worker processes.
-PARALLEL_MIN_BYTES = 32 * 2**20
 # Units judged ahead of the one being written, per worker (their verdicts wait on disk).
 UNITS_AHEAD = 2
 STAGED_COLUMNS = ("event_type", "event_id", "partition_date", "content_hash", "payload", "source_file",
@@ -170,12 +168,12 @@ def ingest_landing(engine: Engine, landing: Path, options: IngestOptions,
     Small files are validated together and committed in one transaction per batch; a file over
     ``STREAM_BYTES`` streams alone in its own. A crash rolls back the open transaction only, and
     a re-run ingests those files again, so the warehouse ends as after one clean run. Batches
-    are judged ahead (in worker processes when there is much to ingest) and written in order.
+    are judged ahead (in worker processes when there are several) and written in order.
     """
     started = time.perf_counter()
     report = IngestReport()
     files, report.ignored = discover(landing)
-    workers = default_workers() if _total_bytes(files) >= PARALLEL_MIN_BYTES else 0
+    workers = default_workers()
     with Judges(JudgeOptions(options.partition_start, options.default_timezone), workers) as judges, _gc_paused():
         plan: list[_Known | _Unreadable | _Ingest] = []
         units: list[_Ingest] = []
@@ -200,16 +198,6 @@ def _submit_ahead(judges: Judges, units: list[_Ingest], current: int, workers: i
     """Submit the units up to ``UNITS_AHEAD`` per worker past the one being written (``current``)."""
     while judges.submitted < len(units) and judges.submitted <= current + UNITS_AHEAD * max(workers, 1):
         judges.submit(units[judges.submitted].unit())
-
-
-def _total_bytes(paths: list[Path]) -> int:
-    total = 0
-    for path in paths:
-        try:
-            total += path.stat().st_size
-        except OSError:
-            continue
-    return total
 
 
 @contextmanager

@@ -61,9 +61,11 @@ class _Failed:
 
 
 class Judges:
-    """Judge units, in worker processes or (``workers`` = 0) in this process when their messages are read.
+    """Judge units in up to ``workers`` worker processes, or in this process.
 
     ``submit`` returns a ticket; ``messages`` of the tickets must then be read in ticket order.
+    Workers start with the second unit submitted: one unit alone would wait for them to start and
+    then be judged by one of them anyway, so it is judged here when its messages are read.
     """
 
     def __init__(self, options: JudgeOptions, workers: int) -> None:
@@ -71,7 +73,7 @@ class Judges:
         self.workers = workers
         self._connections: list[Connection] = []
         self._processes: list[multiprocessing.process.BaseProcess] = []
-        self._inline: dict[int, Unit] = {}
+        self._unsent: dict[int, Unit] = {}
         self._folder: Path | None = None
         self._tickets = 0
 
@@ -82,18 +84,19 @@ class Judges:
     def submit(self, unit: Unit) -> int:
         ticket = self._tickets
         self._tickets += 1
-        if not self.workers:
-            self._inline[ticket] = unit
-            return ticket
-        if not self._processes:
-            self._start()
-        self._connections[ticket % self.workers].send((unit, self._folder / f"unit-{ticket}.pickle"))
+        self._unsent[ticket] = unit
+        if self.workers and self._tickets > 1:
+            if not self._processes:
+                self._start()
+            for sent, pending in sorted(self._unsent.items()):
+                self._connections[sent % self.workers].send((pending, self._folder / f"unit-{sent}.pickle"))
+            self._unsent.clear()
         return ticket
 
     def messages(self, ticket: int) -> Iterator[Message]:
         """The unit's messages in order, ending with ``UnitEnd``; raises what judging it raised."""
-        if not self.workers:
-            yield from _judge_unit()(self._inline.pop(ticket), self.options)
+        if ticket in self._unsent:
+            yield from _judge_unit()(self._unsent.pop(ticket), self.options)
             return
         answer = self._connections[ticket % self.workers].recv()
         if isinstance(answer, _Failed):
