@@ -48,6 +48,11 @@ class EventSpec:
         object.__setattr__(self, "by_name", {f.name: f for f in self.fields})
 
     @property
+    def names(self) -> list[str]:
+        """The field names, in schema order."""
+        return [f.name for f in self.fields]
+
+    @property
     def timestamp_fields(self) -> list[str]:
         return [f.name for f in self.fields if f.kind == "timestamp"]
 

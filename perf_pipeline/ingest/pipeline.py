@@ -4,56 +4,59 @@ A file is ingested in one transaction (its ledger row, staged events, quarantine
 conflict evictions), so a crash leaves no trace and a re-run does the whole file again. The same
 content (by sha256) is never ingested twice. Conservation holds per file by construction and is
 re-checked from the tables by an asset check: lines read = loaded + quarantined + duplicates.
+
+Files are first planned (hashed, looked up in the ledger, small ones counted and gathered into
+batches), then ingested in that order. What a batch's lines are (parsed, typed, hashed, validated)
+is judged by ``perf_pipeline.ingest.judge``, in worker processes for large ingests, while this
+process routes the verdicts of earlier batches into the warehouse.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import gc
 import hashlib
 import time
 from collections import defaultdict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from perf_pipeline.contract import EventSpec, event_specs
-from perf_pipeline.ingest.normalize import (
-    PARENT,
-    PARTITION_DATE,
-    ROW,
-    NormalizedBatch,
-    TypingOptions,
-    canonical_payloads,
-    content_hash,
-    normalize,
+from perf_pipeline.ingest.readers import ReadStats, UnreadableFileError, detect_format, read_line_at, read_lines
+from perf_pipeline.ingest.verdicts import (
+    ChunkEnd,
+    ChunkStart,
+    GroupVerdict,
+    JudgeOptions,
+    Message,
+    Rejected,
+    Unit,
+    UnitEnd,
 )
-from perf_pipeline.ingest.readers import (
-    ReadStats,
-    SourceLine,
-    UnreadableFileError,
-    detect_format,
-    parse_json,
-    read_chunks,
-)
-from perf_pipeline.validation import suites
+from perf_pipeline.ingest.workers import Judges, default_workers
 from perf_pipeline.validation.reasons import Reason
-from perf_pipeline.warehouse.db import chunked, insert_rows, to_python_date
-from perf_pipeline.warehouse.schema import flat_fields, ingested_files, quarantined_events, staged_events
+from perf_pipeline.warehouse.db import chunked, insert_many, to_python_date
+from perf_pipeline.warehouse.schema import ingested_files, quarantined_events, staged_events
 
 LOOKUP_BATCH = 5_000
-TABULAR_FORMATS = {"csv", "parquet"}
 # Great Expectations costs ~15 ms per expectation per validation call whatever the row count, so
 # lines are validated in large chunks that may span several small files.
 VALIDATION_CHUNK_LINES = 200_000
 # Files up to this size are read whole and ingested with others in one transaction; larger ones
 # stream in chunks, alone in their own transaction, to bound memory.
 STREAM_BYTES = 64 * 2**20
+# Units judged ahead of the one being written, per worker (their verdicts wait on disk).
+UNITS_AHEAD = 2
+STAGED_COLUMNS = ("event_type", "event_id", "partition_date", "content_hash", "payload", "source_file",
+                  "line_number", "file_id")
+QUARANTINE_COLUMNS = ("source_file", "file_id", "line_number", "event_type", "event_id", "partition_date",
+                      "content_hash", "raw", "reasons", "reason_codes", "quarantined_at")
 
 
 @dataclass
@@ -103,16 +106,45 @@ class IngestOptions:
 
 @dataclass
 class _LandingFile:
-    """A file on its way in: identity, format, and (for small files) its lines, read whole."""
+    """A file on its way in: identity, format, and its line count (small files, counted when planned)."""
 
     path: Path
     sha256: str
     size: int
     file_format: str
-    lines: list[SourceLine] = field(default_factory=list)
+    line_count: int = 0
     stats: ReadStats = field(default_factory=ReadStats)
     file_id: int = 0
-    result: FileResult | None = None
+
+
+@dataclass
+class _Known:
+    """A file whose content is already ingested, or comes again in this run."""
+
+    path: Path
+    sha256: str
+    file_id: int | None  # its ledger row, when already there at planning
+
+
+@dataclass
+class _Unreadable:
+    """A file that cannot be read: recorded as failed."""
+
+    landing_file: _LandingFile
+    error: str
+
+
+@dataclass
+class _Ingest:
+    """Files ingested in one transaction: a batch of small files, or one large file streamed."""
+
+    files: list[_LandingFile]
+    streaming: bool
+    ticket: int = 0  # its position among the units, which is its ticket with the judges
+
+    def unit(self) -> Unit:
+        return Unit(tuple(f.path for f in self.files), tuple(f.file_format for f in self.files),
+                    VALIDATION_CHUNK_LINES, together=not self.streaming)
 
 
 def discover(landing: Path) -> tuple[list[Path], list[str]]:
@@ -135,45 +167,105 @@ def ingest_landing(engine: Engine, landing: Path, options: IngestOptions,
 
     Small files are validated together and committed in one transaction per batch; a file over
     ``STREAM_BYTES`` streams alone in its own. A crash rolls back the open transaction only, and
-    a re-run ingests those files again, so the warehouse ends as after one clean run.
+    a re-run ingests those files again, so the warehouse ends as after one clean run. Batches
+    are judged ahead (in worker processes when there are several) and written in order.
     """
     started = time.perf_counter()
     report = IngestReport()
     files, report.ignored = discover(landing)
-    batch: list[_LandingFile] = []
-    seen: set[str] = set()
-
-    def record(result: FileResult) -> None:
-        report.files.append(result)
-        if progress:
-            progress(len(report.files), len(files), result)
-
-    def flush() -> None:
-        if batch:
-            for result in _ingest_batch(engine, batch, options, report.affected):
-                record(result)
-            batch.clear()
-
-    for path in files:
-        landing_file = _identify(engine, path, seen, options)
-        if isinstance(landing_file, FileResult):
-            record(landing_file)
-        elif landing_file.size > STREAM_BYTES:
-            flush()
-            record(_ingest_streaming(engine, landing_file, options, report.affected))
-        else:
-            try:
-                landing_file.lines = [line for chunk in read_chunks(path, landing_file.file_format,
-                                                                    landing_file.stats) for line in chunk]
-            except UnreadableFileError as exc:
-                record(_record_failure(engine, landing_file, str(exc), options))
-                continue
-            batch.append(landing_file)
-            if sum(len(f.lines) for f in batch) >= VALIDATION_CHUNK_LINES:
-                flush()
-    flush()
+    workers = default_workers()
+    with Judges(JudgeOptions(options.partition_start, options.default_timezone), workers) as judges, _gc_paused():
+        plan: list[_Known | _Unreadable | _Ingest] = []
+        units: list[_Ingest] = []
+        for action in _plan(engine, files):
+            plan.append(action)
+            if isinstance(action, _Ingest):
+                action.ticket = len(units)
+                units.append(action)
+                _submit_ahead(judges, units, 0, workers)
+        for action in plan:
+            if isinstance(action, _Ingest):
+                _submit_ahead(judges, units, action.ticket, workers)
+            for result in _execute(engine, action, judges, options, report.affected):
+                report.files.append(result)
+                if progress:
+                    progress(len(report.files), len(files), result)
     report.seconds = time.perf_counter() - started
     return report
+
+
+def _submit_ahead(judges: Judges, units: list[_Ingest], current: int, workers: int) -> None:
+    """Submit the units up to ``UNITS_AHEAD`` per worker past the one being written (``current``)."""
+    while judges.submitted < len(units) and judges.submitted <= current + UNITS_AHEAD * max(workers, 1):
+        judges.submit(units[judges.submitted].unit())
+
+
+@contextmanager
+def _gc_paused() -> Iterator[None]:
+    """No automatic cyclic garbage collection while ingesting.
+
+    Routing and judging allocate millions of short-lived objects while many more stay alive; the
+    collector would traverse the live ones again and again (a third of the parsing time). Reference
+    counting still frees everything acyclic; one collection runs at the end.
+    """
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+        gc.collect()
+
+
+def _plan(engine: Engine, files: list[Path]) -> Iterator[_Known | _Unreadable | _Ingest]:
+    """What to do with each file, in order: skip it, record it as unreadable, or ingest it.
+
+    Small files are gathered into batches of at least ``VALIDATION_CHUNK_LINES`` lines; a large
+    file closes the batch before it and is streamed alone. Planning writes nothing: the actions
+    write to the warehouse when executed, in this order.
+    """
+    seen: set[str] = set()
+    batch: list[_LandingFile] = []
+    for path in files:
+        file_format = detect_format(path) or "jsonl"
+        try:
+            sha, size, data = _hash(path, file_format)
+        except OSError as exc:
+            yield _Unreadable(_LandingFile(path, "", 0, file_format), f"{path}: cannot read: {exc.strerror or exc}")
+            continue
+        done = _ingested_file_id(engine, sha)
+        if done is not None or sha in seen:
+            yield _Known(path, sha, done)
+            continue
+        seen.add(sha)
+        landing_file = _LandingFile(path, sha, size, file_format)
+        if size > STREAM_BYTES:
+            if batch:
+                yield _Ingest(batch, streaming=False)
+                batch = []
+            yield _Ingest([landing_file], streaming=True)
+            continue
+        try:
+            landing_file.line_count = _count_lines(landing_file, data)
+        except UnreadableFileError as exc:
+            yield _Unreadable(landing_file, str(exc))
+            continue
+        batch.append(landing_file)
+        if sum(f.line_count for f in batch) >= VALIDATION_CHUNK_LINES:
+            yield _Ingest(batch, streaming=False)
+            batch = []
+    if batch:
+        yield _Ingest(batch, streaming=False)
+
+
+def _hash(path: Path, file_format: str) -> tuple[str, int, bytes | None]:
+    """sha256 and size of the file, and its bytes when it is small JSON Lines (to count its lines)."""
+    if file_format == "jsonl" and path.stat().st_size <= STREAM_BYTES:
+        data = path.read_bytes()
+        return hashlib.sha256(data).hexdigest(), len(data), data
+    sha, size = file_sha256(path)
+    return sha, size, None
 
 
 def file_sha256(path: Path) -> tuple[str, int]:
@@ -186,21 +278,34 @@ def file_sha256(path: Path) -> tuple[str, int]:
     return digest.hexdigest(), size
 
 
-def _identify(engine: Engine, path: Path, seen: set[str], options: IngestOptions) -> _LandingFile | FileResult:
-    """The file to ingest, or the result for a file that is unreadable or whose content is already in."""
-    file_format = detect_format(path) or "jsonl"
-    try:
-        sha, size = file_sha256(path)
-    except OSError as exc:
-        pending = _LandingFile(path, "", 0, file_format)
-        return _record_failure(engine, pending, f"{path}: cannot read: {exc.strerror or exc}", options)
+def _count_lines(landing_file: _LandingFile, data: bytes | None) -> int:
+    """The number of source lines the readers will yield (blank lines excluded)."""
+    if data is None:
+        return sum(1 for _ in read_lines(landing_file.path, landing_file.file_format, ReadStats()))
+    lines = data.split(b"\n")
+    if lines[-1] == b"":  # the file ends with a newline
+        lines.pop()
+    return sum(1 for line in lines if line.strip())
+
+
+def _ingested_file_id(engine: Engine, sha: str) -> int | None:
+    """The ledger row of a file with this content that was ingested, if any."""
     with engine.connect() as conn:
         done = conn.execute(sa.select(ingested_files.c.file_id).where(
             ingested_files.c.sha256 == sha, ingested_files.c.status == "ingested")).first()
-    if done or sha in seen:
-        return FileResult(str(path), "already_ingested", sha256=sha, file_id=done.file_id if done else None)
-    seen.add(sha)
-    return _LandingFile(path, sha, size, file_format)
+    return done.file_id if done else None
+
+
+def _execute(engine: Engine, action: _Known | _Unreadable | _Ingest, judges: Judges, options: IngestOptions,
+             affected: dict[str, set[dt.date]]) -> list[FileResult]:
+    if isinstance(action, _Known):
+        file_id = action.file_id if action.file_id is not None else _ingested_file_id(engine, action.sha256)
+        return [FileResult(str(action.path), "already_ingested", sha256=action.sha256, file_id=file_id)]
+    if isinstance(action, _Unreadable):
+        return [_record_failure(engine, action.landing_file, action.error, options)]
+    if action.streaming:
+        return [_ingest_streaming(engine, action, judges, options, affected)]
+    return _ingest_batch(engine, action, judges, options, affected)
 
 
 def _record_failure(engine: Engine, landing_file: _LandingFile, error: str, options: IngestOptions) -> FileResult:
@@ -217,20 +322,14 @@ def _now() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
 
-def _ingest_batch(engine: Engine, batch: list[_LandingFile], options: IngestOptions,
+def _ingest_batch(engine: Engine, action: _Ingest, judges: Judges, options: IngestOptions,
                   affected: dict[str, set[dt.date]]) -> list[FileResult]:
-    """Small files, read whole, validated together and committed in one transaction."""
+    """Small files, validated together and committed in one transaction."""
     started = time.perf_counter()
     with engine.begin() as conn:
-        router = _Router(conn, _register(conn, batch, options), options)
-        lines = []
-        for position, landing_file in enumerate(batch):
-            for line in landing_file.lines:
-                line.file = position
-            lines.extend(landing_file.lines)
-        for chunk in chunked(lines, VALIDATION_CHUNK_LINES):
-            router.process(list(chunk))
-        results = _finish(conn, batch, router)
+        router = _Router(conn, _register(conn, action.files, options), options)
+        router.route(judges.messages(action.ticket))
+        results = _finish(conn, action.files, router)
     for event_type, dates in router.changes.items():
         affected[event_type] |= dates
     seconds = time.perf_counter() - started
@@ -240,16 +339,15 @@ def _ingest_batch(engine: Engine, batch: list[_LandingFile], options: IngestOpti
     return results
 
 
-def _ingest_streaming(engine: Engine, landing_file: _LandingFile, options: IngestOptions,
+def _ingest_streaming(engine: Engine, action: _Ingest, judges: Judges, options: IngestOptions,
                       affected: dict[str, set[dt.date]]) -> FileResult:
     """A large file, chunk by chunk, in its own transaction; unreadable part-way means nothing of it lands."""
     started = time.perf_counter()
+    [landing_file] = action.files
     try:
         with engine.begin() as conn:
             router = _Router(conn, _register(conn, [landing_file], options), options)
-            for chunk in read_chunks(landing_file.path, landing_file.file_format, landing_file.stats,
-                                     VALIDATION_CHUNK_LINES):
-                router.process(chunk)
+            router.route(judges.messages(action.ticket))
             [result] = _finish(conn, [landing_file], router)
     except UnreadableFileError as exc:
         return _record_failure(engine, landing_file, str(exc), options)
@@ -310,12 +408,33 @@ class _KnownCopies:
     staged: dict[str, Any]
     poisoned: dict[str, set[str]]
 
-    def is_identical(self, event_id: str, digest: str) -> bool:
+    def is_identical(self, event_id: str | None, digest: str) -> bool:
         copy = self.staged.get(event_id)
         return (copy is not None and copy.content_hash == digest) or digest in self.poisoned.get(event_id, ())
 
     def conflicts(self, event_id: str | None) -> bool:
         return event_id in self.staged or event_id in self.poisoned
+
+
+@dataclass
+class _Repeats:
+    """What the warehouse makes of the ids that the uniqueness rule found on several rows of a group.
+
+    Identical copies of an event in the warehouse are skipped before the uniqueness rule applies, as
+    they are when alone; the judge could not know them. So the copies of those ids that are identical
+    to a warehouse copy are duplicates (``identical``), and an id left with a single copy
+    (``alone``) is no longer repeated within the chunk: that copy conflicts with the warehouse one.
+    """
+
+    identical: set[tuple[str, str]] = field(default_factory=set)
+    alone: set[str] = field(default_factory=set)
+
+    @classmethod
+    def of(cls, copies: dict[str, list[str]], known: _KnownCopies) -> _Repeats:
+        """``copies``: the content hashes of each repeated id's rows; ``known``: those ids' warehouse copies."""
+        identical = {(i, d) for i, digests in copies.items() for d in digests if known.is_identical(i, d)}
+        alone = {i for i, digests in copies.items() if sum((i, d) not in identical for d in digests) == 1}
+        return cls(identical, alone)
 
 
 @dataclass
@@ -328,8 +447,25 @@ class _Tally:
     examples: list[str] = field(default_factory=list)
 
 
+# Lookups by id, built once: the ids go in one expanding parameter, so that each batch of them
+# costs no new SQL expression (building one per batch cost more than the lookup itself).
+_EXISTING = sa.select(*(staged_events.c[c] for c in ("event_id", "content_hash", "partition_date", "payload",
+                                                      "source_file", "line_number", "file_id"))).where(
+    staged_events.c.event_type == sa.bindparam("event_type"),
+    staged_events.c.event_id.in_(sa.bindparam("ids", expanding=True)))
+_POISONED = sa.select(quarantined_events.c.event_id, quarantined_events.c.content_hash).where(
+    quarantined_events.c.event_type == sa.bindparam("event_type"),
+    quarantined_events.c.event_id.in_(sa.bindparam("ids", expanding=True)),
+    quarantined_events.c.reason_codes.contains("conflicting_duplicate"))
+
+
 class _Router:
-    """Validate lines (of one or several files) and route each: stage, quarantine, or skip as duplicate."""
+    """Route judged rows (of one or several files) into the warehouse: stage, quarantine, or skip as duplicate.
+
+    The judges tell what a chunk shows (reasons, identical copies within it); the router adds what
+    the warehouse knows: an id already staged (the same content: a duplicate; other content: both
+    copies quarantined, the staged one evicted) or already quarantined as conflicting.
+    """
 
     def __init__(self, conn: Connection, files: list[_LandingFile], options: IngestOptions) -> None:
         self.conn, self.files, self.options = conn, files, options
@@ -337,190 +473,151 @@ class _Router:
         self.lines_read: dict[int, int] = defaultdict(int)
         self.evicted_from: set[int] = set()
         self.changes: dict[str, set[dt.date]] = defaultdict(set)
-        self.quarantine_rows: list[dict[str, Any]] = []
-        self.staged_rows: list[dict[str, Any]] = []
+        self.quarantine_rows: list[tuple[Any, ...]] = []
+        self.staged_rows: list[tuple[Any, ...]] = []
         self.now = _now()
+        self.repeats = _Repeats()
 
-    def process(self, chunk: list[SourceLine]) -> None:
-        groups: dict[tuple[str, bool], list[SourceLine]] = defaultdict(list)
-        specs = event_specs()
-        for line in chunk:
-            self.lines_read[line.file] += 1
-            parse_json(line)
-            file_format = self.files[line.file].file_format
-            if line.reason is not None:
-                self._quarantine(line, [line.reason])
-                continue
-            event_type = line.record.get("event_type")
-            if event_type in (None, ""):
-                self._quarantine(line, [Reason("missing_event_type", "event_type", "event_type: required but missing")])
-            elif not isinstance(event_type, str) or event_type not in specs:
-                self._quarantine(line, [Reason("unknown_event_type", "event_type",
-                                               f"event_type: {event_type!r} is not one of {', '.join(specs)}")])
-            elif file_format in TABULAR_FORMATS and event_type != "task":
-                self._quarantine(line, [Reason("unsupported_in_format", "event_type",
-                                               f"event_type: {event_type!r} rows belong in JSON Lines files; "
-                                               f"{file_format} files carry task events only")])
-            else:
-                groups[(event_type, file_format == "csv")].append(line)
-        for (event_type, tabular), lines in groups.items():
-            typing = TypingOptions(tabular=tabular, default_timezone=self.options.default_timezone)
-            self._process_type(specs[event_type], lines, typing)
-            self._flush()  # the next group's duplicate lookups must see these rows
-        self._flush()
-        for line in chunk:
-            line.record = None  # routed: free the parsed record
+    def route(self, messages: Iterable[Message]) -> None:
+        """Route a unit's messages, writing each group's rows (a slice at a time) once routed.
 
-    def _flush(self) -> None:
-        insert_rows(self.conn, staged_events, self.staged_rows)
-        insert_rows(self.conn, quarantined_events, self.quarantine_rows)
+        Written at once, a group's rows are seen by the lookups of the groups after it: lines of one
+        event type typed as separate groups (CSV and JSON task lines in one chunk) must see each
+        other's copies to tell duplicates and conflicts.
+        """
+        for message in messages:
+            match message:
+                case ChunkStart():
+                    for position, count in message.lines_read.items():
+                        self.lines_read[position] += count
+                    for rejected in message.rejected:
+                        self._quarantine_rejected(rejected)
+                case GroupVerdict():
+                    self._route_group(message)
+                    self._write()
+                case ChunkEnd():
+                    self._write()
+                case UnitEnd():
+                    for position, blank_lines in message.blank_lines.items():
+                        self.files[position].stats.blank_lines = blank_lines
+
+    def _write(self) -> None:
+        insert_many(self.conn, staged_events, STAGED_COLUMNS, self.staged_rows)
+        insert_many(self.conn, quarantined_events, QUARANTINE_COLUMNS, self.quarantine_rows)
         self.staged_rows, self.quarantine_rows = [], []
 
-    def _quarantine(self, line: SourceLine, reasons: list[Reason], *, event_type: str | None = None,
-                    event_id: str | None = None, partition_date: dt.date | None = None,
-                    digest: str | None = None, evicted: Any = None) -> None:
-        """Quarantine a line of this batch, or (``evicted``) a staged row of an earlier one."""
-        file_id = evicted.file_id if evicted is not None else self.files[line.file].file_id
-        source = evicted.source_file if evicted is not None else str(self.files[line.file].path)
-        self.quarantine_rows.append({
-            "source_file": source, "file_id": file_id, "line_number": line.line_number,
-            "event_type": event_type, "event_id": event_id, "partition_date": partition_date,
-            "content_hash": digest, "raw": line.raw.replace("\x00", "\\x00"),  # PostgreSQL text cannot hold NUL
-            "reasons": [r.as_dict() for r in reasons],
-            "reason_codes": ",".join(dict.fromkeys(r.code for r in reasons)), "quarantined_at": self.now,
-        })
+    def _quarantine_rejected(self, rejected: Rejected) -> None:
+        self._quarantine(rejected.file, rejected.line_number, rejected.raw, rejected.reasons)
+
+    def _quarantine(self, file: int, line_number: int, raw: str, reasons: list[Reason], *,
+                    event_type: str | None = None, event_id: str | None = None,
+                    partition_date: dt.date | None = None, digest: str | None = None, evicted: Any = None) -> None:
+        """Quarantine a line of this batch, or (``evicted``) a staged row of an earlier one.
+
+        ``raw`` is stored with NUL characters written as the text ``\\x00``: PostgreSQL text cannot hold NUL.
+        """
+        file_id = evicted.file_id if evicted is not None else self.files[file].file_id
+        source = evicted.source_file if evicted is not None else str(self.files[file].path)
+        self.quarantine_rows.append((
+            source, file_id, line_number, event_type, event_id, partition_date, digest, raw.replace("\x00", "\\x00"),
+            [r.as_dict() for r in reasons], ",".join(dict.fromkeys(r.code for r in reasons)), self.now))
         if evicted is not None:
             return
-        tally = self.tallies[line.file]
+        tally = self.tallies[file]
         for reason in reasons:
             tally.reason_counts[reason.code] += 1
         if len(tally.examples) < self.options.max_examples:
-            tally.examples.append(f"{source}:{line.line_number}: " + "; ".join(r.message for r in reasons))
+            tally.examples.append(f"{source}:{line_number}: " + "; ".join(r.message for r in reasons))
 
-    def _process_type(self, spec: EventSpec, lines: list[SourceLine], typing: TypingOptions) -> None:
-        """Type, validate and route the lines of one event type.
-
-        Order matters: identical copies (within the chunk, then against the warehouse) are
-        skipped first, so that the uniqueness rule only sees ids whose content really differs.
-        """
-        batch = normalize(spec, lines, typing)
-        frame = batch.frame
-        payload_columns = [c for c in frame.columns if c not in (ROW, PARTITION_DATE)]
-        payloads = canonical_payloads(frame, payload_columns)
-        typed_ok = ~frame[ROW].isin(list(batch.reasons.failed_rows()))
-        digests = [content_hash(p) if ok else content_hash(line.raw)
-                   for p, ok, line in zip(payloads, typed_ok, lines, strict=True)]
-        frame = frame.assign(_digest=digests)
-        kept = self._drop_identical_copies(frame, spec, lines)
-        self._validate(spec, batch, kept)
-        self._check_partition_range(spec, kept, batch)
-        valid = kept[~kept[ROW].isin(list(batch.reasons.failed_rows()))]
-        ids = sorted(set(valid[spec.id_field].astype(str)))
-        known = _KnownCopies(self._existing(spec.event_type, ids), self._poisoned(spec.event_type, ids))
-        identical = [known.is_identical(str(i), d) for i, d in zip(valid[spec.id_field], valid["_digest"], strict=True)]
-        repeats = valid.loc[np.array(identical, dtype=bool)]
-        for row in repeats[ROW]:
-            self.tallies[lines[row].file].duplicates += 1
-        kept = kept[~kept[ROW].isin(repeats[ROW])]
-        valid = valid[~valid[ROW].isin(repeats[ROW])]
-        suites.run_rules(f"{spec.event_type}_unique", valid, [suites.uniqueness_rule(spec)], batch.reasons)
-        self._route(spec, batch, kept, payloads, known)
-
-    def _drop_identical_copies(self, frame: pd.DataFrame, spec: EventSpec, lines: list[SourceLine]) -> pd.DataFrame:
-        """Skip later copies of an identical event (same id, same content) within the chunk."""
-        has_id = frame[spec.id_field].notna()
-        repeated = has_id & frame.duplicated(subset=[spec.id_field, "_digest"], keep="first")
-        for row in frame.loc[repeated, ROW]:
-            self.tallies[lines[row].file].duplicates += 1
-        return frame[~repeated]
-
-    def _validate(self, spec: EventSpec, batch: NormalizedBatch, kept: pd.DataFrame) -> None:
-        columns = [(name, f, name.replace("code_review_", "code_review.", 1) if name.startswith("code_review_")
-                    else name) for name, f in flat_fields(spec)]
-        rules = suites.field_rules(columns) + suites.cross_field_rules(spec)
-        suites.run_rules(spec.event_type, suites.add_derived_columns(spec, kept), rules, batch.reasons)
-        steps = batch.steps
-        if steps is not None and not steps.empty:
-            array = next(f for f in spec.fields if f.kind == "array")
-            step_rules = suites.field_rules([(c.name, c, f"{array.name}.{c.name}") for c in array.children])
-            steps = steps[steps[PARENT].isin(kept[ROW])]
-            suites.run_rules(f"{spec.event_type}_steps", steps, step_rules, batch.reasons,
-                             parents=batch.steps[PARENT].tolist())
-
-    def _check_partition_range(self, spec: EventSpec, kept: pd.DataFrame, batch: NormalizedBatch) -> None:
-        dates = kept[PARTITION_DATE]
-        first = pd.Timestamp(self.options.partition_start, tz="UTC")
-        last = pd.Timestamp(_now().date(), tz="UTC")
-        outside = dates.notna() & ((dates < first) | (dates > last))
-        for row, value in zip(kept.loc[outside, ROW], kept.loc[outside, spec.partition_field], strict=True):
-            batch.reasons.add([row], "outside_partitions", spec.partition_field, [
-                f"{spec.partition_field}: {value.isoformat()} is outside the partitions "
-                f"{self.options.partition_start} .. today (UTC)"])
-
-    def _route(self, spec: EventSpec, batch: NormalizedBatch, kept: pd.DataFrame, payloads: list[str],
-               known: _KnownCopies) -> None:
-        rows = kept[ROW].tolist()
-        ids = [None if pd.isna(v) else str(v) for v in kept[spec.id_field].tolist()]
-        digests = kept["_digest"].tolist()
-        partitions = [None if pd.isna(v) else v.date() for v in kept[PARTITION_DATE].tolist()]
-        reasons_of = batch.reasons.by_row
-        for row, event_id, digest, partition in zip(rows, ids, digests, partitions, strict=True):
-            line = batch.lines[row]
-            reasons = reasons_of.get(row, [])
-            if not reasons and known.conflicts(event_id):
-                other = known.staged.get(event_id)
-                where = f"{other.source_file}:{other.line_number}" if other else "copies already in quarantine"
-                reasons = [Reason("conflicting_duplicate", spec.id_field,
-                                  f"{spec.id_field}: {event_id!r} conflicts with {where}")]
-            if event_id in known.staged and _has_code(reasons, "conflicting_duplicate"):
-                self._evict(spec, known.staged.pop(event_id), line)
-            if reasons:
-                self._quarantine(line, reasons, event_type=spec.event_type, event_id=event_id,
-                                 partition_date=partition, digest=digest)
+    def _route_group(self, group: GroupVerdict) -> None:
+        """Stage, quarantine or skip each row of a group's slice, after looking up its ids' warehouse copies."""
+        spec = event_specs()[group.event_type]
+        for position, count in group.duplicates.items():
+            self.tallies[position].duplicates += count
+        if group.repeated is not None:  # the group's first slice
+            self.repeats = _Repeats.of(group.repeated, self._known(spec, sorted(group.repeated)))
+        lookup = {event_id for i, event_id in enumerate(group.ids)
+                  if event_id is not None and (i not in group.reasons or _is_repeat(group.reasons[i]))}
+        known = self._known(spec, sorted(lookup))
+        for i, (event_id, digest, partition) in enumerate(zip(group.ids, group.digests, group.partitions, strict=True)):
+            file, line_number = group.files[i], group.line_numbers[i]
+            reasons = self._reasons(spec, group.reasons.get(i, []), event_id, digest, known)
+            if reasons is None:
+                self.tallies[file].duplicates += 1
                 continue
-            landing_file = self.files[line.file]
-            self.staged_rows.append({
-                "event_type": spec.event_type, "event_id": event_id, "partition_date": partition,
-                "content_hash": digest, "payload": payloads[row], "source_file": str(landing_file.path),
-                "line_number": line.line_number, "file_id": landing_file.file_id})
+            if event_id in known.staged and _has_code(reasons, "conflicting_duplicate"):
+                self._evict(spec, known.staged.pop(event_id), file, line_number)
+            if reasons:
+                raw = group.raws[i] if group.raws[i] is not None else read_line_at(self.files[file].path,
+                                                                                   group.offsets[i])
+                self._quarantine(file, line_number, raw, reasons, event_type=spec.event_type,
+                                 event_id=event_id, partition_date=partition, digest=digest)
+                continue
+            landing_file = self.files[file]
+            self.staged_rows.append((spec.event_type, event_id, partition, digest, group.payloads[i],
+                                     str(landing_file.path), line_number, landing_file.file_id))
             self.changes[spec.event_type].add(partition)
+
+    def _reasons(self, spec: EventSpec, reasons: list[Reason], event_id: str | None, digest: str,
+                 known: _KnownCopies) -> list[Reason] | None:
+        """The row's reasons once the warehouse is known (none: stage it), or None for a duplicate to skip.
+
+        A copy identical to one in the warehouse is a duplicate, whether or not the uniqueness
+        rule saw other copies of its id in the chunk (see ``_Repeats``).
+        """
+        if not reasons:
+            if known.is_identical(event_id, digest):
+                return None
+        elif _is_repeat(reasons):
+            if (event_id, digest) in self.repeats.identical:
+                return None
+            if event_id in self.repeats.alone:
+                reasons = []
+        if not reasons and known.conflicts(event_id):
+            other = known.staged.get(event_id)
+            where = f"{other.source_file}:{other.line_number}" if other else "copies already in quarantine"
+            return [Reason("conflicting_duplicate", spec.id_field,
+                           f"{spec.id_field}: {event_id!r} conflicts with {where}")]
+        return reasons
+
+    def _known(self, spec: EventSpec, ids: list[str]) -> _KnownCopies:
+        return _KnownCopies(self._existing(spec.event_type, ids), self._poisoned(spec.event_type, ids))
 
     def _existing(self, event_type: str, ids: list[str]) -> dict[str, Any]:
         found: dict[str, Any] = {}
-        columns = [staged_events.c[c] for c in ("event_id", "content_hash", "partition_date", "payload",
-                                                 "source_file", "line_number", "file_id")]
         for batch in chunked(ids, LOOKUP_BATCH):
-            query = sa.select(*columns).where(staged_events.c.event_type == event_type,
-                                              staged_events.c.event_id.in_(batch))
-            found.update({row.event_id: row for row in self.conn.execute(query)})
+            rows = self.conn.execute(_EXISTING, {"event_type": event_type, "ids": batch})
+            found.update({row.event_id: row for row in rows})
         return found
 
     def _poisoned(self, event_type: str, ids: list[str]) -> dict[str, set[str]]:
         """Ids already quarantined as conflicting, with the content hashes of their copies."""
         found: dict[str, set[str]] = defaultdict(set)
         for batch in chunked(ids, LOOKUP_BATCH):
-            query = sa.select(quarantined_events.c.event_id, quarantined_events.c.content_hash).where(
-                quarantined_events.c.event_type == event_type, quarantined_events.c.event_id.in_(batch),
-                quarantined_events.c.reason_codes.contains("conflicting_duplicate"))
-            for row in self.conn.execute(query):
+            for row in self.conn.execute(_POISONED, {"event_type": event_type, "ids": batch}):
                 found[row.event_id].add(row.content_hash)
         return found
 
-    def _evict(self, spec: EventSpec, staged: Any, arriving: SourceLine) -> None:
-        """Move a staged copy to quarantine: a conflicting copy has arrived."""
+    def _evict(self, spec: EventSpec, staged: Any, file: int, line_number: int) -> None:
+        """Move a staged copy to quarantine: a conflicting copy (``file``, ``line_number``) has arrived."""
         self.conn.execute(staged_events.delete().where(staged_events.c.event_type == spec.event_type,
                                                        staged_events.c.event_id == staged.event_id))
         partition = to_python_date(staged.partition_date)
-        where = f"{self.files[arriving.file].path}:{arriving.line_number}"
-        self._quarantine(SourceLine(staged.line_number, staged.payload),
+        where = f"{self.files[file].path}:{line_number}"
+        self._quarantine(0, staged.line_number, staged.payload,
                          [Reason("conflicting_duplicate", spec.id_field,
                                  f"{spec.id_field}: {staged.event_id!r} conflicts with {where}")],
                          event_type=spec.event_type, event_id=staged.event_id, partition_date=partition,
                          digest=staged.content_hash, evicted=staged)
         self.evicted_from.add(staged.file_id)
-        self.tallies[arriving.file].evicted += 1
+        self.tallies[file].evicted += 1
         self.changes[spec.event_type].add(partition)
 
 
 def _has_code(reasons: Iterable[Reason], code: str) -> bool:
     return any(r.code == code for r in reasons)
+
+
+def _is_repeat(reasons: list[Reason]) -> bool:
+    """The judge's verdict of the uniqueness rule: the id is on several (valid) rows of the chunk."""
+    return _has_code(reasons, "conflicting_duplicate")

@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 import gzip
 import io
+import itertools
 import json
 import zlib
 from collections.abc import Iterator
@@ -24,6 +25,10 @@ import pyarrow.parquet as pq
 from perf_pipeline.validation.reasons import Reason
 
 CHUNK_LINES = 50_000
+# JSON Lines files are read this much at a time (then cut after the block's last newline).
+BLOCK_BYTES = 8 * 2**20
+# What bytes.strip() strips: a line of only these is blank.
+ASCII_WHITESPACE = " \t\n\r\x0b\x0c"
 FORMATS = {".jsonl": "jsonl", ".ndjson": "jsonl", ".jsonl.gz": "jsonl.gz", ".ndjson.gz": "jsonl.gz",
            ".csv": "csv", ".parquet": "parquet"}
 # Files still being written by their producer, by common convention.
@@ -34,21 +39,23 @@ class UnreadableFileError(Exception):
     """The file as a whole cannot be read (permissions, corrupt compression, not Parquet)."""
 
 
-@dataclass
+@dataclass(slots=True)
 class SourceLine:
     """One line (JSONL), row (CSV, Parquet) of a file: its record, or why it has none.
 
     ``file`` is the file's position in the ingest batch, set when lines of several files are
-    validated together. JSON lines are parsed lazily (``parse_json``), one validation chunk at a
-    time, so a batch of files holds only their text in memory.
+    validated together. JSON lines are parsed lazily (``parse_json``), as a validation chunk is
+    read; the text of a line read from an uncompressed file is then dropped (the few that are
+    needed again, to be quarantined, are read again from ``offset``).
     """
 
     line_number: int
-    raw: str
+    raw: str | None  # None once parsed, for a line that ``offset`` finds again (``raw_text``)
     record: dict[str, Any] | None = None
     reason: Reason | None = None
     file: int = 0
     complete: bool = True  # ended with a newline; a last line without one that fails to parse is truncated
+    offset: int = -1  # where the line starts in an uncompressed JSON Lines file, -1 elsewhere
 
 
 @dataclass
@@ -67,18 +74,10 @@ def detect_format(path: Path) -> str | None:
     return None
 
 
-def read_chunks(path: Path, file_format: str, stats: ReadStats,
-                chunk_lines: int = CHUNK_LINES) -> Iterator[list[SourceLine]]:
-    """Chunks of at most ``chunk_lines`` source lines, in file order."""
-    readers = {"jsonl": _jsonl_lines, "jsonl.gz": _jsonl_lines, "csv": _csv_rows, "parquet": _parquet_rows}
-    chunk: list[SourceLine] = []
-    for line in readers[file_format](path, file_format, stats):
-        chunk.append(line)
-        if len(chunk) >= chunk_lines:
-            yield chunk
-            chunk = []
-    if chunk:
-        yield chunk
+def read_lines(path: Path, file_format: str, stats: ReadStats) -> Iterator[SourceLine]:
+    """The file's source lines, in order (blank lines counted in ``stats``, not yielded)."""
+    readers = {"jsonl": _plain_jsonl_lines, "jsonl.gz": _jsonl_lines, "csv": _csv_rows, "parquet": _parquet_rows}
+    return readers[file_format](path, file_format, stats)
 
 
 def _open_binary(path: Path, file_format: str) -> io.BufferedIOBase:
@@ -101,6 +100,73 @@ def _jsonl_lines(path: Path, file_format: str, stats: ReadStats) -> Iterator[Sou
         raise UnreadableFileError(
             f"{path}: unreadable after line {line_number}: {exc} (the file is corrupt or still being written)"
         ) from exc
+
+
+def _plain_jsonl_lines(path: Path, file_format: str, stats: ReadStats) -> Iterator[SourceLine]:
+    """An uncompressed file's lines, read in blocks of whole lines (decoded and split at once, see
+    ``_block_lines``). Compressed files are read line by line: where a corrupt one fails is told by line."""
+    handle = _open_binary(path, file_format)
+    line_number = offset = 0
+    try:
+        with handle:
+            rest = b""
+            while block := handle.read(BLOCK_BYTES):
+                data = rest + block
+                cut = data.rfind(b"\n") + 1
+                rest = data[cut:]
+                if cut:
+                    yield from _block_lines(data[:cut], line_number, offset, stats)
+                    line_number += data.count(b"\n", 0, cut)
+                    offset += cut
+            if rest:
+                line_number += 1
+                for line in _decode_jsonl_line(line_number, rest, stats):
+                    line.offset = offset
+                    yield line
+    except (OSError, EOFError, zlib.error) as exc:
+        raise UnreadableFileError(
+            f"{path}: unreadable after line {line_number}: {exc} (the file is corrupt or still being written)"
+        ) from exc
+
+
+def _block_lines(block: bytes, line_number: int, offset: int, stats: ReadStats) -> Iterator[SourceLine]:
+    """The lines of ``block`` (whole lines, each ending with a newline), numbered after ``line_number``;
+    ``offset`` is where the block starts in the file.
+
+    The block is decoded and split in one go; what ``_decode_jsonl_line`` does line by line gives
+    the same lines (a newline byte never occurs inside a UTF-8 sequence). A block that is not
+    valid UTF-8 is taken line by line, to tell which lines are not.
+    """
+    pieces = block.split(b"\n")[:-1]
+    starts = itertools.accumulate((len(piece) + 1 for piece in pieces), initial=offset)
+    try:
+        text = block.decode("utf-8")
+    except UnicodeDecodeError:
+        for number, start, data in zip(itertools.count(line_number + 1), starts, pieces):
+            for line in _decode_jsonl_line(number, data + b"\n", stats):
+                line.offset = start
+                yield line
+        return
+    for number, start, line in zip(itertools.count(line_number + 1), starts, text.split("\n")[:-1]):
+        body = line.rstrip("\r")
+        if body.strip(ASCII_WHITESPACE):
+            yield SourceLine(number, body, offset=start)
+        else:
+            stats.blank_lines += 1
+
+
+def raw_text(path: Path, line: SourceLine) -> str:
+    """The line's text, read again from the file if it was dropped after parsing."""
+    if line.raw is not None:
+        return line.raw
+    return read_line_at(path, line.offset)
+
+
+def read_line_at(path: Path, offset: int) -> str:
+    """The text of the (valid UTF-8) line that starts at byte ``offset``, as the reader gave it."""
+    with open(path, "rb") as handle:
+        handle.seek(offset)
+        return handle.readline().rstrip(b"\r\n").decode("utf-8")
 
 
 def _decode_jsonl_line(line_number: int, data: bytes, stats: ReadStats) -> Iterator[SourceLine]:

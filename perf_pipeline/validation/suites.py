@@ -135,14 +135,16 @@ def run_rules(name: str, frame: pd.DataFrame, rules: Sequence[Rule], reasons: Re
 
     ``parents`` maps the frame's ``_row`` values to the rows reasons are filed under (for
     steps, the parent task); by default they are the same. A missing value already explained by a
-    type error is not reported again as missing.
+    type error is not reported again as missing. Failures are described from ``frame``'s own
+    values (GX sees them in other dtypes, ``_vectorizable``).
     """
     if frame.empty or not rules:
         return
     # Only the columns the rules read: GX fingerprints the frame, and pickles it whole if a
-    # column holds lists or dicts (steps, extra).
-    needed = frame[[ROW, *dict.fromkeys(c for rule in rules for c in _columns(rule.expectation))]]
-    batch = _batch_definition(name).get_batch(batch_parameters={"dataframe": needed})
+    # column holds lists or dicts (steps, extra). Labels and messages read the whole frame
+    # (step rules name their step from ``step_index``, which no rule reads).
+    needed = frame[[ROW, *rule_columns(rules)]]
+    batch = _batch_definition(name).get_batch(batch_parameters={"dataframe": _vectorizable(needed, rules)})
     result = batch.validate(_suite(name, rules), result_format=RESULT_FORMAT)
     for outcome in result.results:
         if outcome.exception_info and outcome.exception_info.get("raised_exception"):
@@ -157,8 +159,40 @@ def run_rules(name: str, frame: pd.DataFrame, rules: Sequence[Rule], reasons: Re
             label = _label(rule, frame, row)
             if rule.code == "missing_required" and reasons.has(target, label):
                 continue
-            text = rule.describe(unexpected)
+            text = rule.describe(_RowValues(frame, row))
             reasons.add([target], rule.code, label, [f"{label}: {text}" if label else text])
+
+
+class _RowValues:
+    """A row's values by column, read from the frame when asked (what ``Rule.describe`` gets)."""
+
+    def __init__(self, frame: pd.DataFrame, row: int) -> None:
+        self.frame, self.row = frame, row
+
+    def __getitem__(self, column: str) -> Any:
+        return self.frame.at[self.row, column]
+
+
+def _vectorizable(frame: pd.DataFrame, rules: Sequence[Rule]) -> pd.DataFrame:
+    """The same values in dtypes that pandas (and so GX) checks with vectorized code.
+
+    Text (object columns of str and None) becomes the ``str`` dtype, whose nulls, lengths and
+    set membership are computed on Arrow buffers; integers (Int64) become float64, which
+    ``ExpectColumnValuesToBeBetween`` compares in one step rather than value by value. Integers
+    here come from float64 (``normalize``), so they convert back exactly. Text that a
+    multi-column rule reads stays as objects: GX checks those row by row, and a row of Python
+    objects is cheaper to build than one of Arrow scalars.
+    """
+    row_wise = {c for rule in rules for c in getattr(rule.expectation, "column_list", None) or ()}
+    converted = {name: column.astype("str") if column.dtype == object else column.astype("float64")
+                 for name, column in frame.items()
+                 if (column.dtype == object and name not in row_wise) or isinstance(column.dtype, pd.Int64Dtype)}
+    return frame.assign(**converted)
+
+
+def rule_columns(rules: Sequence[Rule]) -> list[str]:
+    """The columns the rules' expectations read, in order."""
+    return list(dict.fromkeys(c for rule in rules for c in _columns(rule.expectation)))
 
 
 def _columns(expectation: gxe.Expectation) -> list[str]:
