@@ -34,6 +34,8 @@ PAYLOAD_SLICE_ROWS = 5_000
 # most distinct values per record sampled that such a field may have.
 SHARE_SAMPLE = 1_000
 SHARE_DISTINCT = 0.25
+# Integers are typed through float64 into Int64, which holds -2**63 .. 2**63 - 1.
+INT64_LIMIT = 2.0**63
 
 
 @dataclass
@@ -199,16 +201,19 @@ def _as_typed(values: list[Any], f: FieldSpec) -> pd.Series | None:
 
     This is what ``convert`` gives for such values (text kept, numbers as float64 or rounded to
     Int64) without its per-value checks. None for values that need converting (timestamps, for
-    one) or that would fail (text with a NUL character, numbers not finite, fractional integers): the
-    general path types and explains those.
+    one) or that would fail (text with a NUL character, numbers not finite, fractional or too large
+    integers): the general path types and explains those.
     """
     kinds = _kinds(values)
     if f.kind == "string" and kinds <= {str}:
         return None if "\x00" in "".join(filter(None, values)) else pd.Series(values, dtype=object)
     if f.kind in ("integer", "number") and kinds <= {int, float}:
-        numbers = np.fromiter((np.nan if v is None else v for v in values), dtype=np.float64, count=len(values))
+        try:
+            numbers = np.fromiter((np.nan if v is None else v for v in values), dtype=np.float64, count=len(values))
+        except OverflowError:  # an integer beyond float64's range
+            return None
         present = numbers[~np.isnan(numbers)]
-        if not (np.all(np.abs(present) < 2.0**63) and (f.kind == "number" or np.all(present % 1 == 0))):
+        if not (np.all(np.abs(present) < INT64_LIMIT) and (f.kind == "number" or np.all(present % 1 == 0))):
             return None
         typed = pd.Series(numbers)
         return typed.round().astype("Int64") if f.kind == "integer" else typed
@@ -221,19 +226,27 @@ def _sorted(mapping: dict[str, Any]) -> dict[str, Any]:
 
 
 @dataclass
-class TypedColumn:
-    """A column converted to its field's kind, and which values failed the conversion."""
+class Failure:
+    """Values of a column that failed its conversion for one reason: which, the code, and how to word one."""
 
-    values: pd.Series
     bad: pd.Series
     code: str
     explain: Callable[[Any], str]
 
+
+@dataclass
+class TypedColumn:
+    """A column converted to its field's kind, and which values failed the conversion (and why)."""
+
+    values: pd.Series
+    failures: list[Failure]
+
     def record(self, raw: pd.Series, reasons: ReasonLog, rows: Sequence[int], labels: Sequence[str]) -> None:
         """Add a reason for each failed value; ``rows`` and ``labels`` are aligned with ``raw``."""
-        positions = np.flatnonzero(self.bad.to_numpy())
-        reasons.add([rows[i] for i in positions], self.code, [labels[i] for i in positions],
-                    [f"{labels[i]}: {self.explain(raw.iloc[i])}" for i in positions])
+        for failure in self.failures:
+            positions = np.flatnonzero(failure.bad.to_numpy())
+            reasons.add([rows[i] for i in positions], failure.code, [labels[i] for i in positions],
+                        [f"{labels[i]}: {failure.explain(raw.iloc[i])}" for i in positions])
 
 
 def type_column(values: pd.Series, f: FieldSpec, label: str, options: TypingOptions,
@@ -247,7 +260,8 @@ def type_column(values: pd.Series, f: FieldSpec, label: str, options: TypingOpti
 def convert(values: pd.Series, f: FieldSpec, options: TypingOptions) -> TypedColumn:
     typers = {"string": _string_column, "integer": _number_column, "number": _number_column,
               "timestamp": _timestamp_column}
-    return TypedColumn(*typers[f.kind](values, f, options))
+    typed, *failures = typers[f.kind](values, f, options)
+    return TypedColumn(typed, failures)
 
 
 def _is_instance(values: pd.Series, kinds: type | tuple[type, ...]) -> pd.Series:
@@ -267,29 +281,54 @@ def _string_column(values: pd.Series, f: FieldSpec, options: TypingOptions):
     has_nul = text.str.contains("\x00", regex=False, na=False).astype(bool)
     bad = bad | has_nul
     typed = values.where(present & ~bad, None).astype(object)
-    return typed, bad, "invalid_type", lambda v: (
-        "text contains a NUL character" if isinstance(v, str) else f"expected text, got {_show(v)}")
+    return typed, Failure(bad, "invalid_type", lambda v: (
+        "text contains a NUL character" if isinstance(v, str) else f"expected text, got {_show(v)}"))
 
 
 def _number_column(values: pd.Series, f: FieldSpec, options: TypingOptions):
+    """Numbers as float64, integers as Int64 (through float64).
+
+    A number that these cannot hold (an integer outside -2**63 .. 2**63 - 1, ``1e300`` too, or an
+    integer literal beyond float64) has the right type but is out of range; the other failures are
+    of type. The bound is checked on the float64 value, so an integer just below 2**63 that rounds
+    up to it counts as out of range too.
+    """
     present = values.notna()
     kind = "an integer" if f.kind == "integer" else "a number"
+    oversized = pd.Series(False, index=values.index)
     if pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values):
         numbers = values.astype("float64")
         bad = pd.Series(False, index=values.index)
     else:
         is_bool = _is_instance(values, bool)
         is_text = _is_instance(values, str)
-        candidates = values.where(~is_bool & (options.tabular | ~is_text))
+        if values.dtype == object:  # only mixed values hold ints that float64 cannot
+            oversized = values.map(_beyond_float64).astype(bool)
+        candidates = values.where(~is_bool & ~oversized & (options.tabular | ~is_text))
         numbers = pd.to_numeric(candidates, errors="coerce").astype("float64")
-        bad = present & numbers.isna()
+        bad = present & numbers.isna() & ~oversized
     finite = np.isfinite(numbers.fillna(0.0))
     bad = bad | (present & ~finite)
+    too_large = oversized
     if f.kind == "integer":
         bad = bad | (present & finite & (numbers.fillna(0.0) % 1 != 0))
-    numbers = numbers.where(~bad)
+        too_large = too_large | (present & ~bad & ((numbers >= INT64_LIMIT) | (numbers < -INT64_LIMIT)))
+    numbers = numbers.where(~bad & ~too_large)
     typed = numbers.round().astype("Int64") if f.kind == "integer" else numbers
-    return typed, bad, "invalid_type", lambda v: f"expected {kind}, got {_show(v)}"
+    limits = "the 64-bit integer range" if f.kind == "integer" else "the 64-bit float range"
+    return (typed, Failure(bad, "invalid_type", lambda v: f"expected {kind}, got {_show(v)}"),
+            Failure(too_large, "out_of_range", lambda v: f"{_show(v)} is outside {limits}"))
+
+
+def _beyond_float64(value: Any) -> bool:
+    """An integer literal too large for float64 (JSON parses ``1`` followed by 400 zeros as such an int)."""
+    if type(value) is not int:
+        return False
+    try:
+        float(value)
+    except OverflowError:
+        return True
+    return False
 
 
 def _timestamp_column(values: pd.Series, f: FieldSpec, options: TypingOptions):
@@ -312,9 +351,9 @@ def _timestamp_column(values: pd.Series, f: FieldSpec, options: TypingOptions):
     bad = present & typed.isna() & ~without_offset
     typed = typed.astype("datetime64[us, UTC]")
     if without_offset.any():
-        return typed, without_offset, "timestamp_without_offset", lambda v: (
-            f"{_show(v)} has no UTC offset (add Z or +HH:MM, or set PERF_DEFAULT_TIMEZONE)")
-    return typed, bad, "invalid_timestamp", lambda v: f"expected an RFC 3339 timestamp, got {_show(v)}"
+        return typed, Failure(without_offset, "timestamp_without_offset", lambda v: (
+            f"{_show(v)} has no UTC offset (add Z or +HH:MM, or set PERF_DEFAULT_TIMEZONE)"))
+    return typed, Failure(bad, "invalid_timestamp", lambda v: f"expected an RFC 3339 timestamp, got {_show(v)}")
 
 
 def _object_columns(values: list[Any], f: FieldSpec, options: TypingOptions, reasons: ReasonLog,

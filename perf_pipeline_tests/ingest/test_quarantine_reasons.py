@@ -174,3 +174,33 @@ def test_csv_rows_of_the_wrong_width_and_other_event_types(engine: sa.Engine, la
     assert [(r["line_number"], r["reason_codes"]) for r in rows] == [
         (3, "malformed_csv_row"), (4, "unsupported_in_format")]
     assert "3 cells, the header has 9" in rows[0]["reasons"][0]["message"]
+
+
+@pytest.mark.parametrize("value", [1e300, 2**63, 10**400], ids=["1e300", "2**63", "10**400"])
+def test_an_integer_beyond_64_bits_is_out_of_range(value: float | int, engine: sa.Engine, landing: Path) -> None:
+    write_jsonl(landing / "a.jsonl", [
+        task("t-good"), task("t-bad", input_tokens=value), task("t-step", steps=[{"node": "plan", "tokens": value}]),
+        task("t-review", code_review={"lint_errors": value})])
+    [result] = ingest(engine, landing).files
+    assert (result.lines_read, result.loaded, result.quarantined) == (4, 1, 3)
+    reasons = {row["event_id"]: row["reasons"] for row in quarantine_rows(engine)}
+    assert {event_id: [(r["code"], r["field"]) for r in found] for event_id, found in reasons.items()} == {
+        "t-bad": [("out_of_range", "input_tokens")], "t-step": [("out_of_range", "steps[0].tokens")],
+        "t-review": [("out_of_range", "code_review.lint_errors")]}
+    assert all(r["message"].startswith(f"{r['field']}: ") for found in reasons.values() for r in found)
+    assert staged_ids(engine) == ["t-good"]
+
+
+def test_an_integer_beyond_64_bits_in_csv_is_out_of_range(engine: sa.Engine, landing: Path) -> None:
+    _write_csv(landing / "tasks.csv", CSV_HEADER, [
+        ["t-1", "agent-1", "openai", "gpt", "2026-03-01T09:00:00Z", "2026-03-01T10:00:00Z", "success", "12"],
+        ["t-2", "agent-1", "openai", "gpt", "2026-03-01T09:00:00Z", "2026-03-01T10:00:00Z", "success", "1e300"],
+        ["t-3", "agent-1", "openai", "gpt", "2026-03-01T09:00:00Z", "2026-03-01T10:00:00Z", "success",
+         str(2**63)],
+    ])
+    [result] = ingest(engine, landing).files
+    assert (result.loaded, result.quarantined) == (1, 2)
+    rows = quarantine_rows(engine)
+    assert [(r["event_id"], [(x["code"], x["field"]) for x in r["reasons"]]) for r in rows] == [
+        ("t-2", [("out_of_range", "input_tokens")]), ("t-3", [("out_of_range", "input_tokens")])]
+    assert rows[0]["reasons"][0]["message"] == "input_tokens: \"1e300\" is outside the 64-bit integer range"
