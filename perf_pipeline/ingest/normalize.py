@@ -350,10 +350,9 @@ def _timestamp_column(values: pd.Series, f: FieldSpec, options: TypingOptions):
             without_offset = naive & local.notna()
     bad = present & typed.isna() & ~without_offset
     typed = typed.astype("datetime64[us, UTC]")
-    if without_offset.any():
-        return typed, Failure(without_offset, "timestamp_without_offset", lambda v: (
-            f"{_show(v)} has no UTC offset (add Z or +HH:MM, or set PERF_DEFAULT_TIMEZONE)"))
-    return typed, Failure(bad, "invalid_timestamp", lambda v: f"expected an RFC 3339 timestamp, got {_show(v)}")
+    return (typed, Failure(bad, "invalid_timestamp", lambda v: f"expected an RFC 3339 timestamp, got {_show(v)}"),
+            Failure(without_offset, "timestamp_without_offset", lambda v: (
+                f"{_show(v)} has no UTC offset (add Z or +HH:MM, or set PERF_DEFAULT_TIMEZONE)")))
 
 
 def _object_columns(values: list[Any], f: FieldSpec, options: TypingOptions, reasons: ReasonLog,

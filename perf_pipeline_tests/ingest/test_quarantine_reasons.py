@@ -204,3 +204,13 @@ def test_an_integer_beyond_64_bits_in_csv_is_out_of_range(engine: sa.Engine, lan
     assert [(r["event_id"], [(x["code"], x["field"]) for x in r["reasons"]]) for r in rows] == [
         ("t-2", [("out_of_range", "input_tokens")]), ("t-3", [("out_of_range", "input_tokens")])]
     assert rows[0]["reasons"][0]["message"] == "input_tokens: \"1e300\" is outside the 64-bit integer range"
+
+
+def test_invalid_and_offsetless_timestamps_in_one_column_each_get_their_reason(engine: sa.Engine,
+                                                                              landing: Path) -> None:
+    write_jsonl(landing / "a.jsonl", [task("t-naive", started_at="2026-03-01T09:01:00"),
+                                      task("t-garbage", started_at="not a time"), task("t-good")])
+    [result] = ingest(engine, landing).files
+    assert (result.loaded, result.quarantined) == (1, 2)
+    rows = {r["event_id"]: r["reason_codes"] for r in quarantine_rows(engine)}
+    assert rows == {"t-naive": "timestamp_without_offset", "t-garbage": "invalid_timestamp"}
