@@ -10,7 +10,6 @@ from dagster import AssetSelection, Definitions, EnvVar, define_asset_job
 from perf_pipeline.events.assets import DAILY_EVENT_ASSETS, objective_templates_asset
 from perf_pipeline.ingest.assets import ingest_landing_files
 from perf_pipeline.ingest.checks import ingest_conservation
-from perf_pipeline.partitions import daily_partitions
 from perf_pipeline.resources import LandingZoneResource, WarehouseResource
 
 ingest_job = define_asset_job(
@@ -21,8 +20,7 @@ ingest_job = define_asset_job(
 
 daily_events_job = define_asset_job(
     "daily_events_job",
-    selection=AssetSelection.assets(*DAILY_EVENT_ASSETS),
-    partitions_def=daily_partitions,
+    selection=AssetSelection.assets(*DAILY_EVENT_ASSETS),  # daily partitions, inferred from the assets
     description="Cut the typed daily event tables for a day (or, as one run, a range of days).",
 )
 
