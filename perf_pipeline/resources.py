@@ -25,9 +25,6 @@ class WarehouseResource(ConfigurableResource):
         """A shared engine whose schema exists (tables created, views refreshed, once per process)."""
         return warehouse_engine(self.resolved_url())
 
-    def display_url(self) -> str:
-        return settings.redact_url(self.resolved_url())
-
 
 class LandingZoneResource(ConfigurableResource):
     """The folder agents write their task logs to, and how to read naive timestamps."""

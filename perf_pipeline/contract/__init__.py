@@ -52,9 +52,6 @@ class EventSpec:
         """The field names, in schema order."""
         return [f.name for f in self.fields]
 
-    @property
-    def timestamp_fields(self) -> list[str]:
-        return [f.name for f in self.fields if f.kind == "timestamp"]
 
 
 @cache
