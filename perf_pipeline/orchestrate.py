@@ -1,4 +1,5 @@
-"""Run the pipeline in-process through Dagster: the ingest job, then the daily assets for the days it touched.
+"""Run the pipeline in-process through Dagster: the ingest job, then the daily event tables and
+scores for the days it touched, then the days whose tasks got late feedback or reviews.
 
 The CLI's ``run`` and ``demo`` use this, so a command-line run executes exactly the asset code the
 UI runs, is recorded on the same instance, and takes the same checks.
@@ -19,7 +20,16 @@ from perf_pipeline.events.assets import DAILY_EVENT_ASSETS, objective_templates_
 from perf_pipeline.ingest.assets import ingest_landing_files
 from perf_pipeline.ingest.pipeline import discover
 from perf_pipeline.resources import LandingZoneResource
-from perf_pipeline.warehouse.schema import EVENT_TABLES, ingested_files, quarantined_events, task_steps
+from perf_pipeline.scoring.assets import SCORING_ASSETS, price_table_asset
+from perf_pipeline.scoring.store import stale_score_days
+from perf_pipeline.warehouse.schema import (
+    EVENT_TABLES,
+    collaboration_scores,
+    ingested_files,
+    quarantined_events,
+    task_scores,
+    task_steps,
+)
 
 RANGE_DAYS_PER_RUN = 7
 RANGE_START_TAG = "dagster/asset_partition_range_start"
@@ -45,7 +55,7 @@ def run_pipeline(*, landing: Path | None = None, start: dt.date | None = None, e
     files, ignored = discover(folder)
     skipped = f" ({len(ignored)} other files ignored)" if ignored else ""
     echo(f"ingesting {len(files)} file(s) from {folder}{skipped}")
-    ingest = _materialize([ingest_landing_files, objective_templates_asset], instance, resources)
+    ingest = _materialize([ingest_landing_files, objective_templates_asset, price_table_asset], instance, resources)
     metadata = _metadata(ingest, "ingested_files")
     affected = sorted({dt.date.fromisoformat(d) for dates in metadata["affected_partitions"].values() for d in dates})
     first = start or (affected[0] if affected else None)
@@ -55,15 +65,46 @@ def run_pipeline(*, landing: Path | None = None, start: dt.date | None = None, e
         return _summary(resources, metadata, None, None, 0.0)
     days = (last - first).days + 1
     built, started = 0, dt.datetime.now()
-    for chunk_start in range(0, days, RANGE_DAYS_PER_RUN):
-        chunk_first = first + dt.timedelta(days=chunk_start)
-        chunk_last = min(last, chunk_first + dt.timedelta(days=RANGE_DAYS_PER_RUN - 1))
-        _materialize(DAILY_EVENT_ASSETS, instance, resources, tags={
-            RANGE_START_TAG: chunk_first.isoformat(), RANGE_END_TAG: chunk_last.isoformat()})
+    for chunk_first, chunk_last in _chunks(first, last):
+        _materialize_range([*DAILY_EVENT_ASSETS, *SCORING_ASSETS], instance, resources, chunk_first, chunk_last)
         built += (chunk_last - chunk_first).days + 1
         if progress:
             progress(built, days)
+    with resources["warehouse"].engine().connect() as conn:
+        late = [stale.day for stale in stale_score_days(conn)]
+    for late_first, late_last in _contiguous(late):
+        _materialize_range(SCORING_ASSETS, instance, resources, late_first, late_last)
+    if late:
+        echo(f"scored {len(late)} earlier day(s) again for late feedback or reviews: "
+             + ", ".join(day.isoformat() for day in late[:10]) + (" ..." if len(late) > 10 else ""))
     return _summary(resources, metadata, first, last, (dt.datetime.now() - started).total_seconds())
+
+
+def _chunks(first: dt.date, last: dt.date) -> list[tuple[dt.date, dt.date]]:
+    """[first, last] cut into ranges of at most RANGE_DAYS_PER_RUN days (one run each)."""
+    chunks = []
+    while first <= last:
+        chunk_last = min(last, first + dt.timedelta(days=RANGE_DAYS_PER_RUN - 1))
+        chunks.append((first, chunk_last))
+        first = chunk_last + dt.timedelta(days=1)
+    return chunks
+
+
+def _contiguous(days: list[dt.date]) -> list[tuple[dt.date, dt.date]]:
+    """Sorted days grouped into runs of consecutive days, each cut into chunks."""
+    ranges: list[tuple[dt.date, dt.date]] = []
+    for day in sorted(days):
+        if ranges and day == ranges[-1][1] + dt.timedelta(days=1):
+            ranges[-1] = (ranges[-1][0], day)
+        else:
+            ranges.append((day, day))
+    return [chunk for start, end in ranges for chunk in _chunks(start, end)]
+
+
+def _materialize_range(assets: list, instance: DagsterInstance, resources: dict[str, object], first: dt.date,
+                       last: dt.date):
+    return _materialize(assets, instance, resources, tags={RANGE_START_TAG: first.isoformat(),
+                                                           RANGE_END_TAG: last.isoformat()})
 
 
 def _materialize(assets: list, instance: DagsterInstance, resources: dict[str, object],
@@ -98,9 +139,10 @@ def _summary(resources: dict[str, object], metadata: dict[str, Any], first: dt.d
     with engine.connect() as conn:
         if first and last:
             counts = []
-            for table in [*EVENT_TABLES.values(), task_steps]:
+            for table in [*EVENT_TABLES.values(), task_steps, task_scores, collaboration_scores]:
+                day = table.c.date if table is collaboration_scores else table.c.partition_date
                 n = conn.execute(sa.select(sa.func.count()).select_from(table)
-                                 .where(table.c.partition_date.between(first, last))).scalar_one()
+                                 .where(day.between(first, last))).scalar_one()
                 counts.append(f"{table.name} {n:,}")
             lines.append(f"built {first}..{last} in {seconds:.1f}s: " + ", ".join(counts))
         failures = conn.execute(sa.select(ingested_files.c.error).where(

@@ -1,4 +1,5 @@
-"""Dagster resources: the warehouse (the only thing that opens database connections) and the landing zone."""
+"""Dagster resources: the warehouse (the only thing that opens database connections), the landing
+zone, and scoring (its configuration and the LLM judge)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,8 @@ from pydantic import Field
 from sqlalchemy.engine import Engine
 
 from perf_pipeline import settings
+from perf_pipeline.scoring.config import ScoringConfig, load_scoring_config
+from perf_pipeline.scoring.judge import JudgeClient, JudgePrice, OpenAIJudgeClient
 from perf_pipeline.warehouse.db import warehouse_engine
 
 
@@ -39,3 +42,34 @@ class LandingZoneResource(ConfigurableResource):
 
     def timezone(self) -> str | None:
         return self.default_timezone or settings.default_timezone()
+
+
+DEFAULT_JUDGE_MODEL = "gpt-4.1-mini"
+
+
+class ScoringResource(ConfigurableResource):
+    """Scoring configuration and the LLM judge's connection. Built from the environment:
+    ``OPENAI_API_KEY``, ``OPENAI_BASE_URL``, ``PERF_JUDGE_MODEL`` and ``PERF_SCORING_CONFIG``, each
+    through ``EnvVar`` so that the key is never shown in the UI or logged. Without a key the
+    pipeline still runs and the judge is skipped."""
+
+    config_path: str | None = Field(default=None, description="YAML merged over the default scoring.yaml.")
+    judge_api_key: str | None = Field(default=None, description="API key of the judge's server (a secret).")
+    judge_base_url: str | None = Field(default=None, description="OpenAI-compatible base URL; default OpenAI's.")
+    judge_model: str = Field(default=DEFAULT_JUDGE_MODEL, description="Model that judges quality.")
+
+    def config(self) -> ScoringConfig:
+        return load_scoring_config(self.config_path)
+
+    def judge_client(self, config: ScoringConfig, price: JudgePrice | None) -> JudgeClient | None:
+        """The configured judge client, or None without an API key."""
+        if not self.judge_api_key:
+            return None
+        return JUDGE_CLIENTS[config.strategies.judge](self, config, price)
+
+
+JUDGE_CLIENTS = {
+    "openai": lambda resource, config, price: OpenAIJudgeClient(
+        api_key=resource.judge_api_key, base_url=resource.judge_base_url, config=config.judge, price=price,
+        max_usd=config.judge.budget.max_usd),
+}

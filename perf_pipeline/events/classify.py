@@ -10,7 +10,7 @@ import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from perf_pipeline.warehouse.db import split_statements, sql_files
+from perf_pipeline.warehouse.db import run_seed
 from perf_pipeline.warehouse.schema import objective_templates
 
 UNCATEGORIZED = "uncategorized"
@@ -26,9 +26,7 @@ class Template:
 
 def seed_templates(conn: Connection) -> int:
     """(Re)load the default templates from ``sql/seeds``; user rows are kept. Returns the default count."""
-    for _name, script in sql_files("seeds"):
-        for statement in split_statements(script):
-            conn.execute(sa.text(statement))
+    run_seed(conn, "objective_templates.sql")
     return conn.execute(sa.select(sa.func.count()).select_from(objective_templates)
                         .where(objective_templates.c.source == "default")).scalar_one()
 

@@ -137,13 +137,23 @@ def replace_partition(
     first_day: dt.date,
     last_day: dt.date,
     rows: Sequence[Mapping[str, Any]],
+    date_column: str = "partition_date",
 ) -> int:
-    """Replace the rows of ``table`` whose partition_date is in [first_day, last_day].
+    """Replace the rows of ``table`` whose ``date_column`` is in [first_day, last_day].
 
     Runs inside the caller's transaction, so several tables can be replaced atomically.
     """
-    conn.execute(table.delete().where(table.c.partition_date.between(first_day, last_day)))
+    conn.execute(table.delete().where(table.c[date_column].between(first_day, last_day)))
     return insert_rows(conn, table, rows)
+
+
+def run_seed(conn: Connection, name: str) -> None:
+    """Run ``sql/seeds/<name>``: seeds replace their default rows and keep the user's."""
+    scripts = dict(sql_files("seeds"))
+    if name not in scripts:
+        raise FileNotFoundError(f"sql/seeds/{name} is missing; expected one of {sorted(scripts)}")
+    for statement in split_statements(scripts[name]):
+        conn.execute(sa.text(statement))
 
 
 def chunked(values: Sequence[Any], size: int) -> Iterable[Sequence[Any]]:

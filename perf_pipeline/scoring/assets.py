@@ -1,0 +1,176 @@
+"""Scoring assets: the price table, one score row per task, and collaboration per agent and day.
+
+``task_scores`` judges through the cache (``llm_judgements``): a re-run or backfill pays only for
+tasks whose text, judge model or rubric changed. Partitions are replaced in one transaction, and
+ranges run as one run (``BackfillPolicy.single_run``).
+"""
+
+import datetime as dt
+from collections.abc import Iterator
+
+import pandas as pd
+from dagster import AssetExecutionContext, BackfillPolicy, MaterializeResult, MetadataValue, asset
+
+from perf_pipeline.events.assets import partition_days
+from perf_pipeline.partitions import daily_partitions
+from perf_pipeline.resources import ScoringResource, WarehouseResource
+from perf_pipeline.scoring.checks import collaboration_check, collaboration_check_spec, scores_check, scores_check_spec
+from perf_pipeline.scoring.components import effective_prices, reviewer_agreement
+from perf_pipeline.scoring.judge import JudgePrice
+from perf_pipeline.scoring.judging import judge_tasks
+from perf_pipeline.scoring.store import (
+    orphan_counts,
+    read_baseline_history,
+    read_feedback,
+    read_messages,
+    read_prices,
+    read_reviews,
+    read_task_peer_scores,
+    read_tasks,
+    score_rows,
+    seed_prices,
+)
+from perf_pipeline.scoring.strategies import collaboration_strategy
+from perf_pipeline.scoring.tasks import score_tasks
+from perf_pipeline.warehouse.db import frame_to_records, replace_partition
+from perf_pipeline.warehouse.schema import collaboration_scores, panel_reviews, task_scores
+
+GROUP = "scoring"
+
+
+@asset(name="price_table", group_name=GROUP, description=(
+    "Model prices (USD per million tokens) effective from a date, seeded from sql/seeds/price_table.sql; "
+    "rows you add with source='user' are kept. Costs tasks without cost_usd, and the judge's calls."))
+def price_table_asset(warehouse: WarehouseResource) -> MaterializeResult:
+    with warehouse.engine().begin() as conn:
+        prices = seed_prices(conn)
+    preview = prices.sort_values(["provider", "model", "effective_from"]).to_markdown(index=False)
+    return MaterializeResult(metadata={"prices": len(prices), "models": int(prices.groupby(["provider", "model"])
+                                                                             .ngroups),
+                                       "preview": MetadataValue.md(preview)})
+
+
+@asset(name="task_scores", group_name=GROUP, partitions_def=daily_partitions,
+       backfill_policy=BackfillPolicy.single_run(),
+       deps=["task_events", "feedback_events", "peer_evaluations", "price_table"],
+       check_specs=[scores_check_spec()],
+       description=(
+           "One row per task of the day: efficiency, cost, LLM-judged quality, peer review (leniency-corrected, "
+           "with the LLM panel's reviews), user feedback and code review, and the configured quality and overall "
+           "composites with the weights used. Writes the judge cache llm_judgements, llm_judge_calls and "
+           "panel_reviews."))
+def task_scores_asset(context: AssetExecutionContext, warehouse: WarehouseResource,
+                      scoring: ScoringResource) -> Iterator:
+    first, last = partition_days(context)
+    config = scoring.config()
+    engine = warehouse.engine()
+    with engine.connect() as conn:
+        tasks = read_tasks(conn, first, last)
+        prices = read_prices(conn)
+    price = judge_price(prices, scoring.judge_model, config.judge.input_usd_per_mtok,
+                        config.judge.output_usd_per_mtok)
+    client = scoring.judge_client(config, price)
+    if client is None:
+        context.log.info("OPENAI_API_KEY is not set: the LLM judge is skipped (judge_status skipped_no_key)")
+    judged = judge_tasks(engine, tasks, config, client, scoring.judge_model, context.run_id, first, last)
+    with engine.begin() as conn:
+        replace_partition(conn, panel_reviews, first, last, frame_to_records(judged.panel))
+        baseline_days = max(config.efficiency.baseline_days, config.cost.baseline_days)
+        history = read_baseline_history(conn, first, last, baseline_days)
+        reviews = read_reviews(conn, first - dt.timedelta(days=config.peer_review.leniency_days - 1), last)
+        in_range = reviews[reviews["partition_date"].between(first, last)] if not reviews.empty else reviews
+        scores = (score_tasks(tasks, history, read_feedback(conn, first, last), in_range, reviews, prices,
+                              judged.judged, config) if not tasks.empty else pd.DataFrame())
+        replace_partition(conn, task_scores, first, last, score_rows(scores) if not scores.empty else [])
+        check = scores_check(conn, first, last)
+        orphans = orphan_counts(conn)
+    context.log.info(f"{first}..{last}: scored {len(scores)} tasks; judge {dict(judged.statuses)}; "
+                     f"{judged.calls} judge calls, ${judged.cost_usd:.4f}")
+    yield MaterializeResult(metadata=_score_metadata(first, last, scores, judged, in_range, orphans, client))
+    yield check
+
+
+def judge_price(prices: pd.DataFrame, model: str, input_usd: float | None,
+                output_usd: float | None) -> JudgePrice | None:
+    """The judge model's price today: price_table (any provider) first, else the configured one."""
+    rows = prices[prices["model"] == model]
+    if not rows.empty:
+        today = pd.Series([dt.datetime.now(dt.UTC).date()])
+        price_in, price_out = effective_prices(rows["provider"].iloc[:1].reset_index(drop=True),
+                                               pd.Series([model]), today, rows)
+        if pd.notna(price_in.iloc[0]):
+            return JudgePrice(float(price_in.iloc[0]), float(price_out.iloc[0]))
+    if input_usd is not None and output_usd is not None:
+        return JudgePrice(input_usd, output_usd)
+    return None
+
+
+def _score_metadata(first: dt.date, last: dt.date, scores: pd.DataFrame, judged, reviews: pd.DataFrame,
+                    orphans: dict[str, int], client: object) -> dict:
+    def mean(column: str) -> float | None:
+        value = scores[column].mean() if not scores.empty else None
+        return None if value is None or pd.isna(value) else round(float(value), 4)
+
+    agreement = reviewer_agreement(reviews) if not reviews.empty else reviewer_agreement(
+        pd.DataFrame(columns=["task_id", "accuracy", "relevance", "completeness"]))
+    statuses = dict(judged.statuses)
+    metadata = {
+        "partition_range": f"{first}..{last}",
+        "rows": len(scores),
+        "judge": "skipped: OPENAI_API_KEY is not set" if client is None else "on",
+        **{f"judge_{status}": count for status, count in sorted(statuses.items())},
+        "judge_calls": judged.calls,
+        "judge_input_tokens": judged.input_tokens,
+        "judge_output_tokens": judged.output_tokens,
+        "judge_cost_usd": round(judged.cost_usd, 6),
+        "judge_calls_without_price": judged.calls_without_price,
+        "secrets_redacted": judged.redactions,
+        "panel_reviews": len(judged.panel),
+        "panel_reviews_new": judged.panel_reviews_new,
+        "mean_quality_score": mean("quality_score"),
+        "mean_overall_score": mean("overall_score"),
+        "mean_efficiency_score": mean("efficiency_score"),
+        "tasks_without_quality": int(scores["quality_score"].isna().sum()) if not scores.empty else 0,
+        "cost_unknown_tasks": int((scores["cost_source"] == "unknown").sum()) if not scores.empty else 0,
+        "cost_from_price_table": int((scores["cost_source"] == "price_table").sum()) if not scores.empty else 0,
+        "total_cost_usd": round(float(scores["cost_usd"].sum()), 4) if not scores.empty else 0.0,
+        "reviewer_agreement_alpha": agreement["krippendorff_alpha"],
+        "reviewer_mean_abs_difference": agreement["mean_abs_difference"],
+        "tasks_with_several_reviews": agreement["tasks_with_several_reviews"],
+        **{f"orphan_{kind}_events": count for kind, count in orphans.items()},
+    }
+    if not scores.empty:
+        preview = (scores.groupby("agent_id")[["quality_score", "overall_score", "efficiency_score"]].mean()
+                   .sort_values("overall_score", ascending=False).head(10).round(3))
+        metadata["top_agents"] = MetadataValue.md(preview.to_markdown())
+    return {k: v for k, v in metadata.items() if v is not None}
+
+
+@asset(name="collaboration_scores", group_name=GROUP, partitions_def=daily_partitions,
+       backfill_policy=BackfillPolicy.single_run(), deps=["collaboration_messages", "task_scores"],
+       check_specs=[collaboration_check_spec()],
+       description=(
+           "Per agent and day: requests answered, response latency, helpfulness ratings received and peer review "
+           "of the agent's tasks, combined into collaboration_score (separate from quality)."))
+def collaboration_scores_asset(context: AssetExecutionContext, warehouse: WarehouseResource,
+                               scoring: ScoringResource) -> Iterator:
+    first, last = partition_days(context)
+    config = scoring.config()
+    strategy = collaboration_strategy(config)
+    days = [first + dt.timedelta(days=i) for i in range((last - first).days + 1)]
+    with warehouse.engine().begin() as conn:
+        messages = read_messages(conn, first, last, dt.timedelta(hours=config.collaboration.answer_window_hours))
+        frame = strategy.score(messages, read_task_peer_scores(conn, first, last), days)
+        rows = frame_to_records(frame[[c.name for c in collaboration_scores.columns]]) if not frame.empty else []
+        replace_partition(conn, collaboration_scores, first, last, rows, date_column="date")
+        check = collaboration_check(conn, first, last)
+    scored = frame["collaboration_score"].dropna() if not frame.empty else pd.Series(dtype=float)
+    yield MaterializeResult(metadata={
+        "partition_range": f"{first}..{last}", "rows": len(rows), "agents_scored": int(scored.size),
+        "mean_collaboration_score": round(float(scored.mean()), 4) if scored.size else 0.0,
+        "requests_received": int(frame["requests_received"].sum()) if rows else 0,
+        "requests_answered": int(frame["requests_answered"].sum()) if rows else 0})
+    yield check
+
+
+SCORING_ASSETS = [task_scores_asset, collaboration_scores_asset]

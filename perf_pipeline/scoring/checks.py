@@ -1,0 +1,71 @@
+"""Checks of the scoring assets, evaluated inside the write's transaction for the same range.
+Blocking: windows, trends and leaderboards never read scores that lost tasks or left 0..1."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import sqlalchemy as sa
+from dagster import AssetCheckResult, AssetCheckSeverity, AssetCheckSpec
+
+from perf_pipeline.warehouse.schema import EVENT_TABLES, collaboration_scores, task_scores
+
+SCORES_CHECK = "one_valid_score_per_task"
+COLLABORATION_CHECK = "collaboration_scores_in_range"
+JUDGE_STATUSES = ["scored", "cached", "skipped_no_key", "skipped_no_content", "skipped_sampling",
+                  "skipped_budget", "failed"]
+TASK_SCORE_COLUMNS = ["efficiency_score", "cost_score", "judge_accuracy", "judge_relevance", "judge_completeness",
+                      "judge_score", "peer_score", "user_score", "code_review_score", "quality_score", "overall_score"]
+COLLABORATION_SCORE_COLUMNS = ["answer_rate", "latency_score", "helpfulness_score", "peer_score",
+                               "collaboration_score"]
+
+
+def scores_check_spec() -> AssetCheckSpec:
+    return AssetCheckSpec(SCORES_CHECK, asset="task_scores", blocking=True, description=(
+        "Every task of the range has exactly one score row; every score is null or in 0..1; every judge_status "
+        "is a known one; a quality score exists exactly when a quality component does."))
+
+
+def _out_of_range(table: sa.Table, columns: list[str]) -> sa.ColumnElement[bool]:
+    return sa.or_(*[sa.or_(table.c[c] < 0, table.c[c] > 1) for c in columns])
+
+
+def scores_check(conn: sa.Connection, first: dt.date, last: dt.date) -> AssetCheckResult:
+    tasks = EVENT_TABLES["task"]
+    in_range = task_scores.c.partition_date.between(first, last)
+    count = sa.select(sa.func.count()).select_from(task_scores)
+    task_count = conn.execute(sa.select(sa.func.count()).select_from(tasks)
+                              .where(tasks.c.partition_date.between(first, last))).scalar_one()
+    rows, distinct = conn.execute(sa.select(sa.func.count(), sa.func.count(sa.distinct(task_scores.c.task_id)))
+                                  .where(in_range)).one()
+    out_of_range = conn.execute(count.where(in_range, _out_of_range(task_scores, TASK_SCORE_COLUMNS))).scalar_one()
+    bad_status = conn.execute(count.where(in_range, task_scores.c.judge_status.not_in(JUDGE_STATUSES))).scalar_one()
+    inconsistent = conn.execute(count.where(in_range, sa.or_(
+        sa.and_(task_scores.c.quality_score.is_(None), task_scores.c.components_used > 0),
+        sa.and_(task_scores.c.quality_score.isnot(None), task_scores.c.components_used == 0)))).scalar_one()
+    passed = rows == distinct == task_count and out_of_range == bad_status == inconsistent == 0
+    return AssetCheckResult(asset_key="task_scores", check_name=SCORES_CHECK, passed=passed,
+                            severity=AssetCheckSeverity.ERROR, metadata={
+                                "tasks": task_count, "score_rows": rows, "distinct_tasks": distinct,
+                                "scores_outside_0_1": out_of_range, "unknown_judge_status": bad_status,
+                                "quality_inconsistent_with_components": inconsistent,
+                                "partition_range": f"{first}..{last}"})
+
+
+def collaboration_check_spec() -> AssetCheckSpec:
+    return AssetCheckSpec(COLLABORATION_CHECK, asset="collaboration_scores", blocking=True, description=(
+        "Every score is null or in 0..1, and no agent answered more requests than it received."))
+
+
+def collaboration_check(conn: sa.Connection, first: dt.date, last: dt.date) -> AssetCheckResult:
+    in_range = collaboration_scores.c.date.between(first, last)
+    count = sa.select(sa.func.count()).select_from(collaboration_scores).where(in_range)
+    out_of_range = conn.execute(count.where(_out_of_range(collaboration_scores, COLLABORATION_SCORE_COLUMNS))
+                                ).scalar_one()
+    over_answered = conn.execute(count.where(collaboration_scores.c.requests_answered
+                                             > collaboration_scores.c.requests_received)).scalar_one()
+    return AssetCheckResult(asset_key="collaboration_scores", check_name=COLLABORATION_CHECK,
+                            passed=out_of_range == over_answered == 0, severity=AssetCheckSeverity.ERROR,
+                            metadata={"rows": conn.execute(count).scalar_one(), "scores_outside_0_1": out_of_range,
+                                      "answered_more_than_received": over_answered,
+                                      "partition_range": f"{first}..{last}"})

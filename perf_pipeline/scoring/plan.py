@@ -1,0 +1,47 @@
+"""Which tasks the judge sees in a run: cache first, then a stable sample with a floor per agent
+and day, then the run's task budget. Deterministic, so a re-run picks the same tasks (and finds
+them in the cache)."""
+
+from __future__ import annotations
+
+import hashlib
+
+import numpy as np
+import pandas as pd
+
+from perf_pipeline.scoring.config import JudgeConfig
+
+CACHED, SKIPPED_NO_KEY, SKIPPED_NO_CONTENT = "cached", "skipped_no_key", "skipped_no_content"
+SKIPPED_SAMPLING, SKIPPED_BUDGET, PENDING = "skipped_sampling", "skipped_budget", "pending"
+
+
+def stable_unit(keys: pd.Series, salt: str = "judge-sample") -> pd.Series:
+    """A number in [0, 1) per key, the same on every run and machine (sha256, not Python's hash)."""
+    return keys.map(lambda key: int.from_bytes(hashlib.sha256(f"{salt}:{key}".encode()).digest()[:8], "big") / 2**64)
+
+
+def plan_judging(tasks: pd.DataFrame, cached: pd.Series, config: JudgeConfig, has_key: bool) -> pd.DataFrame:
+    """judge_status and judge_priority per task (columns task_id, agent_id, partition_date, has_content).
+
+    ``cached`` says, per row, whether a judgement for the task's current text, model and rubric
+    exists. Statuses: cached; skipped_no_content (no output to judge); skipped_sampling (not in the
+    sample); skipped_no_key (no API key: nothing can be judged); skipped_budget (beyond
+    ``budget.max_tasks``); pending (to judge, in ``judge_priority`` order: each agent's and day's
+    floor first, then by the sampling hash).
+    """
+    plan = pd.DataFrame(index=tasks.index)
+    unit = stable_unit(tasks["task_id"])
+    rank = unit.groupby([tasks["agent_id"], tasks["partition_date"]]).rank(method="first") - 1
+    floor = rank < config.sampling.min_per_agent_day
+    selected = (unit < config.sampling.rate) | floor
+    status = np.select(
+        [cached.to_numpy(), ~tasks["has_content"].to_numpy(), ~selected.to_numpy(), np.full(len(tasks), not has_key)],
+        [CACHED, SKIPPED_NO_CONTENT, SKIPPED_SAMPLING, SKIPPED_NO_KEY], default=PENDING)
+    plan["judge_status"] = pd.Series(status, index=tasks.index, dtype=object)
+    plan["judge_priority"] = np.where(floor, 0.0, 1.0) + unit
+    pending = plan.index[plan["judge_status"] == PENDING]
+    limit = config.budget.max_tasks
+    if limit is not None and len(pending) > limit:
+        over = plan.loc[pending, "judge_priority"].sort_values(kind="stable").index[limit:]
+        plan.loc[over, "judge_status"] = SKIPPED_BUDGET
+    return plan

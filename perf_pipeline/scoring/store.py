@@ -1,0 +1,187 @@
+"""Warehouse reads and writes of the scoring assets: frames in, rows out, bound parameters only."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+from collections.abc import Sequence
+from typing import Any, NamedTuple
+
+import pandas as pd
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from perf_pipeline.scoring.judge import JudgeOutcome
+from perf_pipeline.warehouse.db import frame_to_records, insert_rows, run_seed, to_python_date
+from perf_pipeline.warehouse.schema import (
+    EVENT_TABLES,
+    llm_judge_calls,
+    llm_judgements,
+    panel_reviews,
+    price_table,
+    task_scores,
+)
+
+TASKS = EVENT_TABLES["task"]
+FEEDBACK = EVENT_TABLES["feedback"]
+PEER = EVENT_TABLES["peer_evaluation"]
+MESSAGES = EVENT_TABLES["message"]
+
+
+class StaleDay(NamedTuple):
+    day: dt.date
+    tasks: int  # tasks whose feedback or reviews changed since they were scored
+    fingerprint: str  # of those tasks and their current counts
+
+
+REVIEW_COLUMNS = ["evaluation_id", "task_id", "evaluator_agent_id", "evaluated_agent_id",
+                  "accuracy", "relevance", "completeness"]
+
+
+def read_frame(conn: Connection, query: sa.Select) -> pd.DataFrame:
+    """A query's rows as a frame; timestamps as UTC (SQLite hands them back naive) and dates as dates."""
+    result = conn.execute(query)
+    frame = pd.DataFrame(result.all(), columns=list(result.keys()))
+    for column in query.selected_columns:
+        if column.name not in frame.columns:
+            continue
+        if isinstance(column.type, sa.DateTime):
+            frame[column.name] = pd.to_datetime(frame[column.name], utc=True)
+        elif isinstance(column.type, sa.Date):
+            frame[column.name] = frame[column.name].map(to_python_date, na_action="ignore")
+    return frame
+
+
+def seed_prices(conn: Connection) -> pd.DataFrame:
+    run_seed(conn, "price_table.sql")
+    return read_prices(conn)
+
+
+def read_prices(conn: Connection) -> pd.DataFrame:
+    return read_frame(conn, sa.select(price_table))
+
+
+def read_tasks(conn: Connection, first: dt.date, last: dt.date) -> pd.DataFrame:
+    return read_frame(conn, sa.select(TASKS).where(TASKS.c.partition_date.between(first, last))
+                      .order_by(TASKS.c.partition_date, TASKS.c.task_id))
+
+
+def read_baseline_history(conn: Connection, first: dt.date, last: dt.date, days: int) -> pd.DataFrame:
+    """The task columns the trailing baselines need, for [first - (days - 1), last]."""
+    columns = ["task_id", "partition_date", "task_type", "provider", "model", "total_tokens", "completion_time_s",
+               "input_tokens", "output_tokens", "cost_usd"]
+    return read_frame(conn, sa.select(*[TASKS.c[c] for c in columns]).where(
+        TASKS.c.partition_date.between(first - dt.timedelta(days=days - 1), last)))
+
+
+def read_feedback(conn: Connection, first: dt.date, last: dt.date) -> pd.DataFrame:
+    """Feedback events of the tasks of [first, last], whenever the feedback arrived."""
+    return read_frame(conn, sa.select(FEEDBACK.c.feedback_id, FEEDBACK.c.task_id, FEEDBACK.c.user_rating,
+                                      FEEDBACK.c.feedback_type, FEEDBACK.c.created_at)
+                      .join(TASKS, TASKS.c.task_id == FEEDBACK.c.task_id)
+                      .where(TASKS.c.partition_date.between(first, last)))
+
+
+def read_reviews(conn: Connection, first: dt.date, last: dt.date) -> pd.DataFrame:
+    """Ingested peer evaluations and panel reviews of the tasks of [first, last], with the task's day."""
+    ingested = (sa.select(*[PEER.c[c] for c in REVIEW_COLUMNS], TASKS.c.partition_date)
+                .join(TASKS, TASKS.c.task_id == PEER.c.task_id)
+                .where(TASKS.c.partition_date.between(first, last)))
+    panel = sa.select(*[panel_reviews.c[c] for c in REVIEW_COLUMNS], panel_reviews.c.partition_date).where(
+        panel_reviews.c.partition_date.between(first, last))
+    return pd.concat([read_frame(conn, ingested), read_frame(conn, panel)], ignore_index=True)
+
+
+def read_cache(conn: Connection, first: dt.date, last: dt.date, models: Sequence[str]) -> pd.DataFrame:
+    """Cached judgements of the tasks of [first, last] by any of ``models`` (all rubric versions)."""
+    return read_frame(conn, sa.select(llm_judgements).join(TASKS, TASKS.c.task_id == llm_judgements.c.task_id)
+                      .where(TASKS.c.partition_date.between(first, last),
+                             llm_judgements.c.judge_model.in_(list(models))))
+
+
+def save_outcomes(conn: Connection, outcomes: Sequence[JudgeOutcome], run_id: str | None) -> None:
+    """Every call made, and the judgements obtained (the cache). Committed by the caller as they come
+    in, so a crash later in the run never pays for the same judgement twice."""
+    calls, judgements = [], []
+    for outcome in outcomes:
+        item = outcome.item
+        key = {"task_id": item.task_id, "content_hash": item.content_hash, "judge_model": item.model,
+               "rubric_version": item.rubric_version}
+        calls += [{**key, "run_id": run_id, "attempt": call.attempt, "outcome": call.outcome, "error": call.error,
+                   "input_tokens": call.input_tokens, "output_tokens": call.output_tokens, "cost_usd": call.cost_usd,
+                   "latency_ms": call.latency_ms, "called_at": dt.datetime.fromtimestamp(call.called_at, dt.UTC)}
+                  for call in outcome.calls]
+        if outcome.judgement is not None:
+            j = outcome.judgement
+            judgements.append({**key, "accuracy": j.accuracy, "relevance": j.relevance,
+                               "completeness": j.completeness, "rationale": j.rationale,
+                               "input_tokens": outcome.tokens("input"), "output_tokens": outcome.tokens("output"),
+                               "cost_usd": outcome.cost_usd, "attempts": len(outcome.calls),
+                               "judged_at": dt.datetime.fromtimestamp(outcome.calls[-1].called_at, dt.UTC),
+                               "run_id": run_id})
+    if judgements:
+        # A concurrent run may have judged the same text meanwhile: the first judgement stays.
+        keys = [(j["task_id"], j["content_hash"], j["judge_model"], j["rubric_version"]) for j in judgements]
+        existing = set(conn.execute(sa.select(llm_judgements.c.task_id, llm_judgements.c.content_hash,
+                                              llm_judgements.c.judge_model, llm_judgements.c.rubric_version)
+                                    .where(sa.tuple_(llm_judgements.c.task_id, llm_judgements.c.content_hash,
+                                                     llm_judgements.c.judge_model,
+                                                     llm_judgements.c.rubric_version).in_(keys))).all())
+        insert_rows(conn, llm_judgements, [j for j, k in zip(judgements, keys, strict=True) if k not in existing])
+    insert_rows(conn, llm_judge_calls, calls)
+
+
+def score_rows(scores: pd.DataFrame) -> list[dict[str, Any]]:
+    columns = [c.name for c in task_scores.columns]
+    return frame_to_records(scores[columns])
+
+
+def stale_score_days(conn: Connection) -> list[StaleDay]:
+    """Days already scored whose tasks received feedback or peer reviews since.
+
+    A task's score records how many feedback events and reviews it was computed from; a day whose
+    tasks now have a different number (late feedback, a review days later) must be scored again.
+    Each day comes with a fingerprint of what changed, to ask for one run per change.
+    """
+    feedback = (sa.select(FEEDBACK.c.task_id, sa.func.count().label("n"))
+                .group_by(FEEDBACK.c.task_id).subquery())
+    reviews = sa.union_all(sa.select(PEER.c.task_id), sa.select(panel_reviews.c.task_id)).subquery()
+    review_counts = (sa.select(reviews.c.task_id, sa.func.count().label("n"))
+                     .group_by(reviews.c.task_id).subquery())
+    feedback_now = sa.func.coalesce(feedback.c.n, 0)
+    reviews_now = sa.func.coalesce(review_counts.c.n, 0)
+    query = (sa.select(task_scores.c.partition_date, task_scores.c.task_id, feedback_now, reviews_now)
+             .select_from(task_scores.outerjoin(feedback, feedback.c.task_id == task_scores.c.task_id)
+                          .outerjoin(review_counts, review_counts.c.task_id == task_scores.c.task_id))
+             .where(sa.or_(feedback_now != task_scores.c.feedback_count,
+                           reviews_now != task_scores.c.peer_review_count))
+             .order_by(task_scores.c.partition_date, task_scores.c.task_id))
+    days: dict[dt.date, list[str]] = {}
+    for day, task_id, n_feedback, n_reviews in conn.execute(query).all():
+        days.setdefault(to_python_date(day), []).append(f"{task_id}:{n_feedback}:{n_reviews}")
+    return [StaleDay(day, len(tasks), hashlib.sha256("\n".join(tasks).encode()).hexdigest()[:16])
+            for day, tasks in days.items()]
+
+
+def orphan_counts(conn: Connection) -> dict[str, int]:
+    """Events that name a task the warehouse does not have (yet): kept, and counted here."""
+    counts = {}
+    for name, table in (("feedback", FEEDBACK), ("peer_evaluation", PEER), ("message", MESSAGES)):
+        known = sa.select(TASKS.c.task_id).where(TASKS.c.task_id == table.c.task_id)
+        counts[name] = conn.execute(sa.select(sa.func.count()).select_from(table).where(
+            table.c.task_id.isnot(None), ~sa.exists(known))).scalar_one()
+    return counts
+
+
+def read_messages(conn: Connection, first: dt.date, last: dt.date, answer_window: dt.timedelta) -> pd.DataFrame:
+    """Messages sent in [first, last], and the later ones that may answer them (within the window)."""
+    until = last + dt.timedelta(days=1 + answer_window.days + (1 if answer_window.seconds else 0))
+    columns = ["message_id", "from_agent_id", "to_agent_id", "sent_at", "kind", "in_reply_to", "helpfulness"]
+    return read_frame(conn, sa.select(*[MESSAGES.c[c] for c in columns]).where(
+        MESSAGES.c.partition_date.between(first, until)))
+
+
+def read_task_peer_scores(conn: Connection, first: dt.date, last: dt.date) -> pd.DataFrame:
+    return read_frame(conn, sa.select(task_scores.c.agent_id, task_scores.c.partition_date,
+                                      task_scores.c.peer_score)
+                      .where(task_scores.c.partition_date.between(first, last)))
