@@ -72,7 +72,7 @@ def task_scores_asset(context: AssetExecutionContext, warehouse: WarehouseResour
     client = scoring.judge_client(config, price)
     if client is None:
         context.log.info("OPENAI_API_KEY is not set: the LLM judge is skipped (judge_status skipped_no_key)")
-    judged = judge_tasks(engine, tasks, config, client, scoring.judge_model, context.run.run_id, first, last)
+    judged = judge_tasks(engine, tasks, config, client, scoring.judge_model, context.run.run_id)
     with engine.begin() as conn:
         replace_partition(conn, panel_reviews, first, last, frame_to_records(judged.panel))
         baseline_days = max(config.efficiency.baseline_days, config.cost.baseline_days)

@@ -48,14 +48,15 @@ class JudgeRun:
 
 
 def judge_tasks(engine: Engine, tasks: pd.DataFrame, config: ScoringConfig, client: JudgeClient | None,
-                model: str, run_id: str | None, first: dt.date, last: dt.date) -> JudgeRun:
-    """Judge the tasks of [first, last] (``client`` None: no API key, nothing is sent)."""
+                model: str, run_id: str | None) -> JudgeRun:
+    """Judge ``tasks`` (task_events rows) and run the panel on them (``client`` None: no API key,
+    nothing is sent; cached judgements are still used)."""
     secrets = environment_secrets()
     rubric = rubric_version_for(config.judge)
     personas = [(p, p.model or model, rubric_version_for(config.judge, p)) for p in config.panel.personas
                 if config.panel.sample_rate > 0]
     with engine.connect() as conn:
-        cache = read_cache(conn, first, last, sorted({model, *(m for _, m, _ in personas)}))
+        cache = read_cache(conn, tasks["task_id"].tolist(), sorted({model, *(m for _, m, _ in personas)}))
     cached = {(r.task_id, r.content_hash, r.judge_model, r.rubric_version): r for r in cache.itertuples()}
 
     def item_for(row: pd.Series, persona: Persona | None, item_model: str, version: str) -> JudgeItem:

@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from perf_pipeline.scoring.judge import JudgeOutcome
-from perf_pipeline.warehouse.db import frame_to_records, insert_rows, run_seed, to_python_date
+from perf_pipeline.warehouse.db import chunked, frame_to_records, insert_rows, run_seed, to_python_date
 from perf_pipeline.warehouse.schema import (
     EVENT_TABLES,
     llm_judge_calls,
@@ -34,6 +34,7 @@ class StaleDay(NamedTuple):
     fingerprint: str  # of those tasks and their current counts
 
 
+CACHE_LOOKUP_IDS = 1_000  # task ids per cache query (bound parameters stay well under driver limits)
 REVIEW_COLUMNS = ["evaluation_id", "task_id", "evaluator_agent_id", "evaluated_agent_id",
                   "accuracy", "relevance", "completeness"]
 
@@ -92,11 +93,13 @@ def read_reviews(conn: Connection, first: dt.date, last: dt.date) -> pd.DataFram
     return pd.concat([read_frame(conn, ingested), read_frame(conn, panel)], ignore_index=True)
 
 
-def read_cache(conn: Connection, first: dt.date, last: dt.date, models: Sequence[str]) -> pd.DataFrame:
-    """Cached judgements of the tasks of [first, last] by any of ``models`` (all rubric versions)."""
-    return read_frame(conn, sa.select(llm_judgements).join(TASKS, TASKS.c.task_id == llm_judgements.c.task_id)
-                      .where(TASKS.c.partition_date.between(first, last),
-                             llm_judgements.c.judge_model.in_(list(models))))
+def read_cache(conn: Connection, task_ids: Sequence[str], models: Sequence[str]) -> pd.DataFrame:
+    """Cached judgements of ``task_ids`` by any of ``models`` (all rubric versions)."""
+    parts = [read_frame(conn, sa.select(llm_judgements).where(llm_judgements.c.task_id.in_(list(ids)),
+                                                              llm_judgements.c.judge_model.in_(list(models))))
+             for ids in chunked(task_ids, CACHE_LOOKUP_IDS)]
+    return pd.concat(parts, ignore_index=True) if parts else read_frame(conn, sa.select(llm_judgements).where(
+        sa.false()))
 
 
 def save_outcomes(conn: Connection, outcomes: Sequence[JudgeOutcome], run_id: str | None) -> None:

@@ -126,7 +126,7 @@ class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"  # keep-alive, as the openai client expects
     fake: FakeOpenAIServer
 
-    def do_POST(self) -> None:  # noqa: N802 (http.server's naming)
+    def do_POST(self) -> None:
         arrived = time.monotonic()
         length = int(self.headers.get("Content-Length", 0))
         body = json.loads(self.rfile.read(length) or b"{}")
@@ -151,5 +151,24 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(data)
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 (silence per-request logging)
+    def log_message(self, format: str, *args: Any) -> None:
         pass
+
+
+def main() -> None:
+    """Serve until stdin closes (the parent's end): prints the base URL on the first line."""
+    import argparse
+    import sys
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--latency-ms", type=float, default=0.0, help="added to every answer")
+    args = parser.parse_args()
+    server = FakeOpenAIServer.start(latency_s=args.latency_ms / 1000)
+    print(server.url, flush=True)
+    sys.stdin.read()
+    print(f"requests {len(server.requests)} max_in_flight {server.max_in_flight}", file=sys.stderr, flush=True)
+    server.close()
+
+
+if __name__ == "__main__":
+    main()
