@@ -192,8 +192,10 @@ def cmd_demo(args: argparse.Namespace) -> int:
         Where to look next:
           warehouse   {url}
                       tables: task_events, task_steps, feedback_events, peer_evaluations,
-                      collaboration_messages, quarantined_events, ingested_files
+                      collaboration_messages, quarantined_events, ingested_files,
+                      task_scores, collaboration_scores, llm_judgements, price_table
                       views:  v_ingest_health, v_quarantine_summary
+          LLM judge   set OPENAI_API_KEY (and OPENAI_BASE_URL, PERF_JUDGE_MODEL) to judge quality
           Dagster UI  perf-pipeline ui      (then open http://127.0.0.1:3000)
           run again   perf-pipeline demo    (same seed, same files: nothing new is ingested)
           quarantine  (the next line, copied into a shell)

@@ -167,12 +167,11 @@ def stale_score_days(conn: Connection) -> list[StaleDay]:
 
 
 def orphan_counts(conn: Connection) -> dict[str, int]:
-    """Events that name a task the warehouse does not have (yet): kept, and counted here."""
-    counts = {}
-    for name, table in (("feedback", FEEDBACK), ("peer_evaluation", PEER), ("message", MESSAGES)):
-        known = sa.select(TASKS.c.task_id).where(TASKS.c.task_id == table.c.task_id)
-        counts[name] = conn.execute(sa.select(sa.func.count()).select_from(table).where(
-            table.c.task_id.isnot(None), ~sa.exists(known))).scalar_one()
+    """Events that name a task the warehouse does not have (yet), per event type: kept in their
+    tables and listed by the view ``v_orphan_events`` (sql/views), which this counts."""
+    counts = dict.fromkeys(("feedback", "peer_evaluation", "message"), 0)
+    orphans = sa.table("v_orphan_events", sa.column("event_type"))
+    counts.update(conn.execute(sa.select(orphans.c.event_type, sa.func.count()).group_by(orphans.c.event_type)).all())
     return counts
 
 

@@ -110,6 +110,9 @@ def test_judged_once_then_cached_and_judged_again_on_a_new_model(warehouse_url: 
     assert meta["judge_scored"] == 12 and meta["judge_calls"] == 12 and judge_server.answered == 12
     assert meta["judge_cost_usd"] > 0 and meta["judge_input_tokens"] > 0 and meta["judge_output_tokens"] == 360
     assert len(rows(warehouse_url, llm_judgements)) == 12 and len(rows(warehouse_url, llm_judge_calls)) == 12
+    with warehouse_engine(warehouse_url).connect() as conn:
+        view = conn.execute(sa.text("SELECT calls, answered, output_tokens, cost_usd FROM v_judge_cost")).one()
+    assert tuple(view[:3]) == (12, 12, 360) and view[3] == pytest.approx(meta["judge_cost_usd"])
     score_columns = [c.name for c in task_scores.columns if c.name != "judge_status"]
     scores = rows(warehouse_url, task_scores, *score_columns)
 
