@@ -169,7 +169,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         raise UserError(f"--start {args.start} is after --end {args.end}")
     try:
         summary = run_pipeline(landing=args.landing, start=args.start, end=args.end, echo=print,
-                               progress=_progress_bar("building days"))
+                               progress=_progress_bar("day steps (events, then scores)"))
     except (FileNotFoundError, NotADirectoryError) as exc:
         raise UserError(str(exc)) from exc
     print(summary)
@@ -194,7 +194,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
                       tables: task_events, task_steps, feedback_events, peer_evaluations,
                       collaboration_messages, quarantined_events, ingested_files,
                       task_scores, collaboration_scores, llm_judgements, price_table
-                      views:  v_ingest_health, v_quarantine_summary
+                      views:  v_ingest_health, v_quarantine_summary, v_judge_cost, v_orphan_events
           LLM judge   set OPENAI_API_KEY (and OPENAI_BASE_URL, PERF_JUDGE_MODEL) to judge quality
           Dagster UI  perf-pipeline ui      (then open http://127.0.0.1:3000)
           run again   perf-pipeline demo    (same seed, same files: nothing new is ingested)

@@ -63,13 +63,15 @@ def run_pipeline(*, landing: Path | None = None, start: dt.date | None = None, e
     if first is None or last is None:
         echo("no new events: no day to build (pass --start/--end to rebuild days)")
         return _summary(resources, metadata, None, None, 0.0)
-    days = (last - first).days + 1
+    # All event tables first, then the scores: a day's feedback may land in the days after it.
+    steps = 2 * ((last - first).days + 1)
     built, started = 0, dt.datetime.now()
-    for chunk_first, chunk_last in _chunks(first, last):
-        _materialize_range([*DAILY_EVENT_ASSETS, *SCORING_ASSETS], instance, resources, chunk_first, chunk_last)
-        built += (chunk_last - chunk_first).days + 1
-        if progress:
-            progress(built, days)
+    for assets in (DAILY_EVENT_ASSETS, SCORING_ASSETS):
+        for chunk_first, chunk_last in _chunks(first, last):
+            _materialize_range(assets, instance, resources, chunk_first, chunk_last)
+            built += (chunk_last - chunk_first).days + 1
+            if progress:
+                progress(built, steps)
     with resources["warehouse"].engine().connect() as conn:
         late = [stale.day for stale in stale_score_days(conn)]
     for late_first, late_last in _contiguous(late):
