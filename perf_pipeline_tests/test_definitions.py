@@ -31,11 +31,14 @@ def test_the_assets_jobs_and_checks_are_defined() -> None:
     graph = defs.resolve_asset_graph()
     keys = {key.to_user_string() for key in graph.get_all_asset_keys()}
     assert {"ingested_files", "staged_events", "quarantined_events", "objective_templates", "task_events",
-            "task_steps", "feedback_events", "peer_evaluations", "collaboration_messages"} <= keys
-    assert {job.name for job in defs.resolve_all_job_defs()} >= {"ingest_job", "daily_events_job"}
+            "task_steps", "feedback_events", "peer_evaluations", "collaboration_messages", "price_table",
+            "task_scores", "collaboration_scores"} <= keys
+    assert {job.name for job in defs.resolve_all_job_defs()} >= {"ingest_job", "daily_events_job", "scoring_job"}
+    assert {sensor.name for sensor in defs.sensors} == {"late_feedback_sensor"}
     check_keys = {(k.asset_key.to_user_string(), k.name) for k in graph.asset_check_keys}
     assert ("ingested_files", "ingest_conservation") in check_keys
     assert ("task_events", "matches_staging") in check_keys
+    assert ("task_scores", "one_valid_score_per_task") in check_keys
     assert graph.get(AssetKey("task_events")).partitions_def is not None
 
 
@@ -76,3 +79,18 @@ def _asset_keys(port: int, deadline: float) -> set[str]:
             pass
         time.sleep(1)
     raise AssertionError(f"the webserver on port {port} did not list assets in time")
+
+
+def test_judge_settings_come_from_the_environment_and_the_key_stays_hidden(monkeypatch: pytest.MonkeyPatch) -> None:
+    from dagster import EnvVar
+
+    from perf_pipeline.definitions import build_resources
+
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test-abcdefghijklmnopqrstuvwx")
+    monkeypatch.setenv("OPENAI_BASE_URL", "http://127.0.0.1:9/v1")
+    monkeypatch.setenv("PERF_JUDGE_MODEL", "local-judge")
+    scoring = build_resources()["scoring"]
+    assert isinstance(scoring.judge_api_key, EnvVar) and scoring.judge_api_key.env_var_name == "OPENAI_API_KEY"
+    assert "sk-test" not in repr(scoring)
+    monkeypatch.delenv("OPENAI_API_KEY")
+    assert build_resources()["scoring"].judge_api_key is None
