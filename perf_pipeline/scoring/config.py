@@ -7,10 +7,10 @@ from __future__ import annotations
 import os
 from importlib import resources
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 CONFIG_ENV = "PERF_SCORING_CONFIG"
 Fraction = Field(ge=0.0, le=1.0)
@@ -20,15 +20,20 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-def _weights_valid(weights: dict[str, float], allowed: set[str]) -> dict[str, float]:
-    unknown = set(weights) - allowed
-    if unknown:
-        raise ValueError(f"unknown weight(s) {sorted(unknown)}; expected some of {sorted(allowed)}")
-    if any(w < 0 for w in weights.values()):
-        raise ValueError("weights must be >= 0")
-    if not any(w > 0 for w in weights.values()):
-        raise ValueError("at least one weight must be > 0")
-    return weights
+def _weights(*allowed: str) -> Any:
+    """A mapping of component -> weight over ``allowed`` names: weights >= 0, at least one > 0."""
+
+    def valid(weights: dict[str, float]) -> dict[str, float]:
+        unknown = set(weights) - set(allowed)
+        if unknown:
+            raise ValueError(f"unknown weight(s) {sorted(unknown)}; expected some of {sorted(allowed)}")
+        if any(w < 0 for w in weights.values()):
+            raise ValueError("weights must be >= 0")
+        if not any(w > 0 for w in weights.values()):
+            raise ValueError("at least one weight must be > 0")
+        return weights
+
+    return Annotated[dict[str, float], AfterValidator(valid)]
 
 
 class Strategies(_Strict):
@@ -43,21 +48,11 @@ class Baseline(_Strict):
 
 
 class QualityConfig(_Strict):
-    weights: dict[str, float]
-
-    @model_validator(mode="after")
-    def _check(self) -> QualityConfig:
-        _weights_valid(self.weights, {"judge", "peer", "user", "code_review"})
-        return self
+    weights: _weights("judge", "peer", "user", "code_review")
 
 
 class OverallConfig(_Strict):
-    weights: dict[str, float]
-
-    @model_validator(mode="after")
-    def _check(self) -> OverallConfig:
-        _weights_valid(self.weights, {"quality", "efficiency", "cost"})
-        return self
+    weights: _weights("quality", "efficiency", "cost")
 
 
 class PeerReviewConfig(_Strict):
@@ -68,12 +63,7 @@ class PeerReviewConfig(_Strict):
 class CollaborationConfig(_Strict):
     answer_window_hours: float = Field(24, gt=0)
     latency_half_life_s: float = Field(300, gt=0)
-    weights: dict[str, float]
-
-    @model_validator(mode="after")
-    def _check(self) -> CollaborationConfig:
-        _weights_valid(self.weights, {"answer_rate", "latency", "helpfulness", "peer"})
-        return self
+    weights: _weights("answer_rate", "latency", "helpfulness", "peer")
 
 
 class Budget(_Strict):
