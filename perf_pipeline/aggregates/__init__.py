@@ -1,0 +1,1 @@
+"""Aggregates: daily rollups, rolling windows, trends, baselines and anomalies, rankings."""

@@ -1,0 +1,110 @@
+"""Daily rollups: per entity and day, the counts and sums from which every window metric is
+derived without re-reading tasks. Everything here is mergeable: a window is the sum of its days.
+
+Averages are kept as (sum, count of known values), so unknown values (null tokens, unknown cost)
+are skipped, never counted as zeros. Response-time percentiles come from a log-binned histogram
+(``latency.py``), which merges by adding counts.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from perf_pipeline.aggregates import latency
+
+# Entity type -> the task columns whose values (joined by "/") name the entity.
+ENTITY_TYPES: dict[str, list[str]] = {
+    "agent": ["agent_id"],
+    "department": ["department"],
+    "project": ["project_id"],
+    "provider": ["provider"],
+    "model": ["model"],
+    "task_type": ["task_type"],
+    "provider_task_type": ["provider", "task_type"],
+    "prompt_version": ["prompt_version"],
+}
+# Averaged metrics: rollup columns sum_<name> and n_<name> (known values only).
+AVERAGED = ["quality_score", "overall_score", "efficiency_score", "cost_usd", "completion_time_s", "total_tokens",
+            "tool_invocations", "revision_count", "user_rating", "collaboration_score"]
+COUNTS = ["n_tasks", "tasks_completed", "tasks_failed", "sla_known", "sla_met", "feedback_typed", "corrections",
+          "enhancements", "approvals", "innovations"]
+ROLLUP_COLUMNS = ["entity_type", "entity_id", "date", *COUNTS,
+                  *[f"{prefix}_{m}" for m in AVERAGED for prefix in ("sum", "n")], "response_time_histogram"]
+FAILED_STATUSES = ("failed", "timeout")
+
+
+def task_facts(tasks: pd.DataFrame) -> pd.DataFrame:
+    """Per task, the numbers a rollup adds up (one row per task; columns as in ROLLUP_COLUMNS' sources)."""
+    facts = pd.DataFrame(index=tasks.index)
+    facts["n_tasks"] = 1
+    facts["tasks_completed"] = (tasks["status"] == "success").astype(int)
+    facts["tasks_failed"] = tasks["status"].isin(FAILED_STATUSES).astype(int)
+    sla = pd.to_numeric(tasks["sla_seconds"], errors="coerce")
+    elapsed = pd.to_numeric(tasks["completion_time_s"], errors="coerce")
+    known = sla.notna() & elapsed.notna()
+    facts["sla_known"] = known.astype(int)
+    facts["sla_met"] = (known & (elapsed <= sla)).astype(int)
+    kind = tasks["feedback_type"]
+    facts["feedback_typed"] = kind.notna().astype(int)
+    for column, value in (("corrections", "correction"), ("enhancements", "enhancement"),
+                          ("approvals", "approval"), ("innovations", "innovation")):
+        facts[column] = (kind == value).astype(int)
+    # The mean rating of a task (user_score) times its ratings gives back the sum of its ratings.
+    ratings = pd.to_numeric(tasks["user_rating_count"], errors="coerce").fillna(0)
+    rating_sum = (pd.to_numeric(tasks["user_score"], errors="coerce") * 4 + 1) * ratings
+    for metric in AVERAGED:
+        if metric == "user_rating":
+            facts["sum_user_rating"], facts["n_user_rating"] = rating_sum.fillna(0.0), ratings.astype(int)
+        elif metric == "collaboration_score":
+            continue  # per agent and day, added by daily_rollups from collaboration_scores
+        else:
+            values = pd.to_numeric(tasks[metric], errors="coerce").astype("float64")
+            facts[f"sum_{metric}"], facts[f"n_{metric}"] = values.fillna(0.0), values.notna().astype(int)
+    facts["latency_bin"] = latency.bin_index(pd.to_numeric(tasks["response_time_ms"], errors="coerce"))
+    return facts
+
+
+def entity_ids(tasks: pd.DataFrame, entity_type: str) -> pd.Series:
+    """The entity each task belongs to; missing values (no prompt_version, say) give no entity."""
+    columns = ENTITY_TYPES[entity_type]
+    parts = [tasks[c].astype(object).where(tasks[c].notna()) for c in columns]
+    ids = parts[0].astype(str).where(parts[0].notna())
+    for part in parts[1:]:
+        ids = (ids + "/" + part.astype(str)).where(ids.notna() & part.notna())
+    return ids
+
+
+def daily_rollups(tasks: pd.DataFrame, collaboration: pd.DataFrame) -> pd.DataFrame:
+    """Rollup rows for ``tasks`` (task_events joined with task_scores, with ``partition_date``) and
+    ``collaboration`` (collaboration_scores: agent_id, date, collaboration_score)."""
+    if tasks.empty:
+        return pd.DataFrame(columns=ROLLUP_COLUMNS)
+    tasks = tasks.assign(department=tasks["department"].fillna("unassigned"),
+                         project_id=tasks["project_id"].fillna("unassigned"))
+    facts = task_facts(tasks)
+    numeric = [c for c in facts.columns if c != "latency_bin"]
+    frames = []
+    for entity_type in ENTITY_TYPES:
+        ids = entity_ids(tasks, entity_type)
+        keep = ids.notna()
+        grouped = facts[keep].assign(entity_id=ids[keep], date=tasks.loc[keep, "partition_date"])
+        sums = grouped.groupby(["entity_id", "date"], sort=True)[numeric].sum()
+        histograms = grouped.groupby(["entity_id", "date"], sort=True)["latency_bin"].agg(latency.histogram)
+        frame = sums.assign(response_time_histogram=histograms).reset_index()
+        frame.insert(0, "entity_type", entity_type)
+        frames.append(frame)
+    rollups = pd.concat(frames, ignore_index=True)
+    scored = collaboration.dropna(subset=["collaboration_score"]) if not collaboration.empty else collaboration
+    agents = rollups["entity_type"] == "agent"
+    if not scored.empty:
+        keyed = scored.set_index(["agent_id", "date"])["collaboration_score"]
+        values = pd.Series(list(zip(rollups["entity_id"], rollups["date"], strict=True)), index=rollups.index).map(
+            keyed.to_dict())
+        rollups["sum_collaboration_score"] = values.where(agents).fillna(0.0).astype("float64")
+        rollups["n_collaboration_score"] = (values.notna() & agents).astype(int)
+    else:
+        rollups["sum_collaboration_score"], rollups["n_collaboration_score"] = 0.0, 0
+    int_columns = [*COUNTS, *[f"n_{m}" for m in AVERAGED]]
+    rollups[int_columns] = rollups[int_columns].astype(np.int64)
+    return rollups[ROLLUP_COLUMNS]

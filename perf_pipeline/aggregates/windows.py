@@ -1,0 +1,112 @@
+"""Rolling windows over daily rollups: for each entity, as-of day D and window W, the metrics of the
+tasks completed in (D - W, D]. Below ``min_points`` tasks a window says ``insufficient_data`` and
+its metric columns are null: no rank or rate is invented from a handful of tasks.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from typing import Protocol
+
+import numpy as np
+import pandas as pd
+
+from perf_pipeline.aggregates import latency
+from perf_pipeline.aggregates.rollups import AVERAGED, COUNTS
+
+OK, INSUFFICIENT = "ok", "insufficient_data"
+KEYS = ["entity_type", "entity_id"]
+# window_stats column -> (numerator, denominator) of rollup sums.
+RATIOS = {
+    "success_rate": ("tasks_completed", "n_tasks"),
+    "avg_quality_score": ("sum_quality_score", "n_quality_score"),
+    "avg_overall_score": ("sum_overall_score", "n_overall_score"),
+    "avg_efficiency_score": ("sum_efficiency_score", "n_efficiency_score"),
+    "avg_cost_per_task": ("sum_cost_usd", "n_cost_usd"),
+    "avg_completion_time_s": ("sum_completion_time_s", "n_completion_time_s"),
+    "avg_tokens": ("sum_total_tokens", "n_total_tokens"),
+    "avg_tool_invocations": ("sum_tool_invocations", "n_tool_invocations"),
+    "avg_revision_count": ("sum_revision_count", "n_revision_count"),
+    "avg_user_rating": ("sum_user_rating", "n_user_rating"),
+    "sla_compliance_rate": ("sla_met", "sla_known"),
+    "collaboration_score": ("sum_collaboration_score", "n_collaboration_score"),
+    "correction_rate": ("corrections", "feedback_typed"),
+    "enhancement_rate": ("enhancements", "feedback_typed"),
+    "approval_rate": ("approvals", "feedback_typed"),
+}
+# How many values each average used (they differ from n_tasks where values are unknown).
+VALUE_COUNTS = {"n_quality": "n_quality_score", "n_overall": "n_overall_score",
+                "n_efficiency": "n_efficiency_score", "n_cost": "n_cost_usd",
+                "n_completion_time": "n_completion_time_s", "n_tokens": "n_total_tokens",
+                "n_user_ratings": "n_user_rating", "n_sla": "sla_known", "n_feedback_typed": "feedback_typed",
+                "n_collaboration_days": "n_collaboration_score"}
+METRICS = ["tasks_completed", "tasks_failed", *RATIOS, "total_cost_usd", "p50_response_time_ms",
+           "p95_response_time_ms", "innovation_count"]
+WINDOW_COLUMNS = [*KEYS, "as_of_date", "window_days", "n_tasks", *METRICS, *VALUE_COUNTS, "n_response_times",
+                  "status"]
+
+
+class MetricsWindowStrategy(Protocol):
+    def compute(self, rollups: pd.DataFrame, as_of: Sequence[dt.date]) -> pd.DataFrame:
+        """window_stats rows for every entity present in the longest window of each as-of day."""
+
+
+def metrics_from_sums(sums: pd.DataFrame, counts: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Window (or single-day) metrics from summed rollup columns; ``counts`` is the summed dense
+    latency histogram, one row per row of ``sums`` (None: no percentiles)."""
+    out = pd.DataFrame(index=sums.index)
+    out["n_tasks"] = sums["n_tasks"].astype(np.int64)
+    out["tasks_completed"] = sums["tasks_completed"].astype(np.int64)
+    out["tasks_failed"] = sums["tasks_failed"].astype(np.int64)
+    for name, (numerator, denominator) in RATIOS.items():
+        out[name] = (sums[numerator] / sums[denominator].where(sums[denominator] > 0)).astype("float64")
+    out["total_cost_usd"] = sums["sum_cost_usd"].where(sums["n_cost_usd"] > 0).astype("float64")
+    out["innovation_count"] = sums["innovations"].astype(np.int64)
+    for name, source in VALUE_COUNTS.items():
+        out[name] = sums[source].astype(np.int64)
+    if counts is not None:
+        out["n_response_times"] = counts.sum(axis=1).astype(np.int64)
+        out["p50_response_time_ms"] = [latency.percentile(row, 50) for row in counts]
+        out["p95_response_time_ms"] = [latency.percentile(row, 95) for row in counts]
+    return out
+
+
+class RollingWindowStrategy:
+    """Windows of ``windows`` days (several at once), ``min_points`` tasks at least."""
+
+    def __init__(self, windows: Sequence[int] = (7, 30, 90), min_points: int = 5):
+        self.windows = sorted(windows)
+        self.min_points = min_points
+
+    def compute(self, rollups: pd.DataFrame, as_of: Sequence[dt.date]) -> pd.DataFrame:
+        if rollups.empty:
+            return pd.DataFrame(columns=WINDOW_COLUMNS)
+        summed = [*COUNTS, *[f"{p}_{m}" for m in AVERAGED for p in ("sum", "n")]]
+        dense = np.stack([latency.dense(h) for h in rollups["response_time_histogram"]])
+        frames = []
+        for day in as_of:
+            longest = (rollups["date"] > day - dt.timedelta(days=self.windows[-1])) & (rollups["date"] <= day)
+            entities = rollups.loc[longest, KEYS].drop_duplicates().sort_values(KEYS)
+            for window in self.windows:
+                inside = ((rollups["date"] > day - dt.timedelta(days=window)) & (rollups["date"] <= day)).to_numpy()
+                part = rollups[inside]
+                sums = part.groupby(KEYS, sort=True)[summed].sum()
+                sums = entities.merge(sums, left_on=KEYS, right_index=True, how="left").set_index(KEYS)
+                sums = sums.fillna(0)
+                codes = part.groupby(KEYS, sort=True).ngroup().to_numpy()
+                grouped = np.zeros((codes.max() + 1 if len(codes) else 0, latency.BINS), dtype=np.int64)
+                np.add.at(grouped, codes, dense[inside])
+                order = part.groupby(KEYS, sort=True).size().index
+                counts = np.zeros((len(sums), latency.BINS), dtype=np.int64)
+                position = sums.index.get_indexer(order)
+                counts[position] = grouped
+                metrics = metrics_from_sums(sums, counts)
+                metrics.insert(0, "window_days", window)
+                metrics.insert(0, "as_of_date", day)
+                frames.append(metrics.reset_index())
+        stats = pd.concat(frames, ignore_index=True)
+        enough = stats["n_tasks"] >= self.min_points
+        stats["status"] = np.where(enough, OK, INSUFFICIENT)
+        stats.loc[~enough, METRICS] = None
+        return stats[WINDOW_COLUMNS]
