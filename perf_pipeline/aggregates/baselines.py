@@ -1,0 +1,63 @@
+"""Baselines and anomalies: per entity (``provider_task_type`` by default) and metric, the median and
+MAD of the previous ``baseline_days`` days' values (the day itself excluded), and the day's robust
+z-score against them. A day is an anomaly when |z| exceeds the threshold, and only once the
+baseline has ``min_baseline_days`` days: a thin baseline flags nothing.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+
+from perf_pipeline.aggregates.trends import POLARITY
+
+# 0.6745 is the 75th percentile of the standard normal: it makes MAD comparable to a standard deviation.
+MAD_TO_SIGMA = 0.6745
+BASELINE_COLUMNS = ["entity_type", "entity_id", "date", "metric", "observed", "baseline_median", "baseline_mad",
+                    "baseline_days", "robust_z", "is_anomaly", "direction"]
+
+
+def robust_z(observed: float, history: np.ndarray) -> tuple[float, float, float | None]:
+    """(median, MAD, z) of ``observed`` against ``history``. With no spread at all (MAD 0), z is
+    None: any departure from a constant baseline is then an anomaly (see ``baselines``)."""
+    median = float(np.median(history))
+    mad = float(np.median(np.abs(history - median)))
+    z = MAD_TO_SIGMA * (observed - median) / mad if mad > 0 else None
+    return median, mad, z
+
+
+def baselines(daily: pd.DataFrame, as_of: Sequence[dt.date], metrics: Sequence[str], *,
+              entity_type: str = "provider_task_type", baseline_days: int = 30, min_baseline_days: int = 7,
+              threshold: float = 3.5) -> pd.DataFrame:
+    """Baseline rows of each entity, day of ``as_of`` with a value, and metric (daily: per-day metric
+    values, as ``trends.daily_metric_values`` gives)."""
+    rows = []
+    if daily.empty:
+        return pd.DataFrame(columns=BASELINE_COLUMNS)
+    scoped = daily[daily["entity_type"] == entity_type]
+    for entity_id, series in scoped.groupby("entity_id", sort=True):
+        by_day = series.set_index("date")
+        for day in as_of:
+            if day not in by_day.index:
+                continue
+            window = by_day[(by_day.index >= day - dt.timedelta(days=baseline_days)) & (by_day.index < day)]
+            for metric in metrics:
+                observed = by_day.at[day, metric]
+                if pd.isna(observed):
+                    continue
+                history = window[metric].dropna().to_numpy(dtype="float64")
+                row = {"entity_type": entity_type, "entity_id": entity_id, "date": day, "metric": metric,
+                       "observed": float(observed), "baseline_days": len(history), "baseline_median": None,
+                       "baseline_mad": None, "robust_z": None, "is_anomaly": False, "direction": None}
+                if len(history) >= min_baseline_days:
+                    median, mad, z = robust_z(float(observed), history)
+                    flagged = abs(z) > threshold if z is not None else observed != median
+                    row.update(baseline_median=median, baseline_mad=mad, robust_z=z, is_anomaly=bool(flagged))
+                    if flagged:
+                        better = np.sign(observed - median) == POLARITY.get(metric, 1)
+                        row["direction"] = "better" if better else "worse"
+                rows.append(row)
+    return pd.DataFrame(rows, columns=BASELINE_COLUMNS)
