@@ -7,6 +7,7 @@ import os
 
 from dagster import AssetSelection, Definitions, EnvVar, define_asset_job
 
+from perf_pipeline.aggregates.assets import AGGREGATE_ASSETS
 from perf_pipeline.events.assets import DAILY_EVENT_ASSETS, objective_templates_asset
 from perf_pipeline.ingest.assets import ingest_landing_files
 from perf_pipeline.ingest.checks import ingest_conservation
@@ -32,6 +33,12 @@ scoring_job = define_asset_job(
     description="Score the tasks of a day (or range) and the agents' collaboration; judged tasks come from the cache.",
 )
 
+aggregates_job = define_asset_job(
+    "aggregates_job",
+    selection=AssetSelection.assets(*AGGREGATE_ASSETS),
+    description="Daily rollups, then as of each day the rolling windows, trends, baselines and anomalies.",
+)
+
 # Environment variables each resource field is read from, when set (EnvVar keeps secrets out of the UI).
 SCORING_ENV = {"config_path": "PERF_SCORING_CONFIG", "judge_api_key": "OPENAI_API_KEY",
                "judge_base_url": "OPENAI_BASE_URL", "judge_model": "PERF_JUDGE_MODEL"}
@@ -47,9 +54,9 @@ def build_resources() -> dict[str, object]:
 
 defs = Definitions(
     assets=[ingest_landing_files, objective_templates_asset, *DAILY_EVENT_ASSETS, price_table_asset,
-            *SCORING_ASSETS],
+            *SCORING_ASSETS, *AGGREGATE_ASSETS],
     asset_checks=[ingest_conservation],
-    jobs=[ingest_job, daily_events_job, scoring_job],
+    jobs=[ingest_job, daily_events_job, scoring_job, aggregates_job],
     sensors=[late_feedback_sensor],
     resources=build_resources(),
 )

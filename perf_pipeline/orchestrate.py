@@ -1,5 +1,6 @@
 """Run the pipeline in-process through Dagster: the ingest job, then the daily event tables and
-scores for the days it touched, then the days whose tasks got late feedback or reviews.
+scores for the days it touched, then the days whose tasks got late feedback or reviews, then the
+aggregates (rollups, windows, trends, baselines) as of each of those days.
 
 The CLI's ``run`` and ``demo`` use this, so a command-line run executes exactly the asset code the
 UI runs, is recorded on the same instance, and takes the same checks.
@@ -15,6 +16,7 @@ from typing import Any
 import sqlalchemy as sa
 from dagster import DagsterInstance, materialize
 
+from perf_pipeline.aggregates.assets import AGGREGATE_ASSETS
 from perf_pipeline.definitions import build_resources
 from perf_pipeline.events.assets import DAILY_EVENT_ASSETS, objective_templates_asset
 from perf_pipeline.ingest.assets import ingest_landing_files
@@ -79,6 +81,9 @@ def run_pipeline(*, landing: Path | None = None, start: dt.date | None = None, e
     if late:
         echo(f"scored {len(late)} earlier day(s) again for late feedback or reviews: "
              + ", ".join(day.isoformat() for day in late[:10]) + (" ..." if len(late) > 10 else ""))
+    # Rollups, then windows, trends and baselines as of every day from the earliest one that changed.
+    for chunk_first, chunk_last in _chunks(min([first, *late]), last):
+        _materialize_range(AGGREGATE_ASSETS, instance, resources, chunk_first, chunk_last)
     return _summary(resources, metadata, first, last, (dt.datetime.now() - started).total_seconds())
 
 

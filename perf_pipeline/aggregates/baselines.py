@@ -16,17 +16,28 @@ from perf_pipeline.aggregates.trends import POLARITY
 
 # 0.6745 is the 75th percentile of the standard normal: it makes MAD comparable to a standard deviation.
 MAD_TO_SIGMA = 0.6745
+MEAN_AD_TO_SIGMA = 1.253314  # sqrt(pi / 2): mean absolute deviation -> standard deviation, for normal data
 BASELINE_COLUMNS = ["entity_type", "entity_id", "date", "metric", "observed", "baseline_median", "baseline_mad",
                     "baseline_days", "robust_z", "is_anomaly", "direction"]
 
 
 def robust_z(observed: float, history: np.ndarray) -> tuple[float, float, float | None]:
-    """(median, MAD, z) of ``observed`` against ``history``. With no spread at all (MAD 0), z is
-    None: any departure from a constant baseline is then an anomaly (see ``baselines``)."""
+    """(median, MAD, z) of ``observed`` against ``history``.
+
+    z = 0.6745 (x - median) / MAD. When more than half the baseline is the same value (MAD 0,
+    common for rates on small days), the mean absolute deviation stands in, scaled by 1.2533 to be
+    comparable to a standard deviation; with no spread at all z is None and nothing is flagged:
+    a constant baseline says nothing about how unusual a departure is.
+    """
     median = float(np.median(history))
-    mad = float(np.median(np.abs(history - median)))
-    z = MAD_TO_SIGMA * (observed - median) / mad if mad > 0 else None
-    return median, mad, z
+    deviations = np.abs(history - median)
+    mad = float(np.median(deviations))
+    if mad > 0:
+        return median, mad, MAD_TO_SIGMA * (observed - median) / mad
+    mean_deviation = float(deviations.mean())
+    if mean_deviation > 0:
+        return median, mad, (observed - median) / (MEAN_AD_TO_SIGMA * mean_deviation)
+    return median, mad, None
 
 
 def baselines(daily: pd.DataFrame, as_of: Sequence[dt.date], metrics: Sequence[str], *,
@@ -54,7 +65,7 @@ def baselines(daily: pd.DataFrame, as_of: Sequence[dt.date], metrics: Sequence[s
                        "baseline_mad": None, "robust_z": None, "is_anomaly": False, "direction": None}
                 if len(history) >= min_baseline_days:
                     median, mad, z = robust_z(float(observed), history)
-                    flagged = abs(z) > threshold if z is not None else observed != median
+                    flagged = z is not None and abs(z) > threshold
                     row.update(baseline_median=median, baseline_mad=mad, robust_z=z, is_anomaly=bool(flagged))
                     if flagged:
                         better = np.sign(observed - median) == POLARITY.get(metric, 1)

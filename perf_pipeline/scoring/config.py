@@ -13,6 +13,7 @@ import yaml
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 CONFIG_ENV = "PERF_SCORING_CONFIG"
+MAX_WINDOW_DAYS = 90  # the aggregate assets' partition mappings reach this far back
 Fraction = Field(ge=0.0, le=1.0)
 
 
@@ -110,6 +111,25 @@ class PanelConfig(_Strict):
         return self
 
 
+class AggregatesConfig(_Strict):
+    windows: list[int] = Field(min_length=1)
+    min_points: int = Field(5, ge=2)
+    trend_metrics: list[str]
+    trend_min_relative_change: float = Field(0.05, ge=0)
+    baseline_days: int = Field(30, ge=2)
+    min_baseline_days: int = Field(7, ge=2)
+    anomaly_threshold: float = Field(3.5, gt=0)
+    anomaly_metrics: list[str]
+
+    @model_validator(mode="after")
+    def _check(self) -> AggregatesConfig:
+        if any(w < 1 for w in self.windows) or len(set(self.windows)) != len(self.windows):
+            raise ValueError(f"windows must be distinct positive day counts, got {self.windows}")
+        if max(self.windows) > MAX_WINDOW_DAYS or self.baseline_days > MAX_WINDOW_DAYS:
+            raise ValueError(f"windows and baselines longer than {MAX_WINDOW_DAYS} days are not supported")
+        return self
+
+
 class ScoringConfig(_Strict):
     strategies: Strategies = Strategies()
     efficiency: Baseline = Baseline()
@@ -120,6 +140,7 @@ class ScoringConfig(_Strict):
     collaboration: CollaborationConfig
     judge: JudgeConfig
     panel: PanelConfig
+    aggregates: AggregatesConfig
 
 
 class ScoringConfigError(ValueError):

@@ -303,6 +303,91 @@ collaboration_scores = sa.Table(
     comment="Per agent and day: how the agent works with others (a separate score, not part of quality).",
 )
 
+def _entity_columns() -> list[sa.Column]:
+    return [sa.Column("entity_type", sa.String(32), primary_key=True,
+                      comment="agent, department, project, provider, model, task_type, provider_task_type or "
+                              "prompt_version"),
+            sa.Column("entity_id", sa.Text(), primary_key=True, comment="provider/task_type for provider_task_type")]
+
+
+daily_rollups = sa.Table(
+    "daily_rollups",
+    metadata,
+    *_entity_columns(),
+    sa.Column("date", sa.Date(), primary_key=True),
+    *[sa.Column(name, sa.BigInteger(), nullable=False) for name in (
+        "n_tasks", "tasks_completed", "tasks_failed", "sla_known", "sla_met", "feedback_typed", "corrections",
+        "enhancements", "approvals", "innovations")],
+    *[column for metric in ("quality_score", "overall_score", "efficiency_score", "cost_usd", "completion_time_s",
+                            "total_tokens", "tool_invocations", "revision_count", "user_rating",
+                            "collaboration_score")
+      for column in (sa.Column(f"sum_{metric}", sa.Float(), nullable=False),
+                     sa.Column(f"n_{metric}", sa.BigInteger(), nullable=False, comment="known values summed"))],
+    sa.Column("response_time_histogram", JSON, nullable=False, comment="{log bin: count}; see aggregates/latency.py"),
+    comment="Per entity and day: mergeable counts and sums; every window metric is derived from these.",
+)
+
+_WINDOW_FLOAT = ["success_rate", "avg_quality_score", "avg_overall_score", "avg_efficiency_score", "avg_cost_per_task",
+                 "avg_completion_time_s", "avg_tokens", "avg_tool_invocations", "avg_revision_count",
+                 "avg_user_rating", "sla_compliance_rate", "collaboration_score", "correction_rate",
+                 "enhancement_rate", "approval_rate", "total_cost_usd", "p50_response_time_ms",
+                 "p95_response_time_ms"]
+window_stats = sa.Table(
+    "window_stats",
+    metadata,
+    *_entity_columns(),
+    sa.Column("as_of_date", sa.Date(), primary_key=True, comment="windows end with this day (included)"),
+    sa.Column("window_days", sa.Integer(), primary_key=True, comment="7, 30 or 90: tasks of (D - W, D]"),
+    sa.Column("n_tasks", sa.BigInteger(), nullable=False),
+    sa.Column("tasks_completed", sa.BigInteger(), nullable=True),
+    sa.Column("tasks_failed", sa.BigInteger(), nullable=True),
+    *[sa.Column(name, sa.Float(), nullable=True) for name in _WINDOW_FLOAT],
+    sa.Column("innovation_count", sa.BigInteger(), nullable=True),
+    *[sa.Column(name, sa.BigInteger(), nullable=False, comment="values the average used") for name in (
+        "n_quality", "n_overall", "n_efficiency", "n_cost", "n_completion_time", "n_tokens", "n_user_ratings",
+        "n_sla", "n_feedback_typed", "n_collaboration_days", "n_response_times")],
+    sa.Column("status", sa.String(24), nullable=False, comment="ok, or insufficient_data (metrics null)"),
+    comment="Rolling 7/30/90-day metrics per entity as of each day.",
+)
+
+trends = sa.Table(
+    "trends",
+    metadata,
+    *_entity_columns(),
+    sa.Column("as_of_date", sa.Date(), primary_key=True),
+    sa.Column("window_days", sa.Integer(), primary_key=True),
+    sa.Column("metric", sa.Text(), primary_key=True),
+    sa.Column("n_points", sa.Integer(), nullable=False, comment="days with tasks and a known value"),
+    *[sa.Column(name, sa.Float(), nullable=True) for name in (
+        "slope_per_day", "slope_low", "slope_high", "intercept", "relative_change", "mann_kendall_p")],
+    sa.Column("direction", sa.String(24), nullable=False, comment="improving, stable, declining or insufficient_data"),
+    comment="Theil-Sen trend per entity, window and metric, with its 95 % interval and a Mann-Kendall p-value.",
+)
+
+def _baseline_columns() -> list[sa.Column]:
+    return [
+        *_entity_columns(),
+        sa.Column("date", sa.Date(), primary_key=True),
+        sa.Column("metric", sa.Text(), primary_key=True),
+        sa.Column("observed", sa.Float(), nullable=False),
+        sa.Column("baseline_median", sa.Float(), nullable=True),
+        sa.Column("baseline_mad", sa.Float(), nullable=True),
+        sa.Column("baseline_days", sa.Integer(), nullable=False),
+        sa.Column("robust_z", sa.Float(), nullable=True),
+        sa.Column("is_anomaly", sa.Boolean(), nullable=False),
+        sa.Column("direction", sa.String(8), nullable=True, comment="better or worse, for anomalies"),
+    ]
+
+
+baselines = sa.Table(
+    "baselines", metadata, *_baseline_columns(),
+    comment="The day's value per provider_task_type and metric against the previous 30 days' median and MAD.",
+)
+anomalies = sa.Table(
+    "anomalies", metadata, *_baseline_columns(),
+    comment="The baseline rows flagged as anomalies (|robust z| above the threshold).",
+)
+
 EVENT_TABLES: dict[str, sa.Table] = {
     event_type: metadata.tables[name] for event_type, name in EVENT_TABLE_NAMES.items()
 }
@@ -314,4 +399,5 @@ DDL_GROUPS: dict[str, list[sa.Table]] = {
     "030_events.sql": [task_events, task_steps, feedback_events, peer_evaluations, collaboration_messages],
     "040_scoring.sql": [price_table, task_scores, llm_judgements, llm_judge_calls, panel_reviews,
                         collaboration_scores],
+    "050_aggregates.sql": [daily_rollups, window_stats, trends, baselines, anomalies],
 }

@@ -52,3 +52,13 @@ def test_lower_cost_is_a_better_anomaly() -> None:
     values = [0.10, 0.11, 0.09, 0.10, 0.10, 0.11, 0.09, 0.01]
     result = baselines(daily(values, "avg_cost_per_task"), [START + dt.timedelta(days=7)], ["avg_cost_per_task"])
     assert result.iloc[0]["is_anomaly"] and result.iloc[0]["direction"] == "better"
+
+
+def test_mad_of_zero_falls_back_to_the_mean_absolute_deviation() -> None:
+    history = np.array([1.0, 1.0, 1.0, 1.0, 1.0, 0.8, 0.9])  # median 1, MAD 0, mean deviation 0.3 / 7
+    median, mad, z = robust_z(0.9, history)
+    assert (median, mad) == (1.0, 0.0)
+    assert z == pytest.approx((0.9 - 1.0) / (1.253314 * 0.3 / 7))
+    assert robust_z(0.5, np.full(7, 1.0))[2] is None  # no spread at all: no z, no anomaly
+    result = baselines(daily([1.0] * 7 + [0.5]), [START + dt.timedelta(days=7)], ["success_rate"])
+    assert not result.iloc[0]["is_anomaly"]
