@@ -8,6 +8,8 @@ are skipped, never counted as zeros. Response-time percentiles come from a log-b
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pandas as pd
 
@@ -32,6 +34,14 @@ COUNTS = ["n_tasks", "tasks_completed", "tasks_failed", "sla_known", "sla_met", 
 ROLLUP_COLUMNS = ["entity_type", "entity_id", "date", *COUNTS,
                   *[f"{prefix}_{m}" for m in AVERAGED for prefix in ("sum", "n")], "response_time_histogram"]
 FAILED_STATUSES = ("failed", "timeout")
+
+
+def exact_sums(grouped: pd.core.groupby.DataFrameGroupBy, columns: list[str]) -> pd.DataFrame:
+    """Group sums, float columns with ``math.fsum``: correctly rounded whatever the order or the
+    grouping, so a backfilled range stores the same sums as its days run one by one."""
+    frame = grouped.obj
+    how = {c: (math.fsum if pd.api.types.is_float_dtype(frame[c]) else "sum") for c in columns}
+    return grouped.agg(how)
 
 
 def task_facts(tasks: pd.DataFrame) -> pd.DataFrame:
@@ -89,7 +99,7 @@ def daily_rollups(tasks: pd.DataFrame, collaboration: pd.DataFrame) -> pd.DataFr
         ids = entity_ids(tasks, entity_type)
         keep = ids.notna()
         grouped = facts[keep].assign(entity_id=ids[keep], date=tasks.loc[keep, "partition_date"])
-        sums = grouped.groupby(["entity_id", "date"], sort=True)[numeric].sum()
+        sums = exact_sums(grouped.groupby(["entity_id", "date"], sort=True), numeric)
         histograms = grouped.groupby(["entity_id", "date"], sort=True)["latency_bin"].agg(latency.histogram)
         frame = sums.assign(response_time_histogram=histograms).reset_index()
         frame.insert(0, "entity_type", entity_type)

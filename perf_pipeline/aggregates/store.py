@@ -23,7 +23,8 @@ def read_scored_tasks(conn: Connection, first: dt.date, last: dt.date) -> pd.Dat
     """Tasks of [first, last] with their scores (a task not scored yet has null scores)."""
     query = (sa.select(*[TASKS.c[c] for c in TASK_COLUMNS], *[task_scores.c[c] for c in SCORE_COLUMNS])
              .select_from(TASKS.outerjoin(task_scores, task_scores.c.task_id == TASKS.c.task_id))
-             .where(TASKS.c.partition_date.between(first, last)))
+             .where(TASKS.c.partition_date.between(first, last))
+             .order_by(TASKS.c.partition_date, TASKS.c.task_id))  # sums add up in the same order on any range
     return read_frame(conn, query)
 
 
@@ -34,4 +35,5 @@ def read_collaboration(conn: Connection, first: dt.date, last: dt.date) -> pd.Da
 
 
 def read_rollups(conn: Connection, first: dt.date, last: dt.date) -> pd.DataFrame:
-    return read_frame(conn, sa.select(daily_rollups).where(daily_rollups.c.date.between(first, last)))
+    return read_frame(conn, sa.select(daily_rollups).where(daily_rollups.c.date.between(first, last))
+                      .order_by(daily_rollups.c.date, daily_rollups.c.entity_type, daily_rollups.c.entity_id))

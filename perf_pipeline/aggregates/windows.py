@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 
 from perf_pipeline.aggregates import latency
-from perf_pipeline.aggregates.rollups import AVERAGED, COUNTS
+from perf_pipeline.aggregates.rollups import AVERAGED, COUNTS, exact_sums
 
 OK, INSUFFICIENT = "ok", "insufficient_data"
 KEYS = ["entity_type", "entity_id"]
@@ -91,7 +91,7 @@ class RollingWindowStrategy:
             for window in self.windows:
                 inside = ((rollups["date"] > day - dt.timedelta(days=window)) & (rollups["date"] <= day)).to_numpy()
                 part = rollups[inside]
-                sums = part.groupby(KEYS, sort=True)[summed].sum()
+                sums = exact_sums(part.groupby(KEYS, sort=True), summed)
                 sums = entities.merge(sums, left_on=KEYS, right_index=True, how="left").set_index(KEYS)
                 sums = sums.fillna(0)
                 codes = part.groupby(KEYS, sort=True).ngroup().to_numpy()
