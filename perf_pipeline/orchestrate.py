@@ -21,6 +21,7 @@ from perf_pipeline.definitions import build_resources
 from perf_pipeline.events.assets import DAILY_EVENT_ASSETS, objective_templates_asset
 from perf_pipeline.ingest.assets import ingest_landing_files
 from perf_pipeline.ingest.pipeline import discover
+from perf_pipeline.partitions import PARTITION_START
 from perf_pipeline.resources import LandingZoneResource
 from perf_pipeline.scoring.assets import SCORING_ASSETS, price_table_asset
 from perf_pipeline.scoring.store import stale_score_days
@@ -65,11 +66,13 @@ def run_pipeline(*, landing: Path | None = None, start: dt.date | None = None, e
     if first is None or last is None:
         echo("no new events: no day to build (pass --start/--end to rebuild days)")
         return _summary(resources, metadata, None, None, 0.0)
-    # All event tables first, then the scores: a day's feedback may land in the days after it.
-    steps = 2 * ((last - first).days + 1)
+    # All event tables first, then the scores: a day's feedback may land in the days after it. The
+    # day before the first is scored again too: its requests may be answered by the new messages.
+    score_first = max(PARTITION_START, first - dt.timedelta(days=1))
+    steps = (last - first).days + 1 + (last - score_first).days + 1
     built, started = 0, dt.datetime.now()
-    for assets in (DAILY_EVENT_ASSETS, SCORING_ASSETS):
-        for chunk_first, chunk_last in _chunks(first, last):
+    for assets, from_day in ((DAILY_EVENT_ASSETS, first), (SCORING_ASSETS, score_first)):
+        for chunk_first, chunk_last in _chunks(from_day, last):
             _materialize_range(assets, instance, resources, chunk_first, chunk_last)
             built += (chunk_last - chunk_first).days + 1
             if progress:

@@ -31,7 +31,7 @@ RUBRICS = {
         "- accuracy: is the output correct and free of errors and unsupported claims?\n"
         "- relevance: does the output address this objective and input, without digressions?\n"
         "- completeness: does the output cover everything the objective asks for?\n"
-        "Give a one-line rationale (at most 30 words). A missing output scores 0 on all three."
+        "Give a one-line rationale (at most 30 words)."
     ),
 }
 FENCE_NOTICE = (
@@ -111,10 +111,10 @@ def prepare_item(task_id: str, objective: Any, task_input: Any, output: Any, *, 
     """Redact and cut each text, then hash what will be sent: the cache key follows the judged text."""
     fields, redactions = [], 0
     for value in (objective, task_input, output):
-        text = "" if value is None else str(value)
+        # Redact first, then cut: a cut through a secret must not leave a part no pattern recognizes.
+        text, n = redact("" if value is None else str(value), known_secrets)
         if len(text) > max_chars:
             text = text[:max_chars] + f"\n[... cut: {len(text) - max_chars} more characters]"
-        text, n = redact(text, known_secrets)
         fields.append(text)
         redactions += n
     digest = hashlib.sha256(json.dumps(fields, ensure_ascii=False).encode("utf-8")).hexdigest()
@@ -158,8 +158,9 @@ class JudgeOutcome:
 
     @property
     def cost_usd(self) -> float | None:
-        costs = [c.cost_usd for c in self.calls if c.input_tokens is not None]
-        return None if any(c is None for c in costs) else sum(c for c in costs if c is not None)
+        """What the calls cost; None when any call's cost is unknown (no usage reported, or no price)."""
+        costs = [c.cost_usd for c in self.calls]
+        return None if not costs or any(c is None for c in costs) else sum(costs)
 
     def tokens(self, kind: str) -> int | None:
         values = [getattr(c, f"{kind}_tokens") for c in self.calls if getattr(c, f"{kind}_tokens") is not None]
@@ -173,7 +174,11 @@ class JudgeClient(Protocol):
 
 
 class MalformedAnswer(ValueError):
-    """The judge answered, but not with the requested JSON object."""
+    """The judge answered, but not with the requested JSON object (or refused to)."""
+
+    def __init__(self, message: str, refusal: bool = False):
+        super().__init__(message)
+        self.refusal = refusal
 
 
 def parse_answer(content: str | None) -> Judgement:
@@ -270,23 +275,28 @@ class OpenAIJudgeClient:
 
             async def run(item: JudgeItem) -> JudgeOutcome:
                 async with slots:  # FIFO: items start in the order given (the plan's priority)
-                    reserved = budget.reserve(item)
-                    if reserved is None:
-                        reason = ("budget: the judge model has no price, so max_usd cannot be enforced"
-                                  if budget.price is None else f"budget: max_usd {budget.max_usd} reached")
-                        outcome = JudgeOutcome(item, SKIPPED_BUDGET, error=reason)
-                    else:
-                        outcome = await self._judge_one(client, limiter, item)
-                        budget.settle(reserved, outcome.cost_usd)
+                    outcome = await self._judge_one(client, limiter, budget, item)
                 if on_outcome is not None:
                     on_outcome(outcome)
                 return outcome
 
             return list(await asyncio.gather(*(run(item) for item in items)))
 
-    async def _judge_one(self, client: openai.AsyncOpenAI, limiter: _RateLimiter, item: JudgeItem) -> JudgeOutcome:
+    async def _judge_one(self, client: openai.AsyncOpenAI, limiter: _RateLimiter, budget: _Budget,
+                         item: JudgeItem) -> JudgeOutcome:
+        """Up to 1 + answer_retries calls, each within the budget; whatever one call raises ends as
+        this item's failure, never the run's."""
         outcome = JudgeOutcome(item, FAILED)
         for attempt in range(1, self.config.answer_retries + 2):
+            reserved = budget.reserve(item)
+            if reserved is None:
+                if attempt == 1:
+                    outcome.status = SKIPPED_BUDGET
+                    outcome.error = ("budget: the judge model has no price, so max_usd cannot be enforced"
+                                     if budget.price is None else f"budget: max_usd {budget.max_usd} reached")
+                else:
+                    outcome.error += f"; not asked again: max_usd {budget.max_usd} reached"
+                return outcome
             await limiter.wait()
             started, called_at = time.perf_counter(), time.time()
             usage = None
@@ -295,18 +305,28 @@ class OpenAIJudgeClient:
                     model=item.model, messages=item.messages(secrets.token_hex(8)), temperature=0,
                     max_tokens=self.config.max_tokens,
                     response_format={"type": "json_schema", "json_schema": ANSWER_SCHEMA})
-                usage = response.usage
+                usage = getattr(response, "usage", None)
                 judgement = self._judgement(response)
             except openai.APIError as exc:  # the SDK's own retries are spent: the item fails
-                outcome.calls.append(self._record(attempt, "error", _api_error(exc), None, started, called_at))
-                outcome.error = _api_error(exc)
+                record = self._record(attempt, "error", _api_error(exc), None, started, called_at)
+                outcome.calls.append(record)
+                budget.settle(reserved, record.cost_usd)
+                outcome.error = record.error
                 return outcome
-            except MalformedAnswer as exc:
-                kind = "refusal" if str(exc).startswith("refused") else "malformed"
-                outcome.calls.append(self._record(attempt, kind, str(exc), usage, started, called_at))
-                outcome.error = f"{kind} answer after {attempt} attempt(s): {exc}"
+            except (MalformedAnswer, AttributeError, TypeError, ValueError) as exc:
+                # An answer that is not the requested JSON, or not even a chat completion (a proxy's
+                # error page answered with 200): asked again, then the item fails.
+                kind = "refusal" if isinstance(exc, MalformedAnswer) and exc.refusal else "malformed"
+                message = str(exc) if isinstance(exc, MalformedAnswer) else f"unreadable answer: {exc}"
+                record = self._record(attempt, kind, redact(message)[0][:300], usage, started, called_at)
+                outcome.calls.append(record)
+                budget.settle(reserved, record.cost_usd if record.cost_usd is not None else reserved)
+                outcome.error = f"{kind} answer after {attempt} attempt(s): {record.error}"
                 continue
-            outcome.calls.append(self._record(attempt, "ok", None, usage, started, called_at))
+            record = self._record(attempt, "ok", None, usage, started, called_at)
+            outcome.calls.append(record)
+            # Without usage in the answer the call's cost is unknown: the budget counts the estimate.
+            budget.settle(reserved, record.cost_usd if record.cost_usd is not None else reserved)
             outcome.status, outcome.judgement, outcome.error = SCORED, judgement, None
             return outcome
         return outcome
@@ -317,7 +337,7 @@ class OpenAIJudgeClient:
             raise MalformedAnswer("no choices in the answer")
         choice = response.choices[0]
         if choice.message.refusal:
-            raise MalformedAnswer(f"refused: {choice.message.refusal[:200]}")
+            raise MalformedAnswer(f"refused: {choice.message.refusal[:200]}", refusal=True)
         if choice.finish_reason == "length":
             raise MalformedAnswer("answer cut at max_tokens")
         return parse_answer(choice.message.content)
@@ -333,5 +353,6 @@ class OpenAIJudgeClient:
 
 
 def _api_error(exc: openai.APIError) -> str:
+    """The error, for tables and logs: the server's text may echo the prompt, so it is redacted too."""
     status = getattr(exc, "status_code", None)
-    return f"{type(exc).__name__}" + (f" (HTTP {status})" if status else "") + f": {str(exc)[:300]}"
+    return f"{type(exc).__name__}" + (f" (HTTP {status})" if status else "") + f": {redact(str(exc))[0][:300]}"

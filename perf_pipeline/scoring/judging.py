@@ -51,6 +51,9 @@ def judge_tasks(engine: Engine, tasks: pd.DataFrame, config: ScoringConfig, clie
                 model: str, run_id: str | None) -> JudgeRun:
     """Judge ``tasks`` (task_events rows) and run the panel on them (``client`` None: no API key,
     nothing is sent; cached judgements are still used)."""
+    if tasks.empty:  # a quiet day: nothing to judge, nothing to read
+        return JudgeRun(judged=pd.DataFrame(columns=["judge_status", "judge_error", *JUDGE_FIELDS]),
+                        panel=pd.DataFrame())
     secrets = environment_secrets()
     rubric = rubric_version_for(config.judge)
     personas = [(p, p.model or model, rubric_version_for(config.judge, p)) for p in config.panel.personas
@@ -72,8 +75,8 @@ def judge_tasks(engine: Engine, tasks: pd.DataFrame, config: ScoringConfig, clie
     items = [item_for(r, None, model, rubric) for r in rows]
     candidates = tasks[["task_id", "agent_id", "partition_date"]].assign(
         has_content=tasks["output"].notna() & (tasks["output"].astype(str).str.strip() != ""))
-    plan = planning.plan_judging(candidates, pd.Series([key(i) in cached for i in items], index=tasks.index),
-                                 config.judge, has_key=client is not None)
+    plan = planning.plan_judging(candidates, pd.Series([key(i) in cached for i in items], index=tasks.index,
+                                                       dtype=bool), config.judge, has_key=client is not None)
     pending_rows = plan[plan["judge_status"] == planning.PENDING].sort_values("judge_priority", kind="stable")
     to_send = [items[i] for i in pending_rows.index]
     panel_items = _panel_items(rows, candidates, personas, item_for, config.panel.sample_rate)

@@ -26,22 +26,27 @@ def plan_judging(tasks: pd.DataFrame, cached: pd.Series, config: JudgeConfig, ha
     ``cached`` says, per row, whether a judgement for the task's current text, model and rubric
     exists. Statuses: cached; skipped_no_content (no output to judge); skipped_sampling (not in the
     sample); skipped_no_key (no API key: nothing can be judged); skipped_budget (beyond
-    ``budget.max_tasks``); pending (to judge, in ``judge_priority`` order: each agent's and day's
-    floor first, then by the sampling hash).
+    ``budget.max_tasks`` judged tasks, cached ones counted); pending (to judge, in
+    ``judge_priority`` order: each agent's and day's floor first, then by the sampling hash).
     """
     plan = pd.DataFrame(index=tasks.index)
     unit = stable_unit(tasks["task_id"])
-    rank = unit.groupby([tasks["agent_id"], tasks["partition_date"]]).rank(method="first") - 1
-    floor = rank < config.sampling.min_per_agent_day
+    has_content = tasks["has_content"].astype(bool)
+    # The floor is counted among tasks there is something to judge in.
+    rank = unit.where(has_content).groupby([tasks["agent_id"], tasks["partition_date"]]).rank(method="first") - 1
+    floor = has_content & (rank < config.sampling.min_per_agent_day)
     selected = (unit < config.sampling.rate) | floor
     status = np.select(
-        [cached.to_numpy(), ~tasks["has_content"].to_numpy(), ~selected.to_numpy(), np.full(len(tasks), not has_key)],
+        [cached.to_numpy(dtype=bool), ~has_content.to_numpy(), ~selected.to_numpy(),
+         np.full(len(tasks), not has_key)],
         [CACHED, SKIPPED_NO_CONTENT, SKIPPED_SAMPLING, SKIPPED_NO_KEY], default=PENDING)
     plan["judge_status"] = pd.Series(status, index=tasks.index, dtype=object)
     plan["judge_priority"] = np.where(floor, 0.0, 1.0) + unit
-    pending = plan.index[plan["judge_status"] == PENDING]
     limit = config.budget.max_tasks
-    if limit is not None and len(pending) > limit:
-        over = plan.loc[pending, "judge_priority"].sort_values(kind="stable").index[limit:]
-        plan.loc[over, "judge_status"] = SKIPPED_BUDGET
+    if limit is not None:
+        # The cap is on the run's judged set, cached tasks included, in priority order: a re-run after
+        # a crash judges the same tasks a clean run would, no more.
+        judged = plan[plan["judge_status"].isin([CACHED, PENDING])].sort_values("judge_priority", kind="stable")
+        over = judged.index[limit:]
+        plan.loc[over[plan.loc[over, "judge_status"] == PENDING], "judge_status"] = SKIPPED_BUDGET
     return plan

@@ -13,8 +13,8 @@ import re
 MASK = "[REDACTED]"
 
 _PATTERNS = [
-    # PEM private keys, whole block.
-    re.compile(r"-----BEGIN [A-Z ]*PRIVATE KEY-----.*?-----END [A-Z ]*PRIVATE KEY-----", re.DOTALL),
+    # PEM private keys, whole block (to the end of the text when the END line is missing).
+    re.compile(r"-----BEGIN [A-Z ]*PRIVATE KEY-----.*?(?:-----END [A-Z ]*PRIVATE KEY-----|\Z)", re.DOTALL),
     re.compile(r"\bsk-(?:proj-|ant-)?[A-Za-z0-9_\-]{16,}"),  # OpenAI / Anthropic style keys
     re.compile(r"\b(?:AKIA|ASIA)[0-9A-Z]{16}\b"),  # AWS access key ids
     re.compile(r"\bgh[pousr]_[A-Za-z0-9]{30,}\b"),  # GitHub tokens
@@ -25,8 +25,9 @@ _PATTERNS = [
 ]
 # Secrets that follow a telling name: keep the name, mask the value.
 _ASSIGNMENTS = re.compile(
-    r"(?i)(\b(?:password|passwd|pwd|secret|api[_-]?key|access[_-]?key|auth[_-]?token|access[_-]?token|token)"
-    r"\b[\"']?\s*[:=]\s*[\"']?)(?!\[REDACTED\])([^\s\"',;]{4,})")
+    # A name ending in a telling word (DB_PASSWORD, OPENAI_API_KEY, client_secret, "token"), then = or :.
+    r"(?i)((?<![A-Za-z0-9])[\w.-]*?(?:password|passwd|pwd|secret|api[_-]?key|access[_-]?key|private[_-]?key"
+    r"|auth[_-]?token|access[_-]?token|token)[\"']?\s*[:=]\s*[\"']?)(?!\[REDACTED\])([^\s\"',;]{4,})")
 _BEARER = re.compile(r"(?i)(\bbearer\s+)(?!\[REDACTED\])([A-Za-z0-9._~+/\-]{8,}=*)")
 _URL_PASSWORD = re.compile(r"([a-z][a-z0-9+.\-]*://[^\s:/@]+:)([^\s@/]+)(@)", re.IGNORECASE)
 _SECRET_ENV_NAME = re.compile(r"(?i)(KEY|TOKEN|SECRET|PASSWORD|PASSWD)$")

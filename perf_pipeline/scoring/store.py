@@ -12,7 +12,14 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from perf_pipeline.scoring.judge import JudgeOutcome
-from perf_pipeline.warehouse.db import chunked, frame_to_records, insert_rows, run_seed, to_python_date
+from perf_pipeline.warehouse.db import (
+    chunked,
+    frame_to_records,
+    insert_new_rows,
+    insert_rows,
+    run_seed,
+    to_python_date,
+)
 from perf_pipeline.warehouse.schema import (
     EVENT_TABLES,
     llm_judge_calls,
@@ -84,13 +91,18 @@ def read_feedback(conn: Connection, first: dt.date, last: dt.date) -> pd.DataFra
 
 
 def read_reviews(conn: Connection, first: dt.date, last: dt.date) -> pd.DataFrame:
-    """Ingested peer evaluations and panel reviews of the tasks of [first, last], with the task's day."""
-    ingested = (sa.select(*[PEER.c[c] for c in REVIEW_COLUMNS], TASKS.c.partition_date)
+    """Ingested peer evaluations and panel reviews of the tasks of [first, last], with the task's day
+    and ``known_on``: the day a review became known (its created_at; a panel review's task day)."""
+    ingested = (sa.select(*[PEER.c[c] for c in REVIEW_COLUMNS], TASKS.c.partition_date, PEER.c.created_at)
                 .join(TASKS, TASKS.c.task_id == PEER.c.task_id)
                 .where(TASKS.c.partition_date.between(first, last)))
     panel = sa.select(*[panel_reviews.c[c] for c in REVIEW_COLUMNS], panel_reviews.c.partition_date).where(
         panel_reviews.c.partition_date.between(first, last))
-    return pd.concat([read_frame(conn, ingested), read_frame(conn, panel)], ignore_index=True)
+    ingested_frame = read_frame(conn, ingested)
+    ingested_frame["known_on"] = ingested_frame["created_at"].dt.date
+    panel_frame = read_frame(conn, panel)
+    panel_frame["known_on"] = panel_frame["partition_date"]
+    return pd.concat([ingested_frame.drop(columns="created_at"), panel_frame], ignore_index=True)
 
 
 def read_cache(conn: Connection, task_ids: Sequence[str], models: Sequence[str]) -> pd.DataFrame:
@@ -122,15 +134,8 @@ def save_outcomes(conn: Connection, outcomes: Sequence[JudgeOutcome], run_id: st
                                "cost_usd": outcome.cost_usd, "attempts": len(outcome.calls),
                                "judged_at": dt.datetime.fromtimestamp(outcome.calls[-1].called_at, dt.UTC),
                                "run_id": run_id})
-    if judgements:
-        # A concurrent run may have judged the same text meanwhile: the first judgement stays.
-        keys = [(j["task_id"], j["content_hash"], j["judge_model"], j["rubric_version"]) for j in judgements]
-        existing = set(conn.execute(sa.select(llm_judgements.c.task_id, llm_judgements.c.content_hash,
-                                              llm_judgements.c.judge_model, llm_judgements.c.rubric_version)
-                                    .where(sa.tuple_(llm_judgements.c.task_id, llm_judgements.c.content_hash,
-                                                     llm_judgements.c.judge_model,
-                                                     llm_judgements.c.rubric_version).in_(keys))).all())
-        insert_rows(conn, llm_judgements, [j for j, k in zip(judgements, keys, strict=True) if k not in existing])
+    # A concurrent run may have judged the same text meanwhile: the first judgement stays.
+    insert_new_rows(conn, llm_judgements, judgements)
     insert_rows(conn, llm_judge_calls, calls)
 
 

@@ -21,9 +21,9 @@ def score_tasks(tasks: pd.DataFrame, history: pd.DataFrame, feedback: pd.DataFra
 
     history: task_events rows of the trailing baselines (every task of ``tasks`` among them);
     feedback / evaluations: feedback events and peer reviews (ingested and panel) of ``tasks``;
-    leniency_window: reviews with the reviewed task's partition_date, of at least the
-    ``peer_review.leniency_days`` before each day: a day's leniency is measured on its own trailing
-    window, so a range gives the same scores as its days one by one;
+    leniency_window: reviews with the reviewed task's partition_date and the day they became known
+    (known_on), of at least the ``peer_review.leniency_days`` before each day: a day's leniency is
+    measured on its own trailing window, so a range gives the same scores as its days one by one;
     prices: price_table; judged: per task_id, the JUDGE_COLUMNS.
     """
     tasks = tasks.reset_index(drop=True)
@@ -58,7 +58,10 @@ def _peer_scores_by_day(tasks: pd.DataFrame, evaluations: pd.DataFrame, window: 
     days = config.peer_review.leniency_days
     parts = []
     for day, day_tasks in tasks.groupby("partition_date", sort=True):
+        # Reviews of the trailing window's tasks, as known at the end of the day: a review written
+        # later never changes an earlier day's leniency, so a re-run equals a clean run.
         trailing = window[(window["partition_date"] > day - dt.timedelta(days=days))
-                          & (window["partition_date"] <= day)] if not window.empty else window
+                          & (window["partition_date"] <= day) & (window["known_on"] <= day)] if not window.empty \
+            else window
         parts.append(c.peer_scores(day_tasks, evaluations, trailing, config.peer_review.prior_reviews))
     return pd.concat(parts) if parts else pd.DataFrame({"peer_score": [], "peer_review_count": []})

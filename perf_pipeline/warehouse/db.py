@@ -107,6 +107,22 @@ def insert_rows(conn: Connection, table: sa.Table, rows: Sequence[Mapping[str, A
     return len(rows)
 
 
+def insert_new_rows(conn: Connection, table: sa.Table, rows: Sequence[Mapping[str, Any]]) -> None:
+    """Insert rows whose primary key is not in the table yet; the others are left as they are
+    (INSERT ... ON CONFLICT DO NOTHING, atomic against a concurrent writer)."""
+    if not rows:
+        return
+    dialect = conn.dialect.name
+    if dialect == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    elif dialect == "sqlite":
+        from sqlalchemy.dialects.sqlite import insert
+    else:
+        raise NotImplementedError(f"insert_new_rows supports PostgreSQL and SQLite, not {dialect}")
+    for start in range(0, len(rows), INSERT_BATCH_ROWS):
+        conn.execute(insert(table).on_conflict_do_nothing(), list(rows[start : start + INSERT_BATCH_ROWS]))
+
+
 def insert_many(conn: Connection, table: sa.Table, columns: Sequence[str], rows: Sequence[tuple[Any, ...]]) -> int:
     """Bulk insert ``rows``, tuples of values in ``columns`` order.
 

@@ -7,7 +7,9 @@ markers in the judged output text (the fenced ``Output`` section of the prompt):
 - ``[[score:0.8]]``: every score 0.8 (default: accuracy 0.7, relevance 0.8, completeness 0.6);
 - ``[[status:429:2]]``: the first 2 requests for this text get 429 with ``Retry-After: 1``;
 - ``[[status:500:2]]``: the first 2 requests for this text get HTTP 500;
-- ``[[malformed]]``: the answer's content is not JSON; ``[[refuse]]``: the model refuses.
+- ``[[malformed]]``: the answer's content is not JSON; ``[[refuse]]``: the model refuses;
+- ``[[html]]``: a 200 answer whose body is an HTML page (a proxy's error page);
+- ``[[no-usage]]``: the answer reports no token usage.
 
 Everything is bounded: the server runs in daemon threads and stops with ``close()``.
 """
@@ -93,7 +95,7 @@ class FakeOpenAIServer:
         with self._lock:
             self._in_flight -= 1
 
-    def _respond(self, body: dict[str, Any], headers: dict[str, str]) -> tuple[int, dict[str, str], dict[str, Any]]:
+    def _respond(self, body: dict[str, Any], headers: dict[str, str]) -> tuple[int, dict[str, str], Any]:
         text = OUTPUT_SECTION.search(body["messages"][-1]["content"])
         output = text["text"] if text else ""
         with self._lock:
@@ -104,6 +106,8 @@ class FakeOpenAIServer:
             code = int(status[1])
             extra = {"Retry-After": "1"} if code == 429 else {}
             return code, extra, {"error": {"message": f"simulated {code}", "type": "server_error", "code": code}}
+        if "[[html]]" in output:
+            return 200, {"Content-Type": "text/html"}, "<html><body>Bad gateway</body></html>"
         prompt_tokens = sum(len(m["content"]) for m in body["messages"]) // 4
         message: dict[str, Any] = {"role": "assistant", "content": None, "refusal": None}
         if "[[refuse]]" in output:
@@ -114,12 +118,15 @@ class FakeOpenAIServer:
             score = re.search(r"\[\[score:([0-9.]+)\]\]", output)
             scores = dict.fromkeys(DEFAULT_SCORES, float(score[1])) if score else dict(DEFAULT_SCORES)
             message["content"] = json.dumps({**scores, "rationale": "Graded by the test server."})
-        return 200, {}, {
+        answer = {
             "id": f"chatcmpl-{len(self.requests)}", "object": "chat.completion", "created": int(time.time()),
             "model": body.get("model", "unknown"),
             "choices": [{"index": 0, "message": message, "finish_reason": "stop", "logprobs": None}],
             "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": 30, "total_tokens": prompt_tokens + 30},
         }
+        if "[[no-usage]]" in output:
+            del answer["usage"]
+        return 200, {}, answer
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -142,9 +149,9 @@ class _Handler(BaseHTTPRequestHandler):
             self.fake._leave()
         with self.fake._lock:
             self.fake.requests.append(Received(body, {k.lower(): v for k, v in self.headers.items()}, arrived, status))
-        data = json.dumps(payload).encode()
+        data = payload.encode() if isinstance(payload, str) else json.dumps(payload).encode()
         self.send_response(status)
-        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Type", extra.pop("Content-Type", "application/json"))
         self.send_header("Content-Length", str(len(data)))
         for name, value in extra.items():
             self.send_header(name, value)

@@ -185,3 +185,19 @@ def test_collaboration_without_any_signal_is_empty() -> None:
                                   "helpfulness"])
     result = strategy.score(empty, pd.DataFrame(columns=["agent_id", "partition_date", "peer_score"]), [D])
     assert result.empty
+
+
+def test_the_sampling_floor_counts_only_tasks_with_something_to_judge() -> None:
+    from perf_pipeline.scoring.config import load_scoring_config
+    from perf_pipeline.scoring.plan import plan_judging, stable_unit
+
+    config = load_scoring_config().judge
+    config = config.model_copy(update={"sampling": config.sampling.model_copy(update={"rate": 0.0,
+                                                                                     "min_per_agent_day": 1})})
+    ids = pd.Series(["a", "b", "c"])
+    lowest = ids[stable_unit(ids).idxmin()]
+    tasks = pd.DataFrame({"task_id": ids, "agent_id": "x", "partition_date": D, "has_content": ids != lowest})
+    plan = plan_judging(tasks, pd.Series(False, index=tasks.index), config, has_key=True)
+    statuses = dict(zip(ids, plan["judge_status"], strict=True))
+    assert statuses[lowest] == "skipped_no_content"
+    assert sorted(statuses.values()) == ["pending", "skipped_no_content", "skipped_sampling"]

@@ -166,10 +166,11 @@ def test_sampling_floor_and_task_budget(warehouse_url: str, landing: Path, judge
         ("agent-1", "2026-03-01"), ("agent-1", "2026-03-02"), ("agent-2", "2026-03-01"), ("agent-2", "2026-03-02")]
 
     judge_server.reset()
-    config = config_file(judge={"sampling": {"rate": 1.0}, "budget": {"max_tasks": 3}})
+    config = config_file(judge={"sampling": {"rate": 1.0, "min_per_agent_day": 1}, "budget": {"max_tasks": 6}})
     meta = metadata(score(warehouse_url, landing, "2026-03-01", "2026-03-02", server=judge_server, config=config))
-    assert (meta["judge_cached"], meta["judge_scored"], meta["judge_skipped_budget"]) == (4, 3, 5)
-    assert judge_server.answered == 3
+    # The cap counts the judged set, cached tasks included: 4 from the cache, 2 new, 6 over the cap.
+    assert (meta["judge_cached"], meta["judge_scored"], meta["judge_skipped_budget"]) == (4, 2, 6)
+    assert judge_server.answered == 2
 
 
 def test_failures_end_as_failed_and_the_run_goes_on(warehouse_url: str, landing: Path,
@@ -271,3 +272,11 @@ def test_a_wrong_configuration_names_the_file_and_the_key(config_file) -> None:
     assert path in message and "judge.concurrency" in message and "quality" in message
     with pytest.raises(ScoringConfigError, match="unknown weight"):
         load_scoring_config(config_file(quality={"weights": {"vibes": 1.0}}))
+
+
+def test_a_day_without_tasks_scores_nothing_and_succeeds(warehouse_url: str, landing: Path,
+                                                        judge_server: FakeOpenAIServer) -> None:
+    write_jsonl(landing / "messages.jsonl", [message("m-1", task_id=None, sent_at="2026-03-05T10:00:00Z")])
+    ingest_and_build(warehouse_url, landing, "2026-03-05", "2026-03-05")
+    result = score(warehouse_url, landing, "2026-03-05", server=judge_server)
+    assert metadata(result)["rows"] == 0 and judge_server.requests == []
