@@ -158,7 +158,7 @@ def run_rules(name: str, frame: pd.DataFrame, rules: Sequence[Rule], reasons: Re
         needed = _vectorizable(frame[[ROW, *dict.fromkeys(columns)]], part)
         # The validator that ``Batch.validate`` builds, made directly: the batch it would be called on
         # is loaded (and fingerprinted, hashing every value) again by that validator.
-        validator = Validator(batch_definition=_batch_definition(f"{name}.{number}"),
+        validator = Validator(batch_definition=_batch_definition(name),
                               batch_parameters={"dataframe": needed}, result_format=RESULT_FORMAT)
         result = validator.validate_expectation_suite(_suite(f"{name}.{number}", part))
         outcomes += [(indexes[outcome.expectation_config.meta["rule"]], outcome) for outcome in result.results]
