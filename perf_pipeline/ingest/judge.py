@@ -230,9 +230,14 @@ def _type_group(spec: EventSpec, lines: list[SourceLine], records: Records, typi
 
 def _drop_identical_copies(frame: pd.DataFrame, spec: EventSpec,
                            lines: list[SourceLine]) -> tuple[pd.DataFrame, dict[int, int]]:
-    """Skip later copies of an identical event (same id, same content) within the chunk."""
-    has_id = frame[spec.id_field].notna()
-    repeated = has_id & frame.duplicated(subset=[spec.id_field, "_digest"], keep="first")
+    """Skip later copies of an identical event (same id, same content) within the chunk.
+
+    Only rows whose id repeats can be copies: the pairs (id, content hash) are compared among those
+    (few) rows, not hashed for every row.
+    """
+    ids = frame[spec.id_field]
+    candidates = frame[ids.notna() & ids.duplicated(keep=False)]
+    repeated = frame[ROW].isin(candidates.loc[candidates.duplicated(subset=[spec.id_field, "_digest"]), ROW])
     duplicates: dict[int, int] = defaultdict(int)
     for row in frame.loc[repeated, ROW]:
         duplicates[lines[row].file] += 1

@@ -16,11 +16,13 @@ from __future__ import annotations
 import datetime as dt
 import gc
 import hashlib
+import json
 import time
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -279,13 +281,11 @@ def file_sha256(path: Path) -> tuple[str, int]:
 
 
 def _count_lines(landing_file: _LandingFile, data: bytes | None) -> int:
-    """The number of source lines the readers will yield (blank lines excluded)."""
+    """The number of lines in the file, to size batches: blank ones included in JSON Lines (counting
+    newlines is a scan in C, telling blank lines apart a Python loop), excluded elsewhere."""
     if data is None:
         return sum(1 for _ in read_lines(landing_file.path, landing_file.file_format, ReadStats()))
-    lines = data.split(b"\n")
-    if lines[-1] == b"":  # the file ends with a newline
-        lines.pop()
-    return sum(1 for line in lines if line.strip())
+    return data.count(b"\n") + (not data.endswith(b"\n") and bool(data))
 
 
 def _ingested_file_id(engine: Engine, sha: str) -> int | None:
@@ -447,16 +447,32 @@ class _Tally:
     examples: list[str] = field(default_factory=list)
 
 
-# Lookups by id, built once: the ids go in one expanding parameter, so that each batch of them
-# costs no new SQL expression (building one per batch cost more than the lookup itself).
-_EXISTING = sa.select(*(staged_events.c[c] for c in ("event_id", "content_hash", "partition_date", "payload",
-                                                      "source_file", "line_number", "file_id"))).where(
-    staged_events.c.event_type == sa.bindparam("event_type"),
-    staged_events.c.event_id.in_(sa.bindparam("ids", expanding=True)))
-_POISONED = sa.select(quarantined_events.c.event_id, quarantined_events.c.content_hash).where(
-    quarantined_events.c.event_type == sa.bindparam("event_type"),
-    quarantined_events.c.event_id.in_(sa.bindparam("ids", expanding=True)),
-    quarantined_events.c.reason_codes.contains("conflicting_duplicate"))
+def _ids_param(dialect: str) -> sa.ColumnElement[Any]:
+    """A subquery of the ids passed as one JSON array in the parameter ``ids``.
+
+    One parameter, whatever the number of ids: SQLAlchemy renders an expanding ``IN`` parameter
+    anew at each execution, one bound name per id, which cost more than the lookup itself.
+    """
+    if dialect == "sqlite":
+        ids = sa.func.json_each(sa.bindparam("ids", type_=sa.Text)).table_valued("value")
+    else:  # PostgreSQL
+        ids = sa.func.json_array_elements_text(sa.cast(sa.bindparam("ids", type_=sa.Text), sa.JSON)).table_valued(
+            "value")
+    return sa.select(ids.c.value).scalar_subquery()
+
+
+@cache
+def _lookups(dialect: str) -> tuple[sa.Select, sa.Select]:
+    """The lookups by id of a dialect, built once: staged copies, and conflicting copies in quarantine."""
+    existing = sa.select(*(staged_events.c[c] for c in ("event_id", "content_hash", "partition_date", "payload",
+                                                        "source_file", "line_number", "file_id"))).where(
+        staged_events.c.event_type == sa.bindparam("event_type"),
+        staged_events.c.event_id.in_(_ids_param(dialect)))
+    poisoned = sa.select(quarantined_events.c.event_id, quarantined_events.c.content_hash).where(
+        quarantined_events.c.event_type == sa.bindparam("event_type"),
+        quarantined_events.c.event_id.in_(_ids_param(dialect)),
+        quarantined_events.c.reason_codes.contains("conflicting_duplicate"))
+    return existing, poisoned
 
 
 class _Router:
@@ -469,6 +485,7 @@ class _Router:
 
     def __init__(self, conn: Connection, files: list[_LandingFile], options: IngestOptions) -> None:
         self.conn, self.files, self.options = conn, files, options
+        self.paths = [str(f.path) for f in files]
         self.tallies: dict[int, _Tally] = defaultdict(_Tally)
         self.lines_read: dict[int, int] = defaultdict(int)
         self.evicted_from: set[int] = set()
@@ -517,7 +534,7 @@ class _Router:
         ``raw`` is stored with NUL characters written as the text ``\\x00``: PostgreSQL text cannot hold NUL.
         """
         file_id = evicted.file_id if evicted is not None else self.files[file].file_id
-        source = evicted.source_file if evicted is not None else str(self.files[file].path)
+        source = evicted.source_file if evicted is not None else self.paths[file]
         self.quarantine_rows.append((
             source, file_id, line_number, event_type, event_id, partition_date, digest, raw.replace("\x00", "\\x00"),
             [r.as_dict() for r in reasons], ",".join(dict.fromkeys(r.code for r in reasons)), self.now))
@@ -539,8 +556,15 @@ class _Router:
         lookup = {event_id for i, event_id in enumerate(group.ids)
                   if event_id is not None and (i not in group.reasons or _is_repeat(group.reasons[i]))}
         known = self._known(spec, sorted(lookup))
+        staged, changes = self.staged_rows, self.changes[spec.event_type]
         for i, (event_id, digest, partition) in enumerate(zip(group.ids, group.digests, group.partitions, strict=True)):
             file, line_number = group.files[i], group.line_numbers[i]
+            if i not in group.reasons and event_id not in known.staged and event_id not in known.poisoned:
+                # Valid and new to the warehouse (most rows): staged, as ``_reasons`` would tell.
+                staged.append((spec.event_type, event_id, partition, digest, group.payloads[i], self.paths[file],
+                               line_number, self.files[file].file_id))
+                changes.add(partition)
+                continue
             reasons = self._reasons(spec, group.reasons.get(i, []), event_id, digest, known)
             if reasons is None:
                 self.tallies[file].duplicates += 1
@@ -553,10 +577,9 @@ class _Router:
                 self._quarantine(file, line_number, raw, reasons, event_type=spec.event_type,
                                  event_id=event_id, partition_date=partition, digest=digest)
                 continue
-            landing_file = self.files[file]
-            self.staged_rows.append((spec.event_type, event_id, partition, digest, group.payloads[i],
-                                     str(landing_file.path), line_number, landing_file.file_id))
-            self.changes[spec.event_type].add(partition)
+            staged.append((spec.event_type, event_id, partition, digest, group.payloads[i], self.paths[file],
+                           line_number, self.files[file].file_id))
+            changes.add(partition)
 
     def _reasons(self, spec: EventSpec, reasons: list[Reason], event_id: str | None, digest: str,
                  known: _KnownCopies) -> list[Reason] | None:
@@ -585,16 +608,18 @@ class _Router:
 
     def _existing(self, event_type: str, ids: list[str]) -> dict[str, Any]:
         found: dict[str, Any] = {}
+        existing, _ = _lookups(self.conn.dialect.name)
         for batch in chunked(ids, LOOKUP_BATCH):
-            rows = self.conn.execute(_EXISTING, {"event_type": event_type, "ids": batch})
+            rows = self.conn.execute(existing, {"event_type": event_type, "ids": json.dumps(batch)})
             found.update({row.event_id: row for row in rows})
         return found
 
     def _poisoned(self, event_type: str, ids: list[str]) -> dict[str, set[str]]:
         """Ids already quarantined as conflicting, with the content hashes of their copies."""
         found: dict[str, set[str]] = defaultdict(set)
+        _, poisoned = _lookups(self.conn.dialect.name)
         for batch in chunked(ids, LOOKUP_BATCH):
-            for row in self.conn.execute(_POISONED, {"event_type": event_type, "ids": batch}):
+            for row in self.conn.execute(poisoned, {"event_type": event_type, "ids": json.dumps(batch)}):
                 found[row.event_id].add(row.content_hash)
         return found
 

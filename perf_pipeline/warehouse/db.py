@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from functools import cache
 from importlib import resources
 from importlib.resources.abc import Traversable
@@ -139,12 +139,21 @@ def insert_many(conn: Connection, table: sa.Table, columns: Sequence[str], rows:
     processors = [table.c[name].type.dialect_impl(dialect).bind_processor(dialect) for name in columns]
     if any(processors):
         values = zip(*rows, strict=True)
-        rows = list(zip(*(list(map(process, column)) if process else column
+        rows = list(zip(*(_processed(process, column) if process else column
                           for process, column in zip(processors, values, strict=True)), strict=True))
     quote = dialect.identifier_preparer.quote
     conn.exec_driver_sql(f"INSERT INTO {quote(table.name)} ({', '.join(map(quote, columns))}) "
                          f"VALUES ({', '.join('?' * len(columns))})", list(rows))
     return len(rows)
+
+
+def _processed(process: Callable[[Any], Any], column: Sequence[Any]) -> list[Any]:
+    """``process`` applied to each value; once per distinct value for a column of dates (a few days
+    repeated over millions of rows), whose equal values convert equally."""
+    if all(type(value) is dt.date or value is None for value in column):
+        converted = {value: process(value) for value in set(column)}
+        return [converted[value] for value in column]
+    return list(map(process, column))
 
 
 def replace_partition(
