@@ -35,6 +35,15 @@ def histogram(bins: Iterable[int]) -> dict[str, int]:
     return counts
 
 
+def merge(histograms: Iterable[Mapping[str, int] | None]) -> dict[str, int]:
+    """The sum of sparse histograms: a window's histogram from its days'."""
+    total: dict[str, int] = {}
+    for histogram_ in histograms:
+        for key, value in (histogram_ or {}).items():
+            total[key] = total.get(key, 0) + int(value)
+    return total
+
+
 def dense(histogram_: Mapping[str, int] | None) -> np.ndarray:
     counts = np.zeros(BINS, dtype=np.int64)
     for key, value in (histogram_ or {}).items():

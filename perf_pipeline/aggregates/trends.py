@@ -16,7 +16,6 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from perf_pipeline.aggregates import latency
 from perf_pipeline.aggregates.windows import metrics_from_sums
 
 IMPROVING, STABLE, DECLINING, INSUFFICIENT = "improving", "stable", "declining", "insufficient_data"
@@ -40,8 +39,7 @@ def daily_metric_values(rollups: pd.DataFrame) -> pd.DataFrame:
     """Each rollup row's own metrics (that day's tasks only): the points trends are fitted to."""
     if rollups.empty:
         return pd.DataFrame()
-    counts = np.stack([latency.dense(h) for h in rollups["response_time_histogram"]])
-    metrics = metrics_from_sums(rollups.reset_index(drop=True), counts)
+    metrics = metrics_from_sums(rollups.reset_index(drop=True), rollups["response_time_histogram"].tolist())
     return pd.concat([rollups[["entity_type", "entity_id", "date"]].reset_index(drop=True), metrics], axis=1)
 
 

@@ -6,7 +6,7 @@ its metric columns are null: no rank or rate is invented from a handful of tasks
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Protocol
 
 import numpy as np
@@ -52,9 +52,9 @@ class MetricsWindowStrategy(Protocol):
         """window_stats rows for every entity present in the longest window of each as-of day."""
 
 
-def metrics_from_sums(sums: pd.DataFrame, counts: pd.DataFrame | None = None) -> pd.DataFrame:
-    """Window (or single-day) metrics from summed rollup columns; ``counts`` is the summed dense
-    latency histogram, one row per row of ``sums`` (None: no percentiles)."""
+def metrics_from_sums(sums: pd.DataFrame, histograms: Sequence[Mapping[str, int]]) -> pd.DataFrame:
+    """Window (or single-day) metrics from summed rollup columns and the summed sparse latency
+    histogram of each row of ``sums``."""
     out = pd.DataFrame(index=sums.index)
     out["n_tasks"] = sums["n_tasks"].astype(np.int64)
     out["tasks_completed"] = sums["tasks_completed"].astype(np.int64)
@@ -65,10 +65,11 @@ def metrics_from_sums(sums: pd.DataFrame, counts: pd.DataFrame | None = None) ->
     out["innovation_count"] = sums["innovations"].astype(np.int64)
     for name, source in VALUE_COUNTS.items():
         out[name] = sums[source].astype(np.int64)
-    if counts is not None:
-        out["n_response_times"] = counts.sum(axis=1).astype(np.int64)
-        out["p50_response_time_ms"] = [latency.percentile(row, 50) for row in counts]
-        out["p95_response_time_ms"] = [latency.percentile(row, 95) for row in counts]
+    # Densified one row at a time: a window's rows never all sit in memory as 800-bin arrays.
+    dense = [latency.dense(h) for h in histograms]
+    out["n_response_times"] = np.array([int(d.sum()) for d in dense], dtype=np.int64)
+    out["p50_response_time_ms"] = [latency.percentile(d, 50) for d in dense]
+    out["p95_response_time_ms"] = [latency.percentile(d, 95) for d in dense]
     return out
 
 
@@ -83,7 +84,6 @@ class RollingWindowStrategy:
         if rollups.empty:
             return pd.DataFrame(columns=WINDOW_COLUMNS)
         summed = [*COUNTS, *[f"{p}_{m}" for m in AVERAGED for p in ("sum", "n")]]
-        dense = np.stack([latency.dense(h) for h in rollups["response_time_histogram"]])
         frames = []
         for day in as_of:
             longest = (rollups["date"] > day - dt.timedelta(days=self.windows[-1])) & (rollups["date"] <= day)
@@ -94,14 +94,9 @@ class RollingWindowStrategy:
                 sums = exact_sums(part.groupby(KEYS, sort=True), summed)
                 sums = entities.merge(sums, left_on=KEYS, right_index=True, how="left").set_index(KEYS)
                 sums = sums.fillna(0)
-                codes = part.groupby(KEYS, sort=True).ngroup().to_numpy()
-                grouped = np.zeros((codes.max() + 1 if len(codes) else 0, latency.BINS), dtype=np.int64)
-                np.add.at(grouped, codes, dense[inside])
-                order = part.groupby(KEYS, sort=True).size().index
-                counts = np.zeros((len(sums), latency.BINS), dtype=np.int64)
-                position = sums.index.get_indexer(order)
-                counts[position] = grouped
-                metrics = metrics_from_sums(sums, counts)
+                merged = part.groupby(KEYS, sort=True)["response_time_histogram"].agg(latency.merge)
+                histograms = [merged.get(key, {}) for key in sums.index]
+                metrics = metrics_from_sums(sums, histograms)
                 metrics.insert(0, "window_days", window)
                 metrics.insert(0, "as_of_date", day)
                 frames.append(metrics.reset_index())

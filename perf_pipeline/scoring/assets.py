@@ -111,8 +111,7 @@ def _score_metadata(first: dt.date, last: dt.date, scores: pd.DataFrame, judged,
         value = scores[column].mean() if not scores.empty else None
         return None if value is None or pd.isna(value) else round(float(value), 4)
 
-    agreement = reviewer_agreement(reviews) if not reviews.empty else reviewer_agreement(
-        pd.DataFrame(columns=["task_id", "accuracy", "relevance", "completeness"]))
+    agreement = reviewer_agreement(reviews)
     statuses = dict(judged.statuses)
     metadata = {
         "partition_range": f"{first}..{last}",
