@@ -23,8 +23,19 @@ from dagster import (
 )
 
 from perf_pipeline.aggregates.baselines import baselines as compute_baselines
+from perf_pipeline.aggregates.prompts import compare_prompt_versions
+from perf_pipeline.aggregates.rankings import leaderboard as rank_agents
+from perf_pipeline.aggregates.rankings import most_improved, provider_rankings
 from perf_pipeline.aggregates.rollups import daily_rollups as compute_rollups
-from perf_pipeline.aggregates.store import read_collaboration, read_rollups, read_scored_tasks
+from perf_pipeline.aggregates.store import (
+    read_collaboration,
+    read_days,
+    read_project_spans,
+    read_rollups,
+    read_scored_tasks,
+    read_task_quality,
+)
+from perf_pipeline.aggregates.summaries import node_performance, node_rollups, project_summaries
 from perf_pipeline.aggregates.trends import TheilSenTrendStrategy, daily_metric_values
 from perf_pipeline.aggregates.windows import RollingWindowStrategy
 from perf_pipeline.events.assets import partition_days
@@ -32,7 +43,30 @@ from perf_pipeline.partitions import daily_partitions
 from perf_pipeline.resources import ScoringResource, WarehouseResource
 from perf_pipeline.scoring.config import MAX_WINDOW_DAYS
 from perf_pipeline.warehouse.db import frame_to_records, replace_partition
-from perf_pipeline.warehouse.schema import anomalies, baselines, daily_rollups, trends, window_stats
+from perf_pipeline.warehouse.schema import (
+    anomalies,
+    baselines,
+    daily_rollups,
+    leaderboard,
+    most_improved_agents,
+    project_agent_stats,
+    prompt_version_comparisons,
+    task_steps,
+    trends,
+    window_stats,
+)
+from perf_pipeline.warehouse.schema import (
+    node_performance as node_performance_table,
+)
+from perf_pipeline.warehouse.schema import (
+    node_rollups as node_rollups_table,
+)
+from perf_pipeline.warehouse.schema import (
+    project_summaries as project_summaries_table,
+)
+from perf_pipeline.warehouse.schema import (
+    provider_rankings as provider_rankings_table,
+)
 
 # Beta in Dagster 1.13; windows over days before the first partition must not fail the run.
 warnings.filterwarnings("ignore", message="Parameter `allow_nonexistent_upstream_partitions`", category=BetaWarning)
@@ -41,10 +75,10 @@ GROUP = "aggregates"
 HISTORY = dt.timedelta(days=MAX_WINDOW_DAYS - 1)
 
 
-def _rollup_history() -> AssetDep:
-    """daily_rollups of the MAX_WINDOW_DAYS days ending with the partition's day."""
-    return AssetDep("daily_rollups", partition_mapping=TimeWindowPartitionMapping(
-        start_offset=-(MAX_WINDOW_DAYS - 1), end_offset=0, allow_nonexistent_upstream_partitions=True))
+def _history(asset_key: str = "daily_rollups", days: int = MAX_WINDOW_DAYS) -> AssetDep:
+    """``asset_key`` of the ``days`` days ending with the partition's day."""
+    return AssetDep(asset_key, partition_mapping=TimeWindowPartitionMapping(
+        start_offset=-(days - 1), end_offset=0, allow_nonexistent_upstream_partitions=True))
 
 
 def _days(first: dt.date, last: dt.date) -> list[dt.date]:
@@ -66,7 +100,7 @@ def daily_rollups_asset(context: AssetExecutionContext, warehouse: WarehouseReso
 
 
 @asset(name="window_stats", group_name=GROUP, partitions_def=daily_partitions,
-       backfill_policy=BackfillPolicy.single_run(), deps=[_rollup_history()],
+       backfill_policy=BackfillPolicy.single_run(), deps=[_history()],
        description=("As of each day D, per entity and window W (7, 30, 90 days): the metrics of the tasks of "
                     "(D - W, D]; fewer than 5 tasks: insufficient_data with null metrics."))
 def window_stats_asset(context: AssetExecutionContext, warehouse: WarehouseResource,
@@ -85,7 +119,7 @@ def window_stats_asset(context: AssetExecutionContext, warehouse: WarehouseResou
 
 
 @asset(name="trends", group_name=GROUP, partitions_def=daily_partitions,
-       backfill_policy=BackfillPolicy.single_run(), deps=[_rollup_history()],
+       backfill_policy=BackfillPolicy.single_run(), deps=[_history()],
        description=("As of each day, per entity, window and metric: Theil-Sen slope through the daily values with "
                     "its 95 % interval, Mann-Kendall p-value and direction (improving, stable, declining, "
                     "insufficient_data)."))
@@ -107,7 +141,7 @@ def trends_asset(context: AssetExecutionContext, warehouse: WarehouseResource,
 @multi_asset(
     name="baselines_and_anomalies", group_name=GROUP, partitions_def=daily_partitions,
     backfill_policy=BackfillPolicy.single_run(),
-    specs=[AssetSpec("baselines", group_name=GROUP, deps=[_rollup_history()], description=(
+    specs=[AssetSpec("baselines", group_name=GROUP, deps=[_history()], description=(
                "Per provider/task type, day and metric: the value against the median and MAD of the previous "
                "30 days (at least 7 needed), and its robust z-score.")),
            AssetSpec("anomalies", group_name=GROUP, deps=["baselines"], description=(
@@ -132,4 +166,135 @@ def baselines_and_anomalies(context: AssetExecutionContext, warehouse: Warehouse
         "worse": int((flagged["direction"] == "worse").sum()) if not flagged.empty else 0})
 
 
-AGGREGATE_ASSETS = [daily_rollups_asset, window_stats_asset, trends_asset, baselines_and_anomalies]
+def _counts(frame, column: str) -> dict[str, int]:
+    """Metadata: rows per value of ``column``."""
+    return {f"{column}_{k}": int(v) for k, v in frame[column].value_counts().items()} if not frame.empty else {}
+
+
+@asset(name="leaderboard", group_name=GROUP, partitions_def=daily_partitions,
+       backfill_policy=BackfillPolicy.single_run(), deps=["window_stats", _history()],
+       description=("As of each day, per window: agents ranked by average overall score (ties: more tasks); "
+                    "agents with fewer than 5 tasks or no scores listed unranked."))
+def leaderboard_asset(context: AssetExecutionContext, warehouse: WarehouseResource) -> MaterializeResult:
+    first, last = partition_days(context)
+    with warehouse.engine().begin() as conn:
+        stats = read_days(conn, window_stats, "as_of_date", first, last, entity_type="agent")
+        departments = read_rollups(conn, first - HISTORY, last, entity_types=["department_agent"])
+        board = rank_agents(stats, departments)
+        rows = replace_partition(conn, leaderboard, first, last, frame_to_records(board), date_column="as_of_date")
+    return MaterializeResult(metadata={"partition_range": f"{first}..{last}", "rows": rows,
+                                       **_counts(board, "status")})
+
+
+@asset(name="most_improved_agents", group_name=GROUP, partitions_def=daily_partitions,
+       backfill_policy=BackfillPolicy.single_run(), deps=["trends"],
+       description=("As of each day, per window: the agent with the steepest significant improving trend in "
+                    "overall score, or none."))
+def most_improved_agents_asset(context: AssetExecutionContext, warehouse: WarehouseResource,
+                               scoring: ScoringResource) -> MaterializeResult:
+    first, last = partition_days(context)
+    config = scoring.config().aggregates
+    with warehouse.engine().begin() as conn:
+        agent_trends = read_days(conn, trends, "as_of_date", first, last, entity_type="agent",
+                                 metric="avg_overall_score")
+        best = most_improved(agent_trends, _days(first, last), sorted(config.windows))
+        rows = replace_partition(conn, most_improved_agents, first, last, frame_to_records(best),
+                                 date_column="as_of_date")
+    return MaterializeResult(metadata={"partition_range": f"{first}..{last}", "rows": rows,
+                                       "days_with_a_most_improved_agent": int(best["agent_id"].notna().sum())})
+
+
+@asset(name="provider_rankings", group_name=GROUP, partitions_def=daily_partitions,
+       backfill_policy=BackfillPolicy.single_run(), deps=[_history()],
+       description=("As of each day, per task type: provider/model candidates with at least 5 tasks in 30 days "
+                    "ranked by a utility of quality, cost and latency (README: provider rankings)."))
+def provider_rankings_asset(context: AssetExecutionContext, warehouse: WarehouseResource,
+                            scoring: ScoringResource) -> MaterializeResult:
+    first, last = partition_days(context)
+    config = scoring.config().aggregates.provider_ranking
+    with warehouse.engine().begin() as conn:
+        models = read_rollups(conn, first - dt.timedelta(days=config.window_days - 1), last,
+                              entity_types=["model_task_type"])
+        ranked = provider_rankings(models, _days(first, last), **config.model_dump())
+        rows = replace_partition(conn, provider_rankings_table, first, last, frame_to_records(ranked),
+                                 date_column="as_of_date")
+    return MaterializeResult(metadata={"partition_range": f"{first}..{last}", "rows": rows,
+                                       **_counts(ranked, "status")})
+
+
+@asset(name="prompt_version_comparisons", group_name=GROUP, partitions_def=daily_partitions,
+       backfill_policy=BackfillPolicy.single_run(), deps=[_history("task_scores"), _history("task_events")],
+       description=("As of each day, per task type and pair of prompt versions: Mann-Whitney U on the quality "
+                    "scores of 30 days, Holm-adjusted, with a verdict."))
+def prompt_version_comparisons_asset(context: AssetExecutionContext, warehouse: WarehouseResource,
+                                     scoring: ScoringResource) -> MaterializeResult:
+    first, last = partition_days(context)
+    config = scoring.config().aggregates.prompt_comparison
+    with warehouse.engine().begin() as conn:
+        scores = read_task_quality(conn, first - dt.timedelta(days=config.window_days - 1), last)
+        compared = compare_prompt_versions(scores, _days(first, last), **config.model_dump())
+        rows = replace_partition(conn, prompt_version_comparisons, first, last, frame_to_records(compared),
+                                 date_column="as_of_date")
+    return MaterializeResult(metadata={"partition_range": f"{first}..{last}", "rows": rows,
+                                       **_counts(compared, "verdict")})
+
+
+@multi_asset(
+    name="project_summaries_and_agents", group_name=GROUP, partitions_def=daily_partitions,
+    backfill_policy=BackfillPolicy.single_run(),
+    specs=[AssetSpec("project_summaries", group_name=GROUP, deps=[_history(), "trends"], description=(
+               "Per project and window: first and last task, feedback rates, innovations, most improved agent.")),
+           AssetSpec("project_agent_stats", group_name=GROUP, deps=[_history()], description=(
+               "Per project, agent and window: the agent's correction, enhancement and approval rates."))])
+def project_summaries_and_agents(context: AssetExecutionContext, warehouse: WarehouseResource,
+                                 scoring: ScoringResource) -> Iterator[MaterializeResult]:
+    first, last = partition_days(context)
+    config = scoring.config().aggregates
+    with warehouse.engine().begin() as conn:
+        rollups = read_rollups(conn, first - HISTORY, last, entity_types=["project", "project_agent"])
+        agent_trends = read_days(conn, trends, "as_of_date", first, last, entity_type="agent",
+                                 metric="avg_overall_score")
+        summaries, per_agent = project_summaries(rollups, read_project_spans(conn, first, last), agent_trends,
+                                                 _days(first, last), sorted(config.windows), config.min_points)
+        replace_partition(conn, project_summaries_table, first, last, frame_to_records(summaries),
+                          date_column="as_of_date")
+        replace_partition(conn, project_agent_stats, first, last, frame_to_records(per_agent),
+                          date_column="as_of_date")
+    yield MaterializeResult(asset_key="project_summaries", metadata={
+        "partition_range": f"{first}..{last}", "rows": len(summaries)})
+    yield MaterializeResult(asset_key="project_agent_stats", metadata={
+        "partition_range": f"{first}..{last}", "rows": len(per_agent), **_counts(per_agent, "status")})
+
+
+@asset(name="node_rollups", group_name=GROUP, partitions_def=daily_partitions,
+       backfill_policy=BackfillPolicy.single_run(), deps=["task_events"],
+       description="Per agent, node and day: mergeable step counts and sums from task_steps.")
+def node_rollups_asset(context: AssetExecutionContext, warehouse: WarehouseResource) -> MaterializeResult:
+    first, last = partition_days(context)
+    with warehouse.engine().begin() as conn:
+        rollups = node_rollups(read_days(conn, task_steps, "partition_date", first, last))
+        rows = replace_partition(conn, node_rollups_table, first, last, frame_to_records(rollups),
+                                 date_column="date")
+    return MaterializeResult(metadata={"partition_range": f"{first}..{last}", "rows": rows})
+
+
+@asset(name="node_performance", group_name=GROUP, partitions_def=daily_partitions,
+       backfill_policy=BackfillPolicy.single_run(), deps=[_history("node_rollups")],
+       description="As of each day, per agent, node and window: steps, failure rate, average duration and tokens.")
+def node_performance_asset(context: AssetExecutionContext, warehouse: WarehouseResource,
+                           scoring: ScoringResource) -> MaterializeResult:
+    first, last = partition_days(context)
+    config = scoring.config().aggregates
+    with warehouse.engine().begin() as conn:
+        rollups = read_days(conn, node_rollups_table, "date", first - HISTORY, last)
+        performance = node_performance(rollups, _days(first, last), sorted(config.windows), config.min_points)
+        rows = replace_partition(conn, node_performance_table, first, last, frame_to_records(performance),
+                                 date_column="as_of_date")
+    return MaterializeResult(metadata={"partition_range": f"{first}..{last}", "rows": rows,
+                                       **_counts(performance, "status")})
+
+
+AGGREGATE_ASSETS = [daily_rollups_asset, window_stats_asset, trends_asset, baselines_and_anomalies,
+                    leaderboard_asset, most_improved_agents_asset, provider_rankings_asset,
+                    prompt_version_comparisons_asset, project_summaries_and_agents, node_rollups_asset,
+                    node_performance_asset]

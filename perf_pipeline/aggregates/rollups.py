@@ -15,7 +15,9 @@ import pandas as pd
 
 from perf_pipeline.aggregates import latency
 
-# Entity type -> the task columns whose values (joined by "/") name the entity.
+# Entity type -> the task columns whose values (joined by "/") name the entity. A rollup row also
+# stores those values in columns of their own (DIMENSIONS), so that no one has to split an id that
+# may itself contain "/" (model names often do).
 ENTITY_TYPES: dict[str, list[str]] = {
     "agent": ["agent_id"],
     "department": ["department"],
@@ -25,13 +27,20 @@ ENTITY_TYPES: dict[str, list[str]] = {
     "task_type": ["task_type"],
     "provider_task_type": ["provider", "task_type"],
     "prompt_version": ["prompt_version"],
+    # Rolled up for the rankings and summaries, with no windows or trends of their own:
+    "model_task_type": ["provider", "model", "task_type"],
+    "project_agent": ["project_id", "agent_id"],
+    "department_agent": ["department", "agent_id"],
 }
+WINDOWED_ENTITY_TYPES = ["agent", "department", "project", "provider", "model", "task_type", "provider_task_type",
+                         "prompt_version"]
+DIMENSIONS = ["agent_id", "department", "project_id", "provider", "model", "task_type", "prompt_version"]
 # Averaged metrics: rollup columns sum_<name> and n_<name> (known values only).
 AVERAGED = ["quality_score", "overall_score", "efficiency_score", "cost_usd", "completion_time_s", "total_tokens",
             "tool_invocations", "revision_count", "user_rating", "collaboration_score"]
 COUNTS = ["n_tasks", "tasks_completed", "tasks_failed", "sla_known", "sla_met", "feedback_typed", "corrections",
           "enhancements", "approvals", "innovations"]
-ROLLUP_COLUMNS = ["entity_type", "entity_id", "date", *COUNTS,
+ROLLUP_COLUMNS = ["entity_type", "entity_id", "date", *DIMENSIONS, "first_task_at", "last_task_at", *COUNTS,
                   *[f"{prefix}_{m}" for m in AVERAGED for prefix in ("sum", "n")], "response_time_histogram"]
 FAILED_STATUSES = ("failed", "timeout")
 
@@ -98,13 +107,20 @@ def daily_rollups(tasks: pd.DataFrame, collaboration: pd.DataFrame) -> pd.DataFr
     for entity_type in ENTITY_TYPES:
         ids = entity_ids(tasks, entity_type)
         keep = ids.notna()
-        grouped = facts[keep].assign(entity_id=ids[keep], date=tasks.loc[keep, "partition_date"])
-        sums = exact_sums(grouped.groupby(["entity_id", "date"], sort=True), numeric)
-        histograms = grouped.groupby(["entity_id", "date"], sort=True)["latency_bin"].agg(latency.histogram)
-        frame = sums.assign(response_time_histogram=histograms).reset_index()
+        keys = [ids[keep].rename("entity_id"), tasks.loc[keep, "partition_date"].rename("date")]
+        by_entity_day = facts[keep].groupby(keys, sort=True)
+        described = tasks.loc[keep].groupby(keys, sort=True).agg(
+            **{column: (column, "first") for column in ENTITY_TYPES[entity_type]},
+            first_task_at=("assigned_at", "min"), last_task_at=("completed_at", "max"))
+        frame = pd.concat([exact_sums(by_entity_day, numeric), described], axis=1).assign(
+            response_time_histogram=by_entity_day["latency_bin"].agg(latency.histogram)).reset_index()
         frame.insert(0, "entity_type", entity_type)
         frames.append(frame)
     rollups = pd.concat(frames, ignore_index=True)
+    for column in DIMENSIONS:
+        if column not in rollups:
+            rollups[column] = None
+        rollups[column] = rollups[column].astype(object).where(rollups[column].notna(), None)
     scored = collaboration.dropna(subset=["collaboration_score"]) if not collaboration.empty else collaboration
     agents = rollups["entity_type"] == "agent"
     if not scored.empty:

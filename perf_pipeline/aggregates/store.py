@@ -3,18 +3,20 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 
 import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from perf_pipeline.aggregates.rollups import WINDOWED_ENTITY_TYPES
 from perf_pipeline.scoring.store import read_frame
 from perf_pipeline.warehouse.schema import EVENT_TABLES, collaboration_scores, daily_rollups, task_scores
 
 TASKS = EVENT_TABLES["task"]
 TASK_COLUMNS = ["agent_id", "department", "project_id", "provider", "model", "task_type", "prompt_version",
-                "partition_date", "status", "completion_time_s", "total_tokens", "tool_invocations",
-                "revision_count", "sla_seconds", "response_time_ms"]
+                "partition_date", "assigned_at", "completed_at", "status", "completion_time_s", "total_tokens",
+                "tool_invocations", "revision_count", "sla_seconds", "response_time_ms"]
 SCORE_COLUMNS = ["quality_score", "overall_score", "efficiency_score", "cost_usd", "user_score",
                  "user_rating_count", "feedback_type"]
 
@@ -34,6 +36,45 @@ def read_collaboration(conn: Connection, first: dt.date, last: dt.date) -> pd.Da
                       .where(collaboration_scores.c.date.between(first, last)))
 
 
-def read_rollups(conn: Connection, first: dt.date, last: dt.date) -> pd.DataFrame:
-    return read_frame(conn, sa.select(daily_rollups).where(daily_rollups.c.date.between(first, last))
+def read_rollups(conn: Connection, first: dt.date, last: dt.date,
+                 entity_types: Sequence[str] = WINDOWED_ENTITY_TYPES) -> pd.DataFrame:
+    """Rollups of [first, last] of ``entity_types`` (by default those with windows and trends)."""
+    return read_frame(conn, sa.select(daily_rollups).where(daily_rollups.c.date.between(first, last),
+                                                           daily_rollups.c.entity_type.in_(list(entity_types)))
                       .order_by(daily_rollups.c.date, daily_rollups.c.entity_type, daily_rollups.c.entity_id))
+
+
+def read_days(conn: Connection, table: sa.Table, date_column: str, first: dt.date, last: dt.date,
+              **equal: str) -> pd.DataFrame:
+    """Rows of ``table`` whose ``date_column`` is in [first, last] and whose columns equal ``equal``,
+    in primary-key order (so that sums add up in the same order on any range)."""
+    query = sa.select(table).where(table.c[date_column].between(first, last),
+                                   *[table.c[name] == value for name, value in equal.items()])
+    return read_frame(conn, query.order_by(*table.primary_key.columns))
+
+
+def read_task_quality(conn: Connection, first: dt.date, last: dt.date) -> pd.DataFrame:
+    """task_type, prompt_version and quality score of the scored tasks of [first, last]."""
+    query = (sa.select(TASKS.c.task_type, TASKS.c.prompt_version, TASKS.c.partition_date, task_scores.c.quality_score)
+             .select_from(TASKS.join(task_scores, task_scores.c.task_id == TASKS.c.task_id))
+             .where(TASKS.c.partition_date.between(first, last), task_scores.c.quality_score.is_not(None))
+             .order_by(TASKS.c.partition_date, TASKS.c.task_id))
+    return read_frame(conn, query)
+
+
+def read_project_spans(conn: Connection, first: dt.date, last: dt.date) -> pd.DataFrame:
+    """Per project, first_task_at and last_task_at: one row (dated the day before ``first``) for all
+    the days before ``first``, aggregated by the database, then one row per day of [first, last]."""
+    rollup = daily_rollups.c
+    columns = [rollup.project_id, rollup.first_task_at, rollup.last_task_at]
+    before = (sa.select(rollup.project_id, sa.func.min(rollup.first_task_at).label("first_task_at"),
+                        sa.func.max(rollup.last_task_at).label("last_task_at"))
+              .where(rollup.entity_type == "project", rollup.date < first).group_by(rollup.project_id))
+    earlier = read_frame(conn, before).assign(date=first - dt.timedelta(days=1))
+    days = read_frame(conn, sa.select(rollup.date, *columns).where(rollup.entity_type == "project",
+                                                                   rollup.date.between(first, last)))
+    spans = pd.concat([frame for frame in (earlier, days) if not frame.empty], ignore_index=True) \
+        if not (earlier.empty and days.empty) else days
+    for column in ("first_task_at", "last_task_at"):  # SQLite returns MIN/MAX of timestamps as text
+        spans[column] = pd.to_datetime(spans[column], utc=True)
+    return spans

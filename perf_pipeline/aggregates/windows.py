@@ -73,6 +73,22 @@ def metrics_from_sums(sums: pd.DataFrame, histograms: Sequence[Mapping[str, int]
     return out
 
 
+SUMMED = [*COUNTS, *[f"{p}_{m}" for m in AVERAGED for p in ("sum", "n")]]
+
+
+def in_window(dates: pd.Series, day: dt.date, window: int) -> np.ndarray:
+    """Rows of (day - window, day]."""
+    return ((dates > day - dt.timedelta(days=window)) & (dates <= day)).to_numpy()
+
+
+def window_metrics(rollups: pd.DataFrame, keys: Sequence[str]) -> pd.DataFrame:
+    """Metrics per ``keys`` of the rollup rows given (one window's days), indexed by ``keys``."""
+    grouped = rollups.groupby(list(keys), sort=True)
+    sums = exact_sums(grouped, SUMMED)
+    merged = grouped["response_time_histogram"].agg(latency.merge)
+    return metrics_from_sums(sums, merged.tolist())
+
+
 class RollingWindowStrategy:
     """Windows of ``windows`` days (several at once), ``min_points`` tasks at least."""
 
@@ -83,25 +99,25 @@ class RollingWindowStrategy:
     def compute(self, rollups: pd.DataFrame, as_of: Sequence[dt.date]) -> pd.DataFrame:
         if rollups.empty:
             return pd.DataFrame(columns=WINDOW_COLUMNS)
-        summed = [*COUNTS, *[f"{p}_{m}" for m in AVERAGED for p in ("sum", "n")]]
         frames = []
         for day in as_of:
-            longest = (rollups["date"] > day - dt.timedelta(days=self.windows[-1])) & (rollups["date"] <= day)
-            entities = rollups.loc[longest, KEYS].drop_duplicates().sort_values(KEYS)
+            # Every entity of the longest window gets a row in each window: absent means 0 tasks.
+            entities = rollups.loc[in_window(rollups["date"], day, self.windows[-1]), KEYS].drop_duplicates()
+            entities = pd.MultiIndex.from_frame(entities.sort_values(KEYS))
             for window in self.windows:
-                inside = ((rollups["date"] > day - dt.timedelta(days=window)) & (rollups["date"] <= day)).to_numpy()
-                part = rollups[inside]
-                sums = exact_sums(part.groupby(KEYS, sort=True), summed)
-                sums = entities.merge(sums, left_on=KEYS, right_index=True, how="left").set_index(KEYS)
-                sums = sums.fillna(0)
-                merged = part.groupby(KEYS, sort=True)["response_time_histogram"].agg(latency.merge)
-                histograms = [merged.get(key, {}) for key in sums.index]
-                metrics = metrics_from_sums(sums, histograms)
+                metrics = window_metrics(rollups[in_window(rollups["date"], day, window)], KEYS).reindex(entities)
+                metrics = metrics.fillna({c: 0 for c in ["n_tasks", "tasks_completed", "tasks_failed",
+                                                         "innovation_count", *VALUE_COUNTS, "n_response_times"]})
                 metrics.insert(0, "window_days", window)
                 metrics.insert(0, "as_of_date", day)
                 frames.append(metrics.reset_index())
-        stats = pd.concat(frames, ignore_index=True)
-        enough = stats["n_tasks"] >= self.min_points
-        stats["status"] = np.where(enough, OK, INSUFFICIENT)
-        stats.loc[~enough, METRICS] = None
-        return stats[WINDOW_COLUMNS]
+        return with_status(pd.concat(frames, ignore_index=True), self.min_points)[WINDOW_COLUMNS]
+
+
+def with_status(stats: pd.DataFrame, min_points: int) -> pd.DataFrame:
+    """``status`` ok, or insufficient_data with the metric columns nulled, below ``min_points`` tasks."""
+    stats = stats.copy()
+    enough = stats["n_tasks"] >= min_points
+    stats["status"] = np.where(enough, OK, INSUFFICIENT)
+    stats.loc[~enough, METRICS] = None
+    return stats

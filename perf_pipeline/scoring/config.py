@@ -111,6 +111,21 @@ class PanelConfig(_Strict):
         return self
 
 
+class ProviderRankingConfig(_Strict):
+    window_days: int = Field(30, ge=1)
+    min_tasks: int = Field(5, ge=1)
+    quality_per_cost_doubling: float = Field(0.05, ge=0)
+    quality_per_latency_doubling: float = Field(0.02, ge=0)
+    cost_floor_usd: float = Field(0.0001, gt=0)
+    latency_floor_ms: float = Field(1.0, gt=0)
+
+
+class PromptComparisonConfig(_Strict):
+    window_days: int = Field(30, ge=1)
+    min_tasks: int = Field(5, ge=2)
+    alpha: float = Field(0.05, gt=0, lt=1)
+
+
 class AggregatesConfig(_Strict):
     windows: list[int] = Field(min_length=1)
     min_points: int = Field(5, ge=2)
@@ -120,12 +135,16 @@ class AggregatesConfig(_Strict):
     min_baseline_days: int = Field(7, ge=2)
     anomaly_threshold: float = Field(3.5, gt=0)
     anomaly_metrics: list[str]
+    provider_ranking: ProviderRankingConfig = ProviderRankingConfig()
+    prompt_comparison: PromptComparisonConfig = PromptComparisonConfig()
 
     @model_validator(mode="after")
     def _check(self) -> AggregatesConfig:
         if any(w < 1 for w in self.windows) or len(set(self.windows)) != len(self.windows):
             raise ValueError(f"windows must be distinct positive day counts, got {self.windows}")
-        if max(self.windows) > MAX_WINDOW_DAYS or self.baseline_days > MAX_WINDOW_DAYS:
+        longest = max(*self.windows, self.baseline_days, self.provider_ranking.window_days,
+                      self.prompt_comparison.window_days)
+        if longest > MAX_WINDOW_DAYS:
             raise ValueError(f"windows and baselines longer than {MAX_WINDOW_DAYS} days are not supported")
         return self
 

@@ -305,8 +305,8 @@ collaboration_scores = sa.Table(
 
 def _entity_columns() -> list[sa.Column]:
     return [sa.Column("entity_type", sa.String(32), primary_key=True,
-                      comment="agent, department, project, provider, model, task_type, provider_task_type or "
-                              "prompt_version"),
+                      comment="agent, department, project, provider, model, task_type, provider_task_type, "
+                              "prompt_version; rollups also model_task_type, project_agent, department_agent"),
             sa.Column("entity_id", sa.Text(), primary_key=True, comment="provider/task_type for provider_task_type")]
 
 
@@ -315,6 +315,10 @@ daily_rollups = sa.Table(
     metadata,
     *_entity_columns(),
     sa.Column("date", sa.Date(), primary_key=True),
+    *[sa.Column(name, sa.Text(), nullable=True, comment="set when part of the entity (entity_id joins them by /)")
+      for name in ("agent_id", "department", "project_id", "provider", "model", "task_type", "prompt_version")],
+    sa.Column("first_task_at", UTCDateTime, nullable=False, comment="earliest assigned_at of the day's tasks"),
+    sa.Column("last_task_at", UTCDateTime, nullable=False, comment="latest completed_at of the day's tasks"),
     *[sa.Column(name, sa.BigInteger(), nullable=False) for name in (
         "n_tasks", "tasks_completed", "tasks_failed", "sla_known", "sla_met", "feedback_typed", "corrections",
         "enhancements", "approvals", "innovations")],
@@ -388,6 +392,138 @@ anomalies = sa.Table(
     comment="The baseline rows flagged as anomalies (|robust z| above the threshold).",
 )
 
+
+def _as_of_window() -> list[sa.Column]:
+    return [sa.Column("as_of_date", sa.Date(), primary_key=True),
+            sa.Column("window_days", sa.Integer(), primary_key=True,
+                      comment="tasks of (as_of_date - window, as_of_date]")]
+
+
+def _floats(*names: str) -> list[sa.Column]:
+    return [sa.Column(name, sa.Float(), nullable=True) for name in names]
+
+
+leaderboard = sa.Table(
+    "leaderboard",
+    metadata,
+    *_as_of_window(),
+    sa.Column("agent_id", sa.Text(), primary_key=True),
+    sa.Column("rank", sa.Integer(), nullable=True,
+              comment="1 = best avg_overall_score (ties: more tasks); null: unranked"),
+    sa.Column("status", sa.String(24), nullable=False, comment="ranked, insufficient_data or no_scores"),
+    sa.Column("department", sa.Text(), nullable=True, comment="where the agent did most of the window's tasks"),
+    sa.Column("n_tasks", sa.BigInteger(), nullable=False),
+    sa.Column("n_overall", sa.BigInteger(), nullable=False, comment="tasks with an overall score"),
+    *_floats("avg_overall_score", "avg_quality_score", "success_rate", "avg_cost_per_task", "total_cost_usd"),
+    comment="Agents ranked by average overall score per window; agents with fewer than 5 tasks listed unranked.",
+)
+
+most_improved_agents = sa.Table(
+    "most_improved_agents",
+    metadata,
+    *_as_of_window(),
+    sa.Column("agent_id", sa.Text(), nullable=True, comment="null: no agent has a significant improving trend"),
+    sa.Column("n_points", sa.Integer(), nullable=True),
+    *_floats("slope_per_day", "slope_low", "slope_high", "relative_change", "mann_kendall_p"),
+    sa.Column("candidates", sa.Integer(), nullable=False, comment="agents whose overall-score trend is improving"),
+    sa.Column("agents_evaluated", sa.Integer(), nullable=False, comment="agents with enough points for a trend"),
+    comment="Per window, the agent with the steepest significant improving trend in overall score.",
+)
+
+provider_rankings = sa.Table(
+    "provider_rankings",
+    metadata,
+    sa.Column("as_of_date", sa.Date(), primary_key=True),
+    sa.Column("task_type", sa.Text(), primary_key=True),
+    sa.Column("provider", sa.Text(), primary_key=True),
+    sa.Column("model", sa.Text(), primary_key=True),
+    sa.Column("window_days", sa.Integer(), nullable=False),
+    sa.Column("rank", sa.Integer(), nullable=True, comment="1 = highest utility; null: not a candidate"),
+    sa.Column("status", sa.String(24), nullable=False,
+              comment="ranked, insufficient_data, unknown_quality, unknown_cost or unknown_latency"),
+    sa.Column("n_tasks", sa.BigInteger(), nullable=False),
+    sa.Column("n_quality", sa.BigInteger(), nullable=False),
+    sa.Column("n_cost", sa.BigInteger(), nullable=False),
+    *_floats("avg_quality_score", "avg_cost_per_task", "p50_response_time_ms", "success_rate", "utility"),
+    comment="Per task type, provider/model candidates ranked on quality, cost and latency (utility: see README).",
+)
+
+prompt_version_comparisons = sa.Table(
+    "prompt_version_comparisons",
+    metadata,
+    sa.Column("as_of_date", sa.Date(), primary_key=True),
+    sa.Column("task_type", sa.Text(), primary_key=True),
+    sa.Column("version_a", sa.Text(), primary_key=True),
+    sa.Column("version_b", sa.Text(), primary_key=True, comment="version_a < version_b"),
+    sa.Column("window_days", sa.Integer(), nullable=False),
+    sa.Column("n_a", sa.Integer(), nullable=False),
+    sa.Column("n_b", sa.Integer(), nullable=False),
+    *_floats("median_a", "median_b", "u_statistic", "p_value"),
+    sa.Column("p_value_holm", sa.Float(), nullable=True, comment="Holm-adjusted over the task type's pairs"),
+    sa.Column("prob_a_beats_b", sa.Float(), nullable=True, comment="U / (n_a n_b): common-language effect size"),
+    sa.Column("verdict", sa.String(24), nullable=False,
+              comment="a_better, b_better, no_difference or insufficient_data"),
+    comment="Mann-Whitney U tests of quality scores between prompt versions of a task type.",
+)
+
+project_summaries = sa.Table(
+    "project_summaries",
+    metadata,
+    *_as_of_window(),
+    sa.Column("project_id", sa.Text(), primary_key=True),
+    sa.Column("first_task_at", UTCDateTime, nullable=False, comment="earliest assigned_at up to as_of_date"),
+    sa.Column("last_task_at", UTCDateTime, nullable=False, comment="latest completed_at up to as_of_date"),
+    sa.Column("n_tasks", sa.BigInteger(), nullable=False),
+    sa.Column("n_agents", sa.Integer(), nullable=False),
+    sa.Column("n_feedback_typed", sa.BigInteger(), nullable=False),
+    *_floats("correction_rate", "enhancement_rate", "approval_rate"),
+    sa.Column("innovation_count", sa.BigInteger(), nullable=False),
+    sa.Column("most_improved_agent", sa.Text(), nullable=True),
+    sa.Column("most_improved_slope", sa.Float(), nullable=True, comment="overall score per day"),
+    sa.Column("status", sa.String(24), nullable=False),
+    comment="Per project and window: its span, feedback rates, innovations and most improved agent.",
+)
+
+project_agent_stats = sa.Table(
+    "project_agent_stats",
+    metadata,
+    *_as_of_window(),
+    sa.Column("project_id", sa.Text(), primary_key=True),
+    sa.Column("agent_id", sa.Text(), primary_key=True),
+    sa.Column("n_tasks", sa.BigInteger(), nullable=False),
+    sa.Column("n_feedback_typed", sa.BigInteger(), nullable=False),
+    *_floats("correction_rate", "enhancement_rate", "approval_rate", "avg_overall_score"),
+    sa.Column("innovation_count", sa.BigInteger(), nullable=True),
+    sa.Column("status", sa.String(24), nullable=False),
+    comment="Per project, agent and window: the agent's feedback rates and innovations in that project.",
+)
+
+node_rollups = sa.Table(
+    "node_rollups",
+    metadata,
+    sa.Column("agent_id", sa.Text(), primary_key=True),
+    sa.Column("node", sa.Text(), primary_key=True),
+    sa.Column("date", sa.Date(), primary_key=True),
+    *[sa.Column(name, sa.BigInteger(), nullable=False) for name in ("n_steps", "n_status_known", "n_failed",
+                                                                     "n_duration", "n_tokens")],
+    sa.Column("sum_duration_s", sa.Float(), nullable=False),
+    sa.Column("sum_tokens", sa.Float(), nullable=False),
+    comment="Per agent, node and day: mergeable step counts and sums (from task_steps).",
+)
+
+node_performance = sa.Table(
+    "node_performance",
+    metadata,
+    *_as_of_window(),
+    sa.Column("agent_id", sa.Text(), primary_key=True),
+    sa.Column("node", sa.Text(), primary_key=True),
+    sa.Column("n_steps", sa.BigInteger(), nullable=False),
+    *_floats("failure_rate", "avg_duration_s", "avg_tokens"),
+    *[sa.Column(name, sa.BigInteger(), nullable=False) for name in ("n_status_known", "n_duration", "n_tokens")],
+    sa.Column("status", sa.String(24), nullable=False),
+    comment="Per agent, node and window: step count, failure rate, average duration and tokens.",
+)
+
 EVENT_TABLES: dict[str, sa.Table] = {
     event_type: metadata.tables[name] for event_type, name in EVENT_TABLE_NAMES.items()
 }
@@ -400,4 +536,6 @@ DDL_GROUPS: dict[str, list[sa.Table]] = {
     "040_scoring.sql": [price_table, task_scores, llm_judgements, llm_judge_calls, panel_reviews,
                         collaboration_scores],
     "050_aggregates.sql": [daily_rollups, window_stats, trends, baselines, anomalies],
+    "060_rankings.sql": [leaderboard, most_improved_agents, provider_rankings, prompt_version_comparisons,
+                         project_summaries, project_agent_stats, node_rollups, node_performance],
 }

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from perf_pipeline.aggregates import latency
-from perf_pipeline.aggregates.rollups import daily_rollups
+from perf_pipeline.aggregates.rollups import WINDOWED_ENTITY_TYPES, daily_rollups
 from perf_pipeline.aggregates.windows import METRICS, RollingWindowStrategy
 
 D = dt.date(2026, 3, 31)
@@ -21,14 +21,16 @@ def scored_task(day: dt.date, agent: str = "a1", **fields) -> dict:
            "quality_score": 0.8, "overall_score": 0.7, "efficiency_score": 0.5, "cost_usd": 0.01,
            "completion_time_s": 100.0, "total_tokens": 1000, "tool_invocations": 2, "revision_count": 1,
            "user_score": 0.75, "user_rating_count": 1, "feedback_type": None, "sla_seconds": 120.0,
-           "response_time_ms": 1000.0}
+           "response_time_ms": 1000.0,
+           "assigned_at": pd.Timestamp(f"{day}T08:00:00Z"), "completed_at": pd.Timestamp(f"{day}T09:00:00Z")}
     row.update(fields)
     return row
 
 
 def windows(rows: list[dict], collaboration: pd.DataFrame | None = None, as_of=(D,)) -> pd.DataFrame:
     rollups = daily_rollups(pd.DataFrame(rows), collaboration if collaboration is not None else pd.DataFrame())
-    return RollingWindowStrategy().compute(rollups, list(as_of))
+    windowed = rollups[rollups["entity_type"].isin(WINDOWED_ENTITY_TYPES)]  # as store.read_rollups reads them
+    return RollingWindowStrategy().compute(windowed, list(as_of))
 
 
 def pick(stats: pd.DataFrame, window: int, entity_type: str = "agent", entity: str = "a1") -> pd.Series:
@@ -79,6 +81,17 @@ def test_every_entity_type_is_rolled_up() -> None:
     assert set(stats["entity_type"]) == {"agent", "department", "project", "provider", "model", "task_type",
                                          "provider_task_type"}  # no prompt version: no prompt_version entity
     assert pick(stats, 7, "provider_task_type", "openai/bug_fix")["n_tasks"] == 5
+
+
+def test_rollups_name_the_parts_of_composite_entities() -> None:
+    rows = [scored_task(D, model="meta/llama-3"), scored_task(D, agent="a2", project_id=None, department=None)]
+    rollups = daily_rollups(pd.DataFrame(rows), pd.DataFrame()).set_index(["entity_type", "entity_id"])
+    model = rollups.loc[("model_task_type", "openai/meta/llama-3/bug_fix")]
+    assert (model["provider"], model["model"], model["task_type"], model["agent_id"]) == (
+        "openai", "meta/llama-3", "bug_fix", None)  # a "/" inside a model name needs no splitting
+    assert rollups.loc[("project_agent", "unassigned/a2"), ["project_id", "agent_id"]].tolist() == ["unassigned", "a2"]
+    assert rollups.loc[("department_agent", "eng/a1"), "n_tasks"] == 1
+    assert rollups.loc[("agent", "a1"), "first_task_at"] == pd.Timestamp(f"{D}T08:00:00Z")
 
 
 def test_collaboration_score_is_the_mean_of_the_agents_days() -> None:

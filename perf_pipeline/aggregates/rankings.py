@@ -1,0 +1,157 @@
+"""Rankings: the agent leaderboard, the most improved agent, and provider/model rankings per task type.
+
+Nothing is ranked on thin evidence: an agent needs a window with at least ``min_points`` tasks
+(``window_stats`` status ok) and an overall score; a provider/model needs ``min_tasks`` tasks with
+known quality, cost and latency. The others are listed, unranked, with the reason.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+
+from perf_pipeline.aggregates.trends import IMPROVING
+from perf_pipeline.aggregates.windows import OK, in_window, window_metrics
+
+RANKED, NO_SCORES = "ranked", "no_scores"
+LEADERBOARD_COLUMNS = ["as_of_date", "window_days", "agent_id", "rank", "status", "department", "n_tasks",
+                       "n_overall", "avg_overall_score", "avg_quality_score", "success_rate", "avg_cost_per_task",
+                       "total_cost_usd"]
+MOST_IMPROVED_COLUMNS = ["as_of_date", "window_days", "agent_id", "n_points", "slope_per_day", "slope_low",
+                         "slope_high", "relative_change", "mann_kendall_p", "candidates", "agents_evaluated"]
+RANKING_COLUMNS = ["as_of_date", "task_type", "provider", "model", "window_days", "rank", "status", "n_tasks",
+                   "n_quality", "n_cost", "avg_quality_score", "avg_cost_per_task", "p50_response_time_ms",
+                   "success_rate", "utility"]
+
+
+def competition_ranks(keys: Sequence[tuple]) -> list[int]:
+    """Ranks of already sorted keys, equal keys sharing the best rank (1, 2, 2, 4)."""
+    ranks: list[int] = []
+    for position, key in enumerate(keys, start=1):
+        ranks.append(ranks[-1] if ranks and key == keys[position - 2] else position)
+    return ranks
+
+
+def main_departments(department_agents: pd.DataFrame, day: dt.date, window: int) -> dict[str, str]:
+    """Agent -> the department of most of its tasks in the window (ties: the first by name), from
+    ``department_agent`` rollups."""
+    part = department_agents[in_window(department_agents["date"], day, window)]
+    if part.empty:
+        return {}
+    tasks = part.groupby(["agent_id", "department"], sort=True)["n_tasks"].sum().reset_index()
+    tasks = tasks.sort_values(["agent_id", "n_tasks", "department"], ascending=[True, False, True], kind="stable")
+    return tasks.drop_duplicates("agent_id").set_index("agent_id")["department"].to_dict()
+
+
+def leaderboard(agent_stats: pd.DataFrame, department_agents: pd.DataFrame) -> pd.DataFrame:
+    """Leaderboard rows from agents' ``window_stats`` rows (any as-of days and windows).
+
+    Ranked: status ok and a known average overall score, by that score, ties by more tasks; equal on
+    both, equal rank. Unranked agents come after, with status insufficient_data or no_scores.
+    """
+    if agent_stats.empty:
+        return pd.DataFrame(columns=LEADERBOARD_COLUMNS)
+    frames = []
+    for (day, window), stats in agent_stats.groupby(["as_of_date", "window_days"], sort=True):
+        board = stats.rename(columns={"entity_id": "agent_id"}).copy()
+        eligible = (board["status"] == OK) & board["avg_overall_score"].notna()
+        board["status"] = np.where(eligible, RANKED, np.where(board["status"] == OK, NO_SCORES, board["status"]))
+        board["_ranked"] = eligible
+        board = board.sort_values(["_ranked", "avg_overall_score", "n_tasks", "agent_id"],
+                                  ascending=[False, False, False, True], kind="stable", na_position="last")
+        ranked = board["_ranked"].to_numpy()
+        keys = list(zip(board["avg_overall_score"], board["n_tasks"], strict=True))[: int(ranked.sum())]
+        board["rank"] = pd.array(competition_ranks(keys) + [None] * int((~ranked).sum()), dtype="Int64")
+        board["department"] = board["agent_id"].map(main_departments(department_agents, day, window))
+        frames.append(board)
+    return pd.concat(frames, ignore_index=True)[LEADERBOARD_COLUMNS]
+
+
+def most_improved(agent_trends: pd.DataFrame, as_of: Sequence[dt.date], windows: Sequence[int],
+                  metric: str = "avg_overall_score") -> pd.DataFrame:
+    """Per as-of day and window, the agent whose ``metric`` trend is improving (significant: see
+    trends.py) with the steepest slope; ties by relative change, then name. A row with no agent
+    when none qualifies."""
+    trends = agent_trends[agent_trends["metric"] == metric] if not agent_trends.empty else agent_trends
+    rows = []
+    for day in as_of:
+        for window in windows:
+            part = trends[(trends["as_of_date"] == day) & (trends["window_days"] == window)] \
+                if not trends.empty else trends
+            evaluated = int(part["slope_per_day"].notna().sum()) if not part.empty else 0
+            improving = part[part["direction"] == IMPROVING] if not part.empty else part
+            row = {"as_of_date": day, "window_days": window, "candidates": len(improving),
+                   "agents_evaluated": evaluated}
+            if not improving.empty:
+                best = improving.sort_values(["slope_per_day", "relative_change", "entity_id"],
+                                             ascending=[False, False, True], kind="stable").iloc[0]
+                row.update(agent_id=best["entity_id"], **{c: best[c] for c in (
+                    "n_points", "slope_per_day", "slope_low", "slope_high", "relative_change", "mann_kendall_p")})
+            rows.append(row)
+    return pd.DataFrame(rows, columns=MOST_IMPROVED_COLUMNS)
+
+
+def utility(quality: float, cost_usd: float, latency_ms: float, reference_cost: float, reference_latency: float, *,
+            quality_per_cost_doubling: float, quality_per_latency_doubling: float, cost_floor_usd: float,
+            latency_floor_ms: float) -> float:
+    """quality - a * log2(cost / reference cost) - b * log2(latency / reference latency).
+
+    Each doubling of the cost per task costs ``a`` quality points, each doubling of the median
+    response time ``b``: an exchange rate a stakeholder can read and change. The references (the
+    task type's median candidate) only centre the values near the quality scale: the difference
+    between two candidates, and so the ranking, does not depend on them or on the other candidates.
+    Costs and latencies below their floors count as the floor, so a free model is not infinitely
+    better.
+    """
+    def doublings(value: float, reference: float, floor: float) -> float:
+        return math.log2(max(value, floor) / max(reference, floor))
+
+    return (quality - quality_per_cost_doubling * doublings(cost_usd, reference_cost, cost_floor_usd)
+            - quality_per_latency_doubling * doublings(latency_ms, reference_latency, latency_floor_ms))
+
+
+def provider_rankings(model_rollups: pd.DataFrame, as_of: Sequence[dt.date], *, window_days: int = 30,
+                      min_tasks: int = 5, quality_per_cost_doubling: float = 0.05,
+                      quality_per_latency_doubling: float = 0.02, cost_floor_usd: float = 0.0001,
+                      latency_floor_ms: float = 1.0) -> pd.DataFrame:
+    """Ranking rows from ``model_task_type`` rollups: per as-of day and task type, every provider/model
+    of the window, ranked by ``utility`` when it has ``min_tasks`` tasks and a known quality, cost and
+    median response time; ties by quality, then tasks."""
+    keys = ["task_type", "provider", "model"]
+    frames = []
+    for day in as_of:
+        part = model_rollups[in_window(model_rollups["date"], day, window_days)] if not model_rollups.empty \
+            else model_rollups
+        if part.empty:
+            continue
+        metrics = window_metrics(part, keys).reset_index()
+        metrics["status"] = np.select(
+            [metrics["n_tasks"] < min_tasks, metrics["avg_quality_score"].isna(), metrics["avg_cost_per_task"].isna(),
+             metrics["p50_response_time_ms"].isna()],
+            ["insufficient_data", "unknown_quality", "unknown_cost", "unknown_latency"], RANKED)
+        metrics["utility"], metrics["rank"] = np.nan, pd.array([None] * len(metrics), dtype="Int64")
+        for _, group in metrics[metrics["status"] == RANKED].groupby("task_type", sort=True):
+            reference_cost = float(group["avg_cost_per_task"].median())
+            reference_latency = float(group["p50_response_time_ms"].median())
+            values = [utility(q, c, lat, reference_cost, reference_latency,
+                              quality_per_cost_doubling=quality_per_cost_doubling,
+                              quality_per_latency_doubling=quality_per_latency_doubling,
+                              cost_floor_usd=cost_floor_usd, latency_floor_ms=latency_floor_ms)
+                      for q, c, lat in zip(group["avg_quality_score"], group["avg_cost_per_task"],
+                                           group["p50_response_time_ms"], strict=True)]
+            order = group.assign(utility=values).sort_values(
+                ["utility", "avg_quality_score", "n_tasks", "provider", "model"],
+                ascending=[False, False, False, True, True], kind="stable")
+            metrics.loc[order.index, "utility"] = order["utility"]
+            metrics.loc[order.index, "rank"] = competition_ranks(list(zip(
+                order["utility"], order["avg_quality_score"], order["n_tasks"], strict=True)))
+        metrics.insert(0, "as_of_date", day)
+        metrics["window_days"] = window_days
+        frames.append(metrics.sort_values(["task_type", "rank", "provider", "model"], na_position="last"))
+    if not frames:
+        return pd.DataFrame(columns=RANKING_COLUMNS)
+    return pd.concat(frames, ignore_index=True)[RANKING_COLUMNS]
