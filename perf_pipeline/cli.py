@@ -35,6 +35,20 @@ EPILOG_DEMO = """examples:
   perf-pipeline demo                  # 14 days of logs for 12 agents, then the full run
   perf-pipeline demo --days 30 --agents 24
 """
+EPILOG_QUERY = """examples:
+  perf-pipeline query leaderboard --window 30                 # the latest day's 30-day leaderboard
+  perf-pipeline query window-stats --entity-type agent --entity agent-07 --from 2026-01-01 --to 2026-01-31
+  perf-pipeline query window-stats --department engineering --window 7 --format csv > eng.csv
+  perf-pipeline query trends --entity-type provider --metric avg_cost_per_task --format json
+  perf-pipeline query anomalies --from 2026-01-01
+  perf-pipeline query provider-rankings --task-type bug_fix
+without --from/--to: the latest day in the table. --department/--project: the department or project
+itself and its agents. A table shows the main columns; csv and json show all of them.
+"""
+EPILOG_RECOMMEND = """examples:
+  perf-pipeline recommend --task-type bug_fix
+  perf-pipeline recommend --task-type research --date 2026-01-31
+"""
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -99,6 +113,28 @@ def _parser() -> argparse.ArgumentParser:
     schema = commands.add_parser("schema", help="print or write the warehouse DDL (sql/ddl) from the code")
     schema.add_argument("--write", action="store_true", help="rewrite sql/ddl/*.sql")
     schema.set_defaults(handler=cmd_schema)
+
+    query = commands.add_parser("query", help="print window stats, trends, leaderboards, anomalies or rankings",
+                                formatter_class=argparse.RawDescriptionHelpFormatter, epilog=EPILOG_QUERY)
+    query.add_argument("what", choices=["window-stats", "trends", "leaderboard", "anomalies", "provider-rankings"])
+    query.add_argument("--entity-type", help="agent, department, project, provider, model, task_type, "
+                                             "provider_task_type or prompt_version")
+    query.add_argument("--entity", help="entity id (an agent id, provider/task_type, ...)")
+    query.add_argument("--department")
+    query.add_argument("--project")
+    query.add_argument("--from", dest="first", type=_date, help="first day (as-of date)")
+    query.add_argument("--to", dest="last", type=_date, help="last day (as-of date)")
+    query.add_argument("--window", type=int, choices=[7, 30, 90])
+    query.add_argument("--metric", help="trends and anomalies: one metric, e.g. avg_quality_score")
+    query.add_argument("--task-type", help="provider-rankings: one task type")
+    query.add_argument("--format", dest="fmt", choices=["table", "csv", "json"], default="table")
+    query.set_defaults(handler=cmd_query)
+
+    recommend = commands.add_parser("recommend", help="the provider/model to use for a task type, with evidence",
+                                    formatter_class=argparse.RawDescriptionHelpFormatter, epilog=EPILOG_RECOMMEND)
+    recommend.add_argument("--task-type", required=True)
+    recommend.add_argument("--date", type=_date, help="as of this day (default: the latest ranked day)")
+    recommend.set_defaults(handler=cmd_recommend)
 
     bench = commands.add_parser("benchmark", help="measure ingest + validation throughput and peak memory")
     bench.add_argument("--events", type=_positive, default=1_000_000, help="task events to generate (default 1M)")
@@ -228,6 +264,44 @@ def cmd_schema(args: argparse.Namespace) -> int:
     for name, text in files.items():
         (folder / name).write_text(text, encoding="utf-8")
         print(f"wrote {folder / name}")
+    return 0
+
+
+def _warehouse_connection():
+    """A connection to the configured warehouse, which must exist already (queries create nothing)."""
+    from perf_pipeline.warehouse.db import warehouse_engine
+
+    url = settings.warehouse_url()
+    if url.startswith("sqlite:///") and not Path(url.removeprefix("sqlite:///")).exists():
+        raise UserError(f"no warehouse at {settings.redact_url(url)}: run `perf-pipeline run` (or demo) first")
+    return warehouse_engine(url).connect()
+
+
+def cmd_query(args: argparse.Namespace) -> int:
+    from perf_pipeline.aggregates.query import VIEWS, Filters, QueryError, render, run_query
+
+    filters = Filters(entity_type=args.entity_type, entity=args.entity, department=args.department,
+                      project=args.project, first=args.first, last=args.last, window=args.window,
+                      metric=args.metric, task_type=args.task_type)
+    try:
+        with _warehouse_connection() as conn:
+            rows = run_query(conn, args.what, filters)
+    except QueryError as exc:
+        raise UserError(str(exc)) from exc
+    print(render(rows, args.fmt, VIEWS[args.what].brief))
+    return 0
+
+
+def cmd_recommend(args: argparse.Namespace) -> int:
+    from perf_pipeline.aggregates.query import QueryError, recommendation
+    from perf_pipeline.scoring.config import ScoringConfigError, load_scoring_config
+
+    try:
+        config = load_scoring_config().aggregates.provider_ranking  # $PERF_SCORING_CONFIG over the defaults
+        with _warehouse_connection() as conn:
+            print(recommendation(conn, args.task_type, config, args.date))
+    except (QueryError, ScoringConfigError) as exc:
+        raise UserError(str(exc)) from exc
     return 0
 
 
