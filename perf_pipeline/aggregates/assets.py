@@ -9,6 +9,7 @@ rollup partitions a day's windows depend on.
 import datetime as dt
 import warnings
 from collections.abc import Iterator
+from typing import Any
 
 from dagster import (
     AssetDep,
@@ -23,6 +24,14 @@ from dagster import (
 )
 
 from perf_pipeline.aggregates.baselines import baselines as compute_baselines
+from perf_pipeline.aggregates.checks import (
+    leaderboard_check,
+    leaderboard_check_spec,
+    rollups_check,
+    rollups_check_spec,
+    windows_check,
+    windows_check_spec,
+)
 from perf_pipeline.aggregates.prompts import compare_prompt_versions
 from perf_pipeline.aggregates.rankings import leaderboard as rank_agents
 from perf_pipeline.aggregates.rankings import most_improved, provider_rankings
@@ -87,35 +96,40 @@ def _days(first: dt.date, last: dt.date) -> list[dt.date]:
 
 @asset(name="daily_rollups", group_name=GROUP, partitions_def=daily_partitions,
        backfill_policy=BackfillPolicy.single_run(), deps=["task_events", "task_scores", "collaboration_scores"],
+       check_specs=[rollups_check_spec()],
        description=("Per entity (agent, department, project, provider, model, task type, provider/task type, "
                     "prompt version) and day: counts and sums from which every window metric is derived."))
-def daily_rollups_asset(context: AssetExecutionContext, warehouse: WarehouseResource) -> MaterializeResult:
+def daily_rollups_asset(context: AssetExecutionContext, warehouse: WarehouseResource) -> Iterator[Any]:
     first, last = partition_days(context)
     with warehouse.engine().begin() as conn:
         rollups = compute_rollups(read_scored_tasks(conn, first, last), read_collaboration(conn, first, last))
         rows = replace_partition(conn, daily_rollups, first, last, frame_to_records(rollups), date_column="date")
-    return MaterializeResult(metadata={
+        check = rollups_check(conn, first, last)
+    yield MaterializeResult(metadata={
         "partition_range": f"{first}..{last}", "rows": rows,
         **{f"entities_{kind}": int(n) for kind, n in rollups.groupby("entity_type").size().items()}})
+    yield check
 
 
 @asset(name="window_stats", group_name=GROUP, partitions_def=daily_partitions,
-       backfill_policy=BackfillPolicy.single_run(), deps=[_history()],
+       backfill_policy=BackfillPolicy.single_run(), deps=[_history()], check_specs=[windows_check_spec()],
        description=("As of each day D, per entity and window W (7, 30, 90 days): the metrics of the tasks of "
                     "(D - W, D]; fewer than 5 tasks: insufficient_data with null metrics."))
 def window_stats_asset(context: AssetExecutionContext, warehouse: WarehouseResource,
-                       scoring: ScoringResource) -> MaterializeResult:
+                       scoring: ScoringResource) -> Iterator[Any]:
     first, last = partition_days(context)
     config = scoring.config().aggregates
     with warehouse.engine().begin() as conn:
         rollups = read_rollups(conn, first - HISTORY, last)
         stats = RollingWindowStrategy(config.windows, config.min_points).compute(rollups, _days(first, last))
         rows = replace_partition(conn, window_stats, first, last, frame_to_records(stats), date_column="as_of_date")
+        check = windows_check(conn, first, last, config.min_points)
     ok = stats[stats["status"] == "ok"] if not stats.empty else stats
-    return MaterializeResult(metadata={
+    yield MaterializeResult(metadata={
         "partition_range": f"{first}..{last}", "rows": rows, "rows_ok": len(ok),
         "rows_insufficient_data": rows - len(ok), "rollup_days_read": int(rollups["date"].nunique())
         if not rollups.empty else 0})
+    yield check
 
 
 @asset(name="trends", group_name=GROUP, partitions_def=daily_partitions,
@@ -173,17 +187,20 @@ def _counts(frame, column: str) -> dict[str, int]:
 
 @asset(name="leaderboard", group_name=GROUP, partitions_def=daily_partitions,
        backfill_policy=BackfillPolicy.single_run(), deps=["window_stats", _history()],
+       check_specs=[leaderboard_check_spec()],
        description=("As of each day, per window: agents ranked by average overall score (ties: more tasks); "
                     "agents with fewer than 5 tasks or no scores listed unranked."))
-def leaderboard_asset(context: AssetExecutionContext, warehouse: WarehouseResource) -> MaterializeResult:
+def leaderboard_asset(context: AssetExecutionContext, warehouse: WarehouseResource) -> Iterator[Any]:
     first, last = partition_days(context)
     with warehouse.engine().begin() as conn:
         stats = read_days(conn, window_stats, "as_of_date", first, last, entity_type="agent")
         departments = read_rollups(conn, first - HISTORY, last, entity_types=["department_agent"])
         board = rank_agents(stats, departments)
         rows = replace_partition(conn, leaderboard, first, last, frame_to_records(board), date_column="as_of_date")
-    return MaterializeResult(metadata={"partition_range": f"{first}..{last}", "rows": rows,
-                                       **_counts(board, "status")})
+        check = leaderboard_check(conn, first, last)
+    yield MaterializeResult(metadata={"partition_range": f"{first}..{last}", "rows": rows,
+                                      **_counts(board, "status")})
+    yield check
 
 
 @asset(name="most_improved_agents", group_name=GROUP, partitions_def=daily_partitions,

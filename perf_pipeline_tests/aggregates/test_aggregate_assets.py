@@ -9,6 +9,7 @@ import sqlalchemy as sa
 from dagster import materialize
 
 from perf_pipeline.aggregates.assets import AGGREGATE_ASSETS
+from perf_pipeline.aggregates.checks import leaderboard_check, rollups_check, windows_check
 from perf_pipeline.orchestrate import RANGE_END_TAG, RANGE_START_TAG
 from perf_pipeline.warehouse.db import warehouse_engine
 from perf_pipeline.warehouse.schema import DDL_GROUPS, metadata
@@ -44,6 +45,8 @@ def aggregate(url: str, landing: Path, first: dt.date, last: dt.date | None = No
     result = materialize(AGGREGATE_ASSETS, resources=resources(url, landing), tags=tags,
                          partition_key=None if last else first.isoformat())
     assert result.success
+    checks = result.get_asset_check_evaluations()
+    assert len(checks) == 3 and all(check.passed for check in checks)
 
 
 def test_a_backfilled_range_equals_its_days_one_by_one(tmp_path: Path, landing: Path) -> None:
@@ -74,3 +77,32 @@ def test_aggregates_on_each_warehouse(warehouse_url: str, landing: Path) -> None
             agent.window_days == 7)).one()
     # 7 days x 3 tasks; failed when (d + n) % 4 == 0 for days d = 5..11, n = 0..2: 5 of 21
     assert (row.n_tasks, row.status) == (21, "ok") and abs(row.success_rate - 16 / 21) < 1e-9
+    with warehouse_engine(warehouse_url).connect() as conn:
+        latest = conn.execute(sa.text("SELECT window_days, n_tasks, as_of_date FROM v_latest_agent_stats "
+                                      "WHERE agent_id = 'agent-1' ORDER BY window_days")).all()
+        assert [(w, n) for w, n, _ in latest] == [(7, 21), (30, 36), (90, 36)]
+        recommended = conn.execute(sa.text("SELECT task_type, provider, model FROM v_provider_recommendations")).all()
+        assert recommended == [("bug_fix", "openai", "gpt-4.1")]
+        assert conn.execute(sa.text("SELECT COUNT(*) FROM v_latest_trends")).scalar() > 0
+        conn.execute(sa.text("SELECT * FROM v_recent_anomalies")).all()  # valid SQL on this database
+
+
+def test_the_checks_catch_lost_tasks_and_inconsistent_rows(tmp_path: Path, landing: Path) -> None:
+    many_days(landing)
+    url = f"sqlite:///{tmp_path / 'checks.db'}"
+    last = FIRST + dt.timedelta(days=DAYS - 1)
+    ingest_and_build(url, landing, FIRST.isoformat(), last.isoformat())
+    score(url, landing, FIRST.isoformat(), last.isoformat())
+    aggregate(url, landing, FIRST, last)
+    rollup, window, board = (metadata.tables[name] for name in ("daily_rollups", "window_stats", "leaderboard"))
+    with warehouse_engine(url).begin() as conn:
+        assert rollups_check(conn, FIRST, last).passed and windows_check(conn, FIRST, last, 5).passed
+        conn.execute(rollup.delete().where(rollup.c.entity_type == "provider", rollup.c.date == last))
+        conn.execute(window.update().where(window.c.entity_id == "agent-1", window.c.as_of_date == last,
+                                           window.c.window_days == 7).values(status="insufficient_data"))
+        conn.execute(board.update().where(board.c.rank == 1, board.c.as_of_date == last).values(rank=3))
+        lost, inconsistent, ranks = (rollups_check(conn, FIRST, last), windows_check(conn, FIRST, last, 5),
+                                     leaderboard_check(conn, FIRST, last))
+    assert not lost.passed and "provider" in lost.metadata["entity_types_not_adding_up"].value
+    assert not inconsistent.passed and inconsistent.metadata["status_disagrees_with_n_tasks"].value == 1
+    assert not ranks.passed and ranks.metadata["days_with_bad_ranks"].value >= 1
