@@ -1,6 +1,7 @@
 """Run the pipeline in-process through Dagster: the ingest job, then the daily event tables and
 scores for the days it touched, then the days whose tasks got late feedback or reviews, then the
-aggregates (rollups, windows, trends, baselines) as of each of those days.
+aggregates (rollups, windows, trends, baselines, rankings) as of each of those days and of the
+later days whose windows hold them.
 
 The CLI's ``run`` and ``demo`` use this, so a command-line run executes exactly the asset code the
 UI runs, is recorded on the same instance, and takes the same checks.
@@ -9,7 +10,7 @@ UI runs, is recorded on the same instance, and takes the same checks.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +25,9 @@ from perf_pipeline.ingest.pipeline import discover
 from perf_pipeline.partitions import PARTITION_START
 from perf_pipeline.resources import LandingZoneResource
 from perf_pipeline.scoring.assets import SCORING_ASSETS, price_table_asset
+from perf_pipeline.scoring.config import MAX_WINDOW_DAYS
 from perf_pipeline.scoring.store import stale_score_days
+from perf_pipeline.warehouse.db import to_python_date
 from perf_pipeline.warehouse.schema import (
     EVENT_TABLES,
     collaboration_scores,
@@ -32,6 +35,7 @@ from perf_pipeline.warehouse.schema import (
     quarantined_events,
     task_scores,
     task_steps,
+    window_stats,
 )
 
 RANGE_DAYS_PER_RUN = 7
@@ -68,11 +72,22 @@ def run_pipeline(*, landing: Path | None = None, start: dt.date | None = None, e
         return _summary(resources, metadata, None, None, 0.0)
     # All event tables first, then the scores: a day's feedback may land in the days after it. The
     # day before the first is scored again too: its requests may be answered by the new messages.
+    # New tasks join the efficiency and cost baselines of the days after theirs, and new reviews the
+    # leniency of the days after theirs: those days, among the days scored so far, are scored again.
     score_first = max(PARTITION_START, first - dt.timedelta(days=1))
-    steps = (last - first).days + 1 + (last - score_first).days + 1
+    config = resources["scoring"].config()
+    reach = {"task": max(config.efficiency.baseline_days, config.cost.baseline_days),
+             "peer_evaluation": config.peer_review.leniency_days}
+    score_days = set(_days(score_first, last))
+    with resources["warehouse"].engine().connect() as conn:
+        score_horizon = max(last, _latest(conn, task_scores.c.partition_date) or last)
+    for event_type, dates in metadata["affected_partitions"].items():
+        score_days |= set(reached([dt.date.fromisoformat(d) for d in dates], reach.get(event_type, 1),
+                                  score_horizon))
+    steps = (last - first).days + 1 + len(score_days)
     built, started = 0, dt.datetime.now()
-    for assets, from_day in ((DAILY_EVENT_ASSETS, first), (SCORING_ASSETS, score_first)):
-        for chunk_first, chunk_last in _chunks(from_day, last):
+    for assets, ranges in ((DAILY_EVENT_ASSETS, _chunks(first, last)), (SCORING_ASSETS, _contiguous(score_days))):
+        for chunk_first, chunk_last in ranges:
             _materialize_range(assets, instance, resources, chunk_first, chunk_last)
             built += (chunk_last - chunk_first).days + 1
             if progress:
@@ -84,10 +99,34 @@ def run_pipeline(*, landing: Path | None = None, start: dt.date | None = None, e
     if late:
         echo(f"scored {len(late)} earlier day(s) again for late feedback or reviews: "
              + ", ".join(day.isoformat() for day in late[:10]) + (" ..." if len(late) > 10 else ""))
-    # Rollups, then windows, trends and baselines as of every day from the earliest one that changed.
-    for chunk_first, chunk_last in _chunks(min([first, *late]), last):
+    # Rollups, then windows, trends, baselines and rankings as of every day whose windows hold a
+    # day that changed: up to MAX_WINDOW_DAYS - 1 days after it, among the days built so far.
+    with resources["warehouse"].engine().connect() as conn:
+        horizon = max(last, _latest(conn, window_stats.c.as_of_date) or last)
+    aggregate_days = reached([*score_days, *late], MAX_WINDOW_DAYS, horizon)
+    for chunk_first, chunk_last in _contiguous(aggregate_days):
         _materialize_range(AGGREGATE_ASSETS, instance, resources, chunk_first, chunk_last)
+    rebuilt = [day for day in aggregate_days if day < first or day > last]
+    if rebuilt:
+        echo(f"scores or aggregates of {len(rebuilt)} day(s) outside {first}..{last} rebuilt: they depend on "
+             "the changed days")
     return _summary(resources, metadata, first, last, (dt.datetime.now() - started).total_seconds())
+
+
+def reached(changed: Iterable[dt.date], reach_days: int, horizon: dt.date) -> list[dt.date]:
+    """The days that depend on ``changed`` days: each and the ``reach_days - 1`` days after it, up
+    to ``horizon`` (the last day built so far)."""
+    days = {day + dt.timedelta(days=k) for day in changed for k in range(reach_days)}
+    return sorted(day for day in days if day <= horizon)
+
+
+def _latest(conn: sa.Connection, column: sa.Column) -> dt.date | None:
+    value = conn.execute(sa.select(sa.func.max(column))).scalar()
+    return to_python_date(value) if value is not None else None
+
+
+def _days(first: dt.date, last: dt.date) -> list[dt.date]:
+    return [first + dt.timedelta(days=k) for k in range((last - first).days + 1)]
 
 
 def _chunks(first: dt.date, last: dt.date) -> list[tuple[dt.date, dt.date]]:
@@ -100,7 +139,7 @@ def _chunks(first: dt.date, last: dt.date) -> list[tuple[dt.date, dt.date]]:
     return chunks
 
 
-def _contiguous(days: list[dt.date]) -> list[tuple[dt.date, dt.date]]:
+def _contiguous(days: Iterable[dt.date]) -> list[tuple[dt.date, dt.date]]:
     """Sorted days grouped into runs of consecutive days, each cut into chunks."""
     ranges: list[tuple[dt.date, dt.date]] = []
     for day in sorted(days):
