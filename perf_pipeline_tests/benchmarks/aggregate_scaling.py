@@ -1,0 +1,175 @@
+"""Benchmark: the time to materialize one new day of aggregates, with a long and a short history.
+
+    python -m perf_pipeline_tests.benchmarks.aggregate_scaling --history-days 365 30 --agents 200 \\
+        --tasks-per-day 5000
+
+For each history length, a fresh SQLite warehouse gets synthetic scored tasks: the daily rollups
+(and node rollups) of every history day, built with the pipeline's own rollup code and written
+directly (ingesting and scoring 1.8 million tasks would measure those steps, not this one), plus
+the task, step and score rows of the last 30 days (what prompt-version comparisons read). Then the
+new day's 5,000 tasks are written and every aggregate asset is materialized for that one
+partition through Dagster, one asset after the other, each timed. Windows read rollups, never
+tasks, so the new day's cost should follow the day's work, not the history: the report gives the
+ratio of the two totals (the goal is at most 1.5).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from dagster import DagsterInstance, materialize
+
+from perf_pipeline.aggregates.assets import AGGREGATE_ASSETS
+from perf_pipeline.aggregates.rollups import daily_rollups
+from perf_pipeline.aggregates.summaries import node_rollups
+from perf_pipeline.resources import LandingZoneResource, ScoringResource, WarehouseResource
+from perf_pipeline.warehouse.db import chunked, frame_to_records, warehouse_engine
+from perf_pipeline.warehouse.schema import daily_rollups as rollups_table
+from perf_pipeline.warehouse.schema import node_rollups as node_rollups_table
+from perf_pipeline.warehouse.schema import task_events, task_scores, task_steps
+
+NEW_DAY = dt.date(2026, 6, 30)
+RAW_DAYS = 30  # days of task rows kept besides the rollups (prompt-version comparisons read them)
+PROVIDERS = {"openai": ["gpt-4.1", "gpt-4.1-mini", "o3"], "anthropic": ["claude-sonnet-4", "claude-haiku"],
+             "google": ["gemini-2.5-pro", "gemini-2.5-flash"], "vllm": ["meta/llama-3.1-70b"]}
+TASK_TYPES = ["bug_fix", "feature", "code_review", "research", "summarization", "data_analysis", "test_writing",
+              "refactor"]
+NODES = ["plan", "retrieve", "act", "verify"]
+
+
+class Population:
+    """Agents with a home department, project, provider and model; tasks drawn around them."""
+
+    def __init__(self, agents: int, seed: int = 7):
+        self.rng = np.random.default_rng(seed)
+        models = [(p, m) for p, ms in PROVIDERS.items() for m in ms]
+        self.agents = [f"agent-{i:03d}" for i in range(agents)]
+        self.department = {a: f"dept-{i % 8}" for i, a in enumerate(self.agents)}
+        self.project = {a: f"proj-{i % 20:02d}" for i, a in enumerate(self.agents)}
+        self.model = {a: models[i % len(models)] for i, a in enumerate(self.agents)}
+        self.skill = dict(zip(self.agents, self.rng.uniform(0.4, 0.85, agents), strict=True))
+
+    def day(self, day: dt.date, tasks: int) -> tuple[pd.DataFrame, pd.DataFrame]:
+        """(scored tasks, steps) of one day, with the columns the aggregates read."""
+        rng = self.rng
+        agent = rng.choice(self.agents, tasks)
+        provider = np.array([self.model[a][0] for a in agent], dtype=object)
+        model = np.array([self.model[a][1] for a in agent], dtype=object)
+        elsewhere = rng.random(tasks) < 0.15  # some work on another project than the agent's own
+        project = np.where(elsewhere, rng.choice(sorted(set(self.project.values())), tasks),
+                           [self.project[a] for a in agent])
+        status = rng.choice(["success", "failed", "timeout", "cancelled"], tasks, p=[0.85, 0.1, 0.03, 0.02])
+        quality = np.clip(np.array([self.skill[a] for a in agent]) + rng.normal(0, 0.1, tasks), 0, 1)
+        start = pd.Timestamp(day, tz="UTC") + pd.to_timedelta(rng.integers(0, 80_000, tasks), unit="s")
+        seconds = rng.lognormal(5, 1, tasks)
+        tokens = rng.integers(200, 20_000, tasks).astype("float64")
+        tokens[rng.random(tasks) < 0.05] = np.nan
+        frame = pd.DataFrame({
+            "task_id": [f"{day}-{i:05d}" for i in range(tasks)], "agent_id": agent,
+            "department": [self.department[a] for a in agent], "project_id": project, "provider": provider,
+            "model": model, "task_type": rng.choice(TASK_TYPES, tasks),
+            "prompt_version": rng.choice(["v1", "v2", "v3"], tasks), "partition_date": day, "assigned_at": start,
+            "completed_at": start + pd.to_timedelta(seconds, unit="s"), "status": status,
+            "completion_time_s": seconds, "total_tokens": tokens, "tool_invocations": rng.integers(0, 12, tasks),
+            "revision_count": rng.integers(0, 4, tasks), "sla_seconds": 600.0,
+            "response_time_ms": rng.lognormal(7.5, 0.8, tasks), "quality_score": quality,
+            "overall_score": np.clip(quality * 0.8 + rng.uniform(0, 0.2, tasks), 0, 1),
+            "efficiency_score": rng.uniform(0, 1, tasks), "cost_usd": tokens * 2e-6,
+            "user_score": np.where(rng.random(tasks) < 0.3, rng.integers(0, 5, tasks) / 4, np.nan),
+            "feedback_type": rng.choice(np.array([None, "correction", "enhancement", "approval", "innovation"],
+                                                 dtype=object), tasks, p=[0.6, 0.15, 0.1, 0.1, 0.05])})
+        frame["user_rating_count"] = frame["user_score"].notna().astype(int)
+        steps = pd.DataFrame({
+            "task_id": np.repeat(frame["task_id"].to_numpy(), 2), "step_index": np.tile([0, 1], tasks),
+            "partition_date": day, "agent_id": np.repeat(agent, 2), "node": rng.choice(NODES, tasks * 2),
+            "duration_s": rng.lognormal(2, 1, tasks * 2), "tokens": rng.integers(50, 5000, tasks * 2),
+            "status": rng.choice(["success", "failed"], tasks * 2, p=[0.93, 0.07])})
+        return frame, steps
+
+
+def _write_raw(conn, tasks: pd.DataFrame, steps: pd.DataFrame) -> None:
+    """Task, step and score rows of a day (the columns the aggregates read, and the required ones)."""
+    events = tasks[[c.name for c in task_events.columns if c.name in tasks]].assign(
+        step_count=2, task_type_source="reported", content_hash=tasks["task_id"], source_file="benchmark",
+        line_number=np.arange(len(tasks)))
+    scores = tasks[[c.name for c in task_scores.columns if c.name in tasks]].assign(
+        cost_source="reported", judge_status="skipped_no_key", peer_review_count=0, feedback_count=0,
+        components_used=1, weights_used=[{"quality": 1.0}] * len(tasks))
+    steps = steps.assign(started_at=None, completed_at=None)
+    for table, frame in ((task_events, events), (task_scores, scores), (task_steps, steps)):
+        for chunk in chunked(frame_to_records(frame), 5000):
+            conn.execute(table.insert(), chunk)
+
+
+def build_history(url: str, days: int, agents: int, tasks_per_day: int) -> float:
+    """Warehouse with ``days`` days of history before NEW_DAY and NEW_DAY's raw tasks; seconds taken."""
+    started = time.perf_counter()
+    population = Population(agents)
+    engine = warehouse_engine(url)
+    empty_collaboration = pd.DataFrame(columns=["agent_id", "date", "collaboration_score"])
+    for k in range(days, -1, -1):
+        day = NEW_DAY - dt.timedelta(days=k)
+        tasks, steps = population.day(day, tasks_per_day)
+        with engine.begin() as conn:
+            if k < RAW_DAYS or k == 0:
+                _write_raw(conn, tasks, steps)
+            if k > 0:  # the new day's rollups are what the benchmark materializes
+                for table, frame in ((rollups_table, daily_rollups(tasks, empty_collaboration)),
+                                     (node_rollups_table, node_rollups(steps))):
+                    for chunk in chunked(frame_to_records(frame), 5000):
+                        conn.execute(table.insert(), chunk)
+        if k % 30 == 0:
+            print(f"  history: {days - k}/{days} days ({time.perf_counter() - started:.0f} s)", flush=True)
+    return time.perf_counter() - started
+
+
+def time_new_day(url: str, folder: Path, repeats: int) -> dict[str, float]:
+    """Median seconds per aggregate asset to materialize NEW_DAY (re-materializing replaces the day)."""
+    resources = {"warehouse": WarehouseResource(url=url), "landing": LandingZoneResource(path=str(folder)),
+                 "scoring": ScoringResource()}
+    instance = DagsterInstance.ephemeral()
+    timings: dict[str, list[float]] = {}
+    for _ in range(repeats):
+        for asset in AGGREGATE_ASSETS:
+            started = time.perf_counter()
+            result = materialize([asset], instance=instance, resources=resources,
+                                 partition_key=NEW_DAY.isoformat())
+            assert result.success, asset
+            timings.setdefault(asset.node_def.name, []).append(time.perf_counter() - started)
+    return {name: statistics.median(values) for name, values in timings.items()}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--history-days", type=int, nargs="+", default=[365, 30])
+    parser.add_argument("--agents", type=int, default=200)
+    parser.add_argument("--tasks-per-day", type=int, default=5000)
+    parser.add_argument("--repeats", type=int, default=3, help="materializations of the new day (median kept)")
+    args = parser.parse_args()
+    totals = {}
+    with tempfile.TemporaryDirectory(prefix="perf-aggregates-") as tmp:
+        for days in args.history_days:
+            url = f"sqlite:///{Path(tmp) / f'history-{days}.db'}"
+            print(f"{days} days of history, {args.agents} agents, {args.tasks_per_day:,} tasks a day:", flush=True)
+            built = build_history(url, days, args.agents, args.tasks_per_day)
+            timings = time_new_day(url, Path(tmp), args.repeats)
+            totals[days] = sum(timings.values())
+            print(f"  history built in {built:.0f} s; one new day, median of {args.repeats}:")
+            for name, seconds in timings.items():
+                print(f"    {name:32s} {seconds:6.2f} s")
+            print(f"    {'total':32s} {totals[days]:6.2f} s", flush=True)
+    if len(totals) == 2:
+        (long, long_s), (short, short_s) = sorted(totals.items(), reverse=True)
+        print(f"one new day with {long} days of history / with {short} days: {long_s / short_s:.2f}x "
+              f"({long_s:.2f} s / {short_s:.2f} s; goal: at most 1.5x)")
+
+
+if __name__ == "__main__":
+    main()
