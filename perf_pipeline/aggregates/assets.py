@@ -11,6 +11,7 @@ import warnings
 from collections.abc import Iterator
 from typing import Any
 
+import pandas as pd
 from dagster import (
     AssetDep,
     AssetExecutionContext,
@@ -22,6 +23,7 @@ from dagster import (
     asset,
     multi_asset,
 )
+from sqlalchemy import Connection, Table
 
 from perf_pipeline.aggregates.baselines import baselines as compute_baselines
 from perf_pipeline.aggregates.checks import (
@@ -90,6 +92,12 @@ def _history(asset_key: str = "daily_rollups", days: int = MAX_WINDOW_DAYS) -> A
         start_offset=-(days - 1), end_offset=0, allow_nonexistent_upstream_partitions=True))
 
 
+def _write(conn: Connection, table: Table, first: dt.date, last: dt.date, frame: pd.DataFrame) -> int:
+    """Replace the rows of [first, last] (by as_of_date, or date) of ``table`` with ``frame``'s."""
+    date_column = "as_of_date" if "as_of_date" in table.c else "date"
+    return replace_partition(conn, table, first, last, frame_to_records(frame), date_column=date_column)
+
+
 def _days(first: dt.date, last: dt.date) -> list[dt.date]:
     return [first + dt.timedelta(days=i) for i in range((last - first).days + 1)]
 
@@ -103,7 +111,7 @@ def daily_rollups_asset(context: AssetExecutionContext, warehouse: WarehouseReso
     first, last = partition_days(context)
     with warehouse.engine().begin() as conn:
         rollups = compute_rollups(read_scored_tasks(conn, first, last), read_collaboration(conn, first, last))
-        rows = replace_partition(conn, daily_rollups, first, last, frame_to_records(rollups), date_column="date")
+        rows = _write(conn, daily_rollups, first, last, rollups)
         check = rollups_check(conn, first, last)
     yield MaterializeResult(metadata={
         "partition_range": f"{first}..{last}", "rows": rows,
@@ -122,7 +130,7 @@ def window_stats_asset(context: AssetExecutionContext, warehouse: WarehouseResou
     with warehouse.engine().begin() as conn:
         rollups = read_rollups(conn, first - HISTORY, last)
         stats = RollingWindowStrategy(config.windows, config.min_points).compute(rollups, _days(first, last))
-        rows = replace_partition(conn, window_stats, first, last, frame_to_records(stats), date_column="as_of_date")
+        rows = _write(conn, window_stats, first, last, stats)
         check = windows_check(conn, first, last, config.min_points)
     ok = stats[stats["status"] == "ok"] if not stats.empty else stats
     yield MaterializeResult(metadata={
@@ -146,7 +154,7 @@ def trends_asset(context: AssetExecutionContext, warehouse: WarehouseResource,
     with warehouse.engine().begin() as conn:
         daily = daily_metric_values(read_rollups(conn, first - HISTORY, last))
         result = strategy.compute(daily, _days(first, last))
-        rows = replace_partition(conn, trends, first, last, frame_to_records(result), date_column="as_of_date")
+        rows = _write(conn, trends, first, last, result)
     directions = result["direction"].value_counts().to_dict() if not result.empty else {}
     return MaterializeResult(metadata={"partition_range": f"{first}..{last}", "rows": rows,
                                        **{f"direction_{k}": int(v) for k, v in directions.items()}})
@@ -170,8 +178,8 @@ def baselines_and_anomalies(context: AssetExecutionContext, warehouse: Warehouse
                                    baseline_days=config.baseline_days, min_baseline_days=config.min_baseline_days,
                                    threshold=config.anomaly_threshold)
         flagged = result[result["is_anomaly"]] if not result.empty else result
-        replace_partition(conn, baselines, first, last, frame_to_records(result), date_column="date")
-        replace_partition(conn, anomalies, first, last, frame_to_records(flagged), date_column="date")
+        _write(conn, baselines, first, last, result)
+        _write(conn, anomalies, first, last, flagged)
     yield MaterializeResult(asset_key="baselines", metadata={
         "partition_range": f"{first}..{last}", "rows": len(result),
         "rows_with_baseline": int(result["baseline_median"].notna().sum()) if not result.empty else 0})
@@ -196,7 +204,7 @@ def leaderboard_asset(context: AssetExecutionContext, warehouse: WarehouseResour
         stats = read_days(conn, window_stats, "as_of_date", first, last, entity_type="agent")
         departments = read_rollups(conn, first - HISTORY, last, entity_types=["department_agent"])
         board = rank_agents(stats, departments)
-        rows = replace_partition(conn, leaderboard, first, last, frame_to_records(board), date_column="as_of_date")
+        rows = _write(conn, leaderboard, first, last, board)
         check = leaderboard_check(conn, first, last)
     yield MaterializeResult(metadata={"partition_range": f"{first}..{last}", "rows": rows,
                                       **_counts(board, "status")})
@@ -215,8 +223,7 @@ def most_improved_agents_asset(context: AssetExecutionContext, warehouse: Wareho
         agent_trends = read_days(conn, trends, "as_of_date", first, last, entity_type="agent",
                                  metric="avg_overall_score")
         best = most_improved(agent_trends, _days(first, last), sorted(config.windows))
-        rows = replace_partition(conn, most_improved_agents, first, last, frame_to_records(best),
-                                 date_column="as_of_date")
+        rows = _write(conn, most_improved_agents, first, last, best)
     return MaterializeResult(metadata={"partition_range": f"{first}..{last}", "rows": rows,
                                        "days_with_a_most_improved_agent": int(best["agent_id"].notna().sum())})
 
@@ -233,8 +240,7 @@ def provider_rankings_asset(context: AssetExecutionContext, warehouse: Warehouse
         models = read_rollups(conn, first - dt.timedelta(days=config.window_days - 1), last,
                               entity_types=["model_task_type"])
         ranked = provider_rankings(models, _days(first, last), **config.model_dump())
-        rows = replace_partition(conn, provider_rankings_table, first, last, frame_to_records(ranked),
-                                 date_column="as_of_date")
+        rows = _write(conn, provider_rankings_table, first, last, ranked)
     return MaterializeResult(metadata={"partition_range": f"{first}..{last}", "rows": rows,
                                        **_counts(ranked, "status")})
 
@@ -250,8 +256,7 @@ def prompt_version_comparisons_asset(context: AssetExecutionContext, warehouse: 
     with warehouse.engine().begin() as conn:
         scores = read_task_quality(conn, first - dt.timedelta(days=config.window_days - 1), last)
         compared = compare_prompt_versions(scores, _days(first, last), **config.model_dump())
-        rows = replace_partition(conn, prompt_version_comparisons, first, last, frame_to_records(compared),
-                                 date_column="as_of_date")
+        rows = _write(conn, prompt_version_comparisons, first, last, compared)
     return MaterializeResult(metadata={"partition_range": f"{first}..{last}", "rows": rows,
                                        **_counts(compared, "verdict")})
 
@@ -273,10 +278,8 @@ def project_summaries_and_agents(context: AssetExecutionContext, warehouse: Ware
                                  metric="avg_overall_score")
         summaries, per_agent = project_summaries(rollups, read_project_spans(conn, first, last), agent_trends,
                                                  _days(first, last), sorted(config.windows), config.min_points)
-        replace_partition(conn, project_summaries_table, first, last, frame_to_records(summaries),
-                          date_column="as_of_date")
-        replace_partition(conn, project_agent_stats, first, last, frame_to_records(per_agent),
-                          date_column="as_of_date")
+        _write(conn, project_summaries_table, first, last, summaries)
+        _write(conn, project_agent_stats, first, last, per_agent)
     yield MaterializeResult(asset_key="project_summaries", metadata={
         "partition_range": f"{first}..{last}", "rows": len(summaries)})
     yield MaterializeResult(asset_key="project_agent_stats", metadata={
@@ -290,8 +293,7 @@ def node_rollups_asset(context: AssetExecutionContext, warehouse: WarehouseResou
     first, last = partition_days(context)
     with warehouse.engine().begin() as conn:
         rollups = node_rollups(read_days(conn, task_steps, "partition_date", first, last))
-        rows = replace_partition(conn, node_rollups_table, first, last, frame_to_records(rollups),
-                                 date_column="date")
+        rows = _write(conn, node_rollups_table, first, last, rollups)
     return MaterializeResult(metadata={"partition_range": f"{first}..{last}", "rows": rows})
 
 
@@ -305,8 +307,7 @@ def node_performance_asset(context: AssetExecutionContext, warehouse: WarehouseR
     with warehouse.engine().begin() as conn:
         rollups = read_days(conn, node_rollups_table, "date", first - HISTORY, last)
         performance = node_performance(rollups, _days(first, last), sorted(config.windows), config.min_points)
-        rows = replace_partition(conn, node_performance_table, first, last, frame_to_records(performance),
-                                 date_column="as_of_date")
+        rows = _write(conn, node_performance_table, first, last, performance)
     return MaterializeResult(metadata={"partition_range": f"{first}..{last}", "rows": rows,
                                        **_counts(performance, "status")})
 
