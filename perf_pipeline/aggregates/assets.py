@@ -46,7 +46,7 @@ from perf_pipeline.aggregates.store import (
     read_scored_tasks,
     read_task_quality,
 )
-from perf_pipeline.aggregates.summaries import node_performance, node_rollups, project_summaries
+from perf_pipeline.aggregates.summaries import PROJECT_SUMS, node_performance, node_rollups, project_summaries
 from perf_pipeline.aggregates.trends import TheilSenTrendStrategy, daily_metric_values
 from perf_pipeline.aggregates.windows import RollingWindowStrategy
 from perf_pipeline.events.assets import partition_days
@@ -202,7 +202,8 @@ def leaderboard_asset(context: AssetExecutionContext, warehouse: WarehouseResour
     first, last = partition_days(context)
     with warehouse.engine().begin() as conn:
         stats = read_days(conn, window_stats, "as_of_date", first, last, entity_type="agent")
-        departments = read_rollups(conn, first - HISTORY, last, entity_types=["department_agent"])
+        departments = read_rollups(conn, first - HISTORY, last, entity_types=["department_agent"],
+                                   columns=["department", "agent_id", "n_tasks"])
         board = rank_agents(stats, departments)
         rows = _write(conn, leaderboard, first, last, board)
         check = leaderboard_check(conn, first, last)
@@ -273,7 +274,8 @@ def project_summaries_and_agents(context: AssetExecutionContext, warehouse: Ware
     first, last = partition_days(context)
     config = scoring.config().aggregates
     with warehouse.engine().begin() as conn:
-        rollups = read_rollups(conn, first - HISTORY, last, entity_types=["project", "project_agent"])
+        rollups = read_rollups(conn, first - HISTORY, last, entity_types=["project", "project_agent"],
+                               columns=["project_id", "agent_id", *PROJECT_SUMS])
         agent_trends = read_days(conn, trends, "as_of_date", first, last, entity_type="agent",
                                  metric="avg_overall_score")
         summaries, per_agent = project_summaries(rollups, read_project_spans(conn, first, last), agent_trends,

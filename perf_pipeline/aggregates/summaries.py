@@ -29,7 +29,7 @@ NODE_ROLLUP_COLUMNS = ["agent_id", "node", "date", "n_steps", "n_status_known", 
                        "sum_duration_s", "sum_tokens"]
 NODE_COLUMNS = ["as_of_date", "window_days", "agent_id", "node", "n_steps", "failure_rate", "avg_duration_s",
                 "avg_tokens", "n_status_known", "n_duration", "n_tokens", "status"]
-_FEEDBACK_SUMS = ["n_tasks", "feedback_typed", "corrections", "enhancements", "approvals", "innovations",
+PROJECT_SUMS = ["n_tasks", "feedback_typed", "corrections", "enhancements", "approvals", "innovations",
                   "sum_overall_score", "n_overall_score"]
 
 
@@ -66,9 +66,9 @@ def project_summaries(rollups: pd.DataFrame, spans: pd.DataFrame, agent_trends: 
             inside = projects[in_window(projects["date"], day, window)]
             if inside.empty:
                 continue
-            totals = _feedback(exact_sums(inside.groupby("project_id", sort=True), _FEEDBACK_SUMS), min_points)
+            totals = _feedback(exact_sums(inside.groupby("project_id", sort=True), PROJECT_SUMS), min_points)
             pair_part = pairs[in_window(pairs["date"], day, window)]
-            pair_sums = exact_sums(pair_part.groupby(["project_id", "agent_id"], sort=True), _FEEDBACK_SUMS)
+            pair_sums = exact_sums(pair_part.groupby(["project_id", "agent_id"], sort=True), PROJECT_SUMS)
             per_agent = _feedback(pair_sums, min_points)
             per_agent["avg_overall_score"] = (pair_sums["sum_overall_score"] / pair_sums["n_overall_score"].where(
                 pair_sums["n_overall_score"] > 0)).where(per_agent["status"] == OK)

@@ -65,11 +65,11 @@ def metrics_from_sums(sums: pd.DataFrame, histograms: Sequence[Mapping[str, int]
     out["innovation_count"] = sums["innovations"].astype(np.int64)
     for name, source in VALUE_COUNTS.items():
         out[name] = sums[source].astype(np.int64)
-    # Densified one row at a time: a window's rows never all sit in memory as 800-bin arrays.
-    dense = [latency.dense(h) for h in histograms]
-    out["n_response_times"] = np.array([int(d.sum()) for d in dense], dtype=np.int64)
-    out["p50_response_time_ms"] = [latency.percentile(d, 50) for d in dense]
-    out["p95_response_time_ms"] = [latency.percentile(d, 95) for d in dense]
+    out["n_response_times"] = np.array([sum(int(v) for v in (h or {}).values()) for h in histograms],
+                                       dtype=np.int64)
+    p50_p95 = [latency.percentiles(h, (50, 95)) for h in histograms]
+    out["p50_response_time_ms"] = pd.array([p50 for p50, _ in p50_p95], dtype="Float64").astype("float64")
+    out["p95_response_time_ms"] = pd.array([p95 for _, p95 in p50_p95], dtype="Float64").astype("float64")
     return out
 
 

@@ -524,6 +524,14 @@ node_performance = sa.Table(
     comment="Per agent, node and window: step count, failure rate, average duration and tokens.",
 )
 
+# Aggregates are read and replaced by day range (with an entity type): without these, each new
+# day would scan the whole history of its table, and its cost would grow with the history.
+for _table, _columns in ((daily_rollups, ("date", "entity_type")), (window_stats, ("as_of_date", "entity_type")),
+                         (trends, ("as_of_date", "entity_type")), (baselines, ("date",)), (anomalies, ("date",)),
+                         (node_rollups, ("date",))):
+    sa.Index(f"ix_{_table.name}_{'_'.join(_columns)}", *[_table.c[c] for c in _columns])
+del _table, _columns
+
 EVENT_TABLES: dict[str, sa.Table] = {
     event_type: metadata.tables[name] for event_type, name in EVENT_TABLE_NAMES.items()
 }

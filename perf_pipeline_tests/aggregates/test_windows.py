@@ -110,4 +110,5 @@ def test_response_time_percentiles_are_within_one_percent() -> None:
     assert row["p50_response_time_ms"] == pytest.approx(np.percentile(times, 50), rel=0.01)
     assert row["p95_response_time_ms"] == pytest.approx(np.percentile(times, 95), rel=0.01)
     assert row["n_response_times"] == 400
-    assert latency.percentile(np.zeros(latency.BINS, dtype=np.int64), 50) is None
+    assert latency.percentiles({}, (50, 95)) == [None, None]
+    assert latency.percentiles({"0": 1, "300": 1}, (50, 100)) == [pytest.approx(10 ** 0.01), pytest.approx(10 ** 3.01)]

@@ -152,16 +152,24 @@ def main() -> None:
     parser.add_argument("--agents", type=int, default=200)
     parser.add_argument("--tasks-per-day", type=int, default=5000)
     parser.add_argument("--repeats", type=int, default=3, help="materializations of the new day (median kept)")
+    parser.add_argument("--folder", type=Path, help="keep the warehouses here, and reuse those built before "
+                                                    "(same options); default: a temporary folder")
     args = parser.parse_args()
     totals = {}
     with tempfile.TemporaryDirectory(prefix="perf-aggregates-") as tmp:
+        folder = args.folder or Path(tmp)
+        folder.mkdir(parents=True, exist_ok=True)
         for days in args.history_days:
-            url = f"sqlite:///{Path(tmp) / f'history-{days}.db'}"
+            path = folder / f"history-{days}-{args.agents}-{args.tasks_per_day}.db"
             print(f"{days} days of history, {args.agents} agents, {args.tasks_per_day:,} tasks a day:", flush=True)
-            built = build_history(url, days, args.agents, args.tasks_per_day)
-            timings = time_new_day(url, Path(tmp), args.repeats)
+            if path.exists():
+                print(f"  reusing {path}")
+            else:
+                seconds = build_history(f"sqlite:///{path}", days, args.agents, args.tasks_per_day)
+                print(f"  history built in {seconds:.0f} s")
+            timings = time_new_day(f"sqlite:///{path}", folder, args.repeats)
             totals[days] = sum(timings.values())
-            print(f"  history built in {built:.0f} s; one new day, median of {args.repeats}:")
+            print(f"  one new day, median of {args.repeats}:")
             for name, seconds in timings.items():
                 print(f"    {name:32s} {seconds:6.2f} s")
             print(f"    {'total':32s} {totals[days]:6.2f} s", flush=True)

@@ -46,6 +46,8 @@ CREATE TABLE IF NOT EXISTS daily_rollups (
 	PRIMARY KEY (entity_type, entity_id, date)
 );
 
+CREATE INDEX IF NOT EXISTS ix_daily_rollups_date_entity_type ON daily_rollups (date, entity_type);
+
 CREATE TABLE IF NOT EXISTS window_stats (
 	entity_type VARCHAR(32) NOT NULL,
 	entity_id TEXT NOT NULL,
@@ -88,6 +90,8 @@ CREATE TABLE IF NOT EXISTS window_stats (
 	PRIMARY KEY (entity_type, entity_id, as_of_date, window_days)
 );
 
+CREATE INDEX IF NOT EXISTS ix_window_stats_as_of_date_entity_type ON window_stats (as_of_date, entity_type);
+
 CREATE TABLE IF NOT EXISTS trends (
 	entity_type VARCHAR(32) NOT NULL,
 	entity_id TEXT NOT NULL,
@@ -105,6 +109,8 @@ CREATE TABLE IF NOT EXISTS trends (
 	PRIMARY KEY (entity_type, entity_id, as_of_date, window_days, metric)
 );
 
+CREATE INDEX IF NOT EXISTS ix_trends_as_of_date_entity_type ON trends (as_of_date, entity_type);
+
 CREATE TABLE IF NOT EXISTS baselines (
 	entity_type VARCHAR(32) NOT NULL,
 	entity_id TEXT NOT NULL,
@@ -120,6 +126,8 @@ CREATE TABLE IF NOT EXISTS baselines (
 	PRIMARY KEY (entity_type, entity_id, date, metric)
 );
 
+CREATE INDEX IF NOT EXISTS ix_baselines_date ON baselines (date);
+
 CREATE TABLE IF NOT EXISTS anomalies (
 	entity_type VARCHAR(32) NOT NULL,
 	entity_id TEXT NOT NULL,
@@ -134,3 +142,5 @@ CREATE TABLE IF NOT EXISTS anomalies (
 	direction VARCHAR(8),
 	PRIMARY KEY (entity_type, entity_id, date, metric)
 );
+
+CREATE INDEX IF NOT EXISTS ix_anomalies_date ON anomalies (date);

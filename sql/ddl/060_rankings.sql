@@ -117,6 +117,8 @@ CREATE TABLE IF NOT EXISTS node_rollups (
 	PRIMARY KEY (agent_id, node, date)
 );
 
+CREATE INDEX IF NOT EXISTS ix_node_rollups_date ON node_rollups (date);
+
 CREATE TABLE IF NOT EXISTS node_performance (
 	as_of_date DATE NOT NULL,
 	window_days INTEGER NOT NULL,
