@@ -57,6 +57,7 @@ from perf_pipeline.warehouse.db import frame_to_records, replace_partition
 from perf_pipeline.warehouse.schema import (
     anomalies,
     baselines,
+    daily_metrics,
     daily_rollups,
     leaderboard,
     most_improved_agents,
@@ -119,6 +120,17 @@ def daily_rollups_asset(context: AssetExecutionContext, warehouse: WarehouseReso
     yield check
 
 
+@asset(name="daily_metrics", group_name=GROUP, partitions_def=daily_partitions,
+       backfill_policy=BackfillPolicy.single_run(), deps=["daily_rollups"],
+       description=("Per entity and day: that day's metrics, the points of the trends and baselines (computed "
+                    "once per day, not once per window that holds the day)."))
+def daily_metrics_asset(context: AssetExecutionContext, warehouse: WarehouseResource) -> MaterializeResult:
+    first, last = partition_days(context)
+    with warehouse.engine().begin() as conn:
+        rows = _write(conn, daily_metrics, first, last, daily_metric_values(read_rollups(conn, first, last)))
+    return MaterializeResult(metadata={"partition_range": f"{first}..{last}", "rows": rows})
+
+
 @asset(name="window_stats", group_name=GROUP, partitions_def=daily_partitions,
        backfill_policy=BackfillPolicy.single_run(), deps=[_history()], check_specs=[windows_check_spec()],
        description=("As of each day D, per entity and window W (7, 30, 90 days): the metrics of the tasks of "
@@ -141,7 +153,7 @@ def window_stats_asset(context: AssetExecutionContext, warehouse: WarehouseResou
 
 
 @asset(name="trends", group_name=GROUP, partitions_def=daily_partitions,
-       backfill_policy=BackfillPolicy.single_run(), deps=[_history()],
+       backfill_policy=BackfillPolicy.single_run(), deps=[_history("daily_metrics")],
        description=("As of each day, per entity, window and metric: Theil-Sen slope through the daily values with "
                     "its 95 % interval, Mann-Kendall p-value and direction (improving, stable, declining, "
                     "insufficient_data)."))
@@ -152,7 +164,7 @@ def trends_asset(context: AssetExecutionContext, warehouse: WarehouseResource,
     strategy = TheilSenTrendStrategy(config.windows, config.trend_metrics, config.min_points,
                                      config.trend_min_relative_change)
     with warehouse.engine().begin() as conn:
-        daily = daily_metric_values(read_rollups(conn, first - HISTORY, last))
+        daily = read_days(conn, daily_metrics, "date", first - HISTORY, last)
         result = strategy.compute(daily, _days(first, last))
         rows = _write(conn, trends, first, last, result)
     directions = result["direction"].value_counts().to_dict() if not result.empty else {}
@@ -163,7 +175,7 @@ def trends_asset(context: AssetExecutionContext, warehouse: WarehouseResource,
 @multi_asset(
     name="baselines_and_anomalies", group_name=GROUP, partitions_def=daily_partitions,
     backfill_policy=BackfillPolicy.single_run(),
-    specs=[AssetSpec("baselines", group_name=GROUP, deps=[_history()], description=(
+    specs=[AssetSpec("baselines", group_name=GROUP, deps=[_history("daily_metrics")], description=(
                "Per provider/task type, day and metric: the value against the median and MAD of the previous "
                "30 days (at least 7 needed), and its robust z-score.")),
            AssetSpec("anomalies", group_name=GROUP, deps=["baselines"], description=(
@@ -173,7 +185,8 @@ def baselines_and_anomalies(context: AssetExecutionContext, warehouse: Warehouse
     first, last = partition_days(context)
     config = scoring.config().aggregates
     with warehouse.engine().begin() as conn:
-        daily = daily_metric_values(read_rollups(conn, first - dt.timedelta(days=config.baseline_days), last))
+        daily = read_days(conn, daily_metrics, "date", first - dt.timedelta(days=config.baseline_days), last,
+                          entity_type="provider_task_type")
         result = compute_baselines(daily, _days(first, last), config.anomaly_metrics,
                                    baseline_days=config.baseline_days, min_baseline_days=config.min_baseline_days,
                                    threshold=config.anomaly_threshold)
@@ -314,7 +327,7 @@ def node_performance_asset(context: AssetExecutionContext, warehouse: WarehouseR
                                        **_counts(performance, "status")})
 
 
-AGGREGATE_ASSETS = [daily_rollups_asset, window_stats_asset, trends_asset, baselines_and_anomalies,
+AGGREGATE_ASSETS = [daily_rollups_asset, daily_metrics_asset, window_stats_asset, trends_asset, baselines_and_anomalies,
                     leaderboard_asset, most_improved_agents_asset, provider_rankings_asset,
                     prompt_version_comparisons_asset, project_summaries_and_agents, node_rollups_asset,
                     node_performance_asset]

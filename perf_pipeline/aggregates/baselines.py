@@ -45,6 +45,9 @@ def baselines(daily: pd.DataFrame, as_of: Sequence[dt.date], metrics: Sequence[s
               threshold: float = 3.5) -> pd.DataFrame:
     """Baseline rows of each entity, day of ``as_of`` with a value, and metric (daily: per-day metric
     values, as ``trends.daily_metric_values`` gives)."""
+    unknown = set(metrics) - set(POLARITY)
+    if unknown:
+        raise ValueError(f"no daily values of anomaly metric(s) {sorted(unknown)}; known: {sorted(POLARITY)}")
     rows = []
     if daily.empty:
         return pd.DataFrame(columns=BASELINE_COLUMNS)
@@ -68,7 +71,7 @@ def baselines(daily: pd.DataFrame, as_of: Sequence[dt.date], metrics: Sequence[s
                     flagged = z is not None and abs(z) > threshold
                     row.update(baseline_median=median, baseline_mad=mad, robust_z=z, is_anomaly=bool(flagged))
                     if flagged:
-                        better = np.sign(observed - median) == POLARITY.get(metric, 1)
+                        better = np.sign(observed - median) == POLARITY[metric]
                         row["direction"] = "better" if better else "worse"
                 rows.append(row)
     return pd.DataFrame(rows, columns=BASELINE_COLUMNS)

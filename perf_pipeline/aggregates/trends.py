@@ -35,12 +35,18 @@ class TrendDetectionStrategy(Protocol):
         """trends rows from per-day metric values (entity_type, entity_id, date, one column per metric)."""
 
 
+DAILY_METRICS = list(POLARITY)  # the metrics a trend or a baseline can follow: the daily_metrics table
+DAILY_COLUMNS = ["entity_type", "entity_id", "date", "n_tasks", *DAILY_METRICS]
+
+
 def daily_metric_values(rollups: pd.DataFrame) -> pd.DataFrame:
-    """Each rollup row's own metrics (that day's tasks only): the points trends are fitted to."""
+    """Each rollup row's own metrics (that day's tasks only): the points trends and baselines are
+    fitted to, computed once per day (the daily_metrics table), not once per window reading them."""
     if rollups.empty:
-        return pd.DataFrame()
+        return pd.DataFrame(columns=DAILY_COLUMNS)
     metrics = metrics_from_sums(rollups.reset_index(drop=True), rollups["response_time_histogram"].tolist())
-    return pd.concat([rollups[["entity_type", "entity_id", "date"]].reset_index(drop=True), metrics], axis=1)
+    frame = pd.concat([rollups[["entity_type", "entity_id", "date"]].reset_index(drop=True), metrics], axis=1)
+    return frame[DAILY_COLUMNS]
 
 
 def fit(days: np.ndarray, values: np.ndarray, polarity: int, min_points: int,

@@ -331,6 +331,19 @@ daily_rollups = sa.Table(
     comment="Per entity and day: mergeable counts and sums; every window metric is derived from these.",
 )
 
+daily_metrics = sa.Table(
+    "daily_metrics",
+    metadata,
+    *_entity_columns(),
+    sa.Column("date", sa.Date(), primary_key=True),
+    sa.Column("n_tasks", sa.BigInteger(), nullable=False),
+    *[sa.Column(name, sa.Float(), nullable=True) for name in (
+        "success_rate", "avg_quality_score", "avg_overall_score", "avg_efficiency_score", "collaboration_score",
+        "avg_user_rating", "sla_compliance_rate", "avg_cost_per_task", "avg_completion_time_s",
+        "p95_response_time_ms", "p50_response_time_ms", "avg_tokens")],
+    comment="Per entity and day: that day's metrics (the points of trends and baselines), computed once.",
+)
+
 _WINDOW_FLOAT = ["success_rate", "avg_quality_score", "avg_overall_score", "avg_efficiency_score", "avg_cost_per_task",
                  "avg_completion_time_s", "avg_tokens", "avg_tool_invocations", "avg_revision_count",
                  "avg_user_rating", "sla_compliance_rate", "collaboration_score", "correction_rate",
@@ -526,7 +539,8 @@ node_performance = sa.Table(
 
 # Aggregates are read and replaced by day range (with an entity type): without these, each new
 # day would scan the whole history of its table, and its cost would grow with the history.
-for _table, _columns in ((daily_rollups, ("date", "entity_type")), (window_stats, ("as_of_date", "entity_type")),
+for _table, _columns in ((daily_rollups, ("date", "entity_type")), (daily_metrics, ("date", "entity_type")),
+                         (window_stats, ("as_of_date", "entity_type")),
                          (trends, ("as_of_date", "entity_type")), (baselines, ("date",)), (anomalies, ("date",)),
                          (node_rollups, ("date",))):
     sa.Index(f"ix_{_table.name}_{'_'.join(_columns)}", *[_table.c[c] for c in _columns])
@@ -543,7 +557,7 @@ DDL_GROUPS: dict[str, list[sa.Table]] = {
     "030_events.sql": [task_events, task_steps, feedback_events, peer_evaluations, collaboration_messages],
     "040_scoring.sql": [price_table, task_scores, llm_judgements, llm_judge_calls, panel_reviews,
                         collaboration_scores],
-    "050_aggregates.sql": [daily_rollups, window_stats, trends, baselines, anomalies],
+    "050_aggregates.sql": [daily_rollups, daily_metrics, window_stats, trends, baselines, anomalies],
     "060_rankings.sql": [leaderboard, most_improved_agents, provider_rankings, prompt_version_comparisons,
                          project_summaries, project_agent_stats, node_rollups, node_performance],
 }

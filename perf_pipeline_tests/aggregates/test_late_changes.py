@@ -9,7 +9,7 @@ from pathlib import Path
 from dagster import DagsterInstance
 
 from perf_pipeline.orchestrate import reached, run_pipeline
-from perf_pipeline.warehouse.schema import task_scores
+from perf_pipeline.warehouse.schema import task_scores, window_stats
 from perf_pipeline_tests.aggregates.test_aggregate_assets import AGGREGATE_TABLES, DAYS, FIRST, many_days
 from perf_pipeline_tests.events_factory import task, write_jsonl
 from perf_pipeline_tests.scoring.test_scoring_assets import resources, rows
@@ -50,6 +50,6 @@ def test_a_late_file_for_an_old_day_leaves_the_aggregates_as_a_clean_run_would(t
     for table in (task_scores, *AGGREGATE_TABLES):  # later days' efficiency baselines hold the late tasks
         assert rows(urls["incremental"], table) == rows(urls["clean"], table), table.name
     last = FIRST + dt.timedelta(days=DAYS - 1)
-    agents = {entity for kind, entity, day in rows(urls["incremental"], AGGREGATE_TABLES[1], "entity_type",
+    agents = {entity for kind, entity, day in rows(urls["incremental"], window_stats, "entity_type",
                                                     "entity_id", "as_of_date") if day == last and kind == "agent"}
     assert "agent-3" in agents  # the windows as of the last day hold the late day's tasks

@@ -3,8 +3,8 @@
     python -m perf_pipeline_tests.benchmarks.aggregate_scaling --history-days 365 30 --agents 200 \\
         --tasks-per-day 5000
 
-For each history length, a fresh SQLite warehouse gets synthetic scored tasks: the daily rollups
-(and node rollups) of every history day, built with the pipeline's own rollup code and written
+For each history length, a fresh SQLite warehouse gets synthetic scored tasks: the daily rollups,
+daily metrics and node rollups of every history day, built with the pipeline's own rollup code and written
 directly (ingesting and scoring 1.8 million tasks would measure those steps, not this one), plus
 the task, step and score rows of the last 30 days (what prompt-version comparisons read). Then the
 new day's 5,000 tasks are written and every aggregate asset is materialized for that one
@@ -27,13 +27,14 @@ import pandas as pd
 from dagster import DagsterInstance, materialize
 
 from perf_pipeline.aggregates.assets import AGGREGATE_ASSETS
-from perf_pipeline.aggregates.rollups import daily_rollups
+from perf_pipeline.aggregates.rollups import WINDOWED_ENTITY_TYPES, daily_rollups
 from perf_pipeline.aggregates.summaries import node_rollups
+from perf_pipeline.aggregates.trends import daily_metric_values
 from perf_pipeline.resources import LandingZoneResource, ScoringResource, WarehouseResource
 from perf_pipeline.warehouse.db import chunked, frame_to_records, warehouse_engine
+from perf_pipeline.warehouse.schema import daily_metrics, task_events, task_scores, task_steps
 from perf_pipeline.warehouse.schema import daily_rollups as rollups_table
 from perf_pipeline.warehouse.schema import node_rollups as node_rollups_table
-from perf_pipeline.warehouse.schema import task_events, task_scores, task_steps
 
 NEW_DAY = dt.date(2026, 6, 30)
 RAW_DAYS = 30  # days of task rows kept besides the rollups (prompt-version comparisons read them)
@@ -121,7 +122,9 @@ def build_history(url: str, days: int, agents: int, tasks_per_day: int) -> float
             if k < RAW_DAYS or k == 0:
                 _write_raw(conn, tasks, steps)
             if k > 0:  # the new day's rollups are what the benchmark materializes
-                for table, frame in ((rollups_table, daily_rollups(tasks, empty_collaboration)),
+                rollups = daily_rollups(tasks, empty_collaboration)
+                windowed = rollups[rollups["entity_type"].isin(WINDOWED_ENTITY_TYPES)]
+                for table, frame in ((rollups_table, rollups), (daily_metrics, daily_metric_values(windowed)),
                                      (node_rollups_table, node_rollups(steps))):
                     for chunk in chunked(frame_to_records(frame), 5000):
                         conn.execute(table.insert(), chunk)

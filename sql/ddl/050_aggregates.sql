@@ -48,6 +48,28 @@ CREATE TABLE IF NOT EXISTS daily_rollups (
 
 CREATE INDEX IF NOT EXISTS ix_daily_rollups_date_entity_type ON daily_rollups (date, entity_type);
 
+CREATE TABLE IF NOT EXISTS daily_metrics (
+	entity_type VARCHAR(32) NOT NULL,
+	entity_id TEXT NOT NULL,
+	date DATE NOT NULL,
+	n_tasks BIGINT NOT NULL,
+	success_rate FLOAT,
+	avg_quality_score FLOAT,
+	avg_overall_score FLOAT,
+	avg_efficiency_score FLOAT,
+	collaboration_score FLOAT,
+	avg_user_rating FLOAT,
+	sla_compliance_rate FLOAT,
+	avg_cost_per_task FLOAT,
+	avg_completion_time_s FLOAT,
+	p95_response_time_ms FLOAT,
+	p50_response_time_ms FLOAT,
+	avg_tokens FLOAT,
+	PRIMARY KEY (entity_type, entity_id, date)
+);
+
+CREATE INDEX IF NOT EXISTS ix_daily_metrics_date_entity_type ON daily_metrics (date, entity_type);
+
 CREATE TABLE IF NOT EXISTS window_stats (
 	entity_type VARCHAR(32) NOT NULL,
 	entity_id TEXT NOT NULL,
