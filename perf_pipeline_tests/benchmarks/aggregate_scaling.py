@@ -176,11 +176,11 @@ def main() -> None:
             for name, seconds in timings.items():
                 print(f"    {name:32s} {seconds:6.2f} s")
             print(f"    {'total':32s} {totals[days]:6.2f} s", flush=True)
-    if len(totals) == 2:
-        (long, long_s), (short, short_s) = sorted(totals.items(), reverse=True)
-        print(f"one new day with {long} days of history / with {short} days: {long_s / short_s:.2f}x "
-              f"({long_s:.2f} s / {short_s:.2f} s; goal: at most 1.5x)")
-
+    shortest = min(totals)
+    for days, seconds in sorted(totals.items(), reverse=True):
+        if days != shortest:
+            print(f"one new day with {days} days of history / with {shortest} days: "
+                  f"{seconds / totals[shortest]:.2f}x ({seconds:.2f} s / {totals[shortest]:.2f} s; goal: at most 1.5x)")
 
 if __name__ == "__main__":
     main()
