@@ -30,11 +30,15 @@ from perf_pipeline.scoring.store import stale_score_days
 from perf_pipeline.warehouse.db import to_python_date
 from perf_pipeline.warehouse.schema import (
     EVENT_TABLES,
+    anomalies,
     collaboration_scores,
     ingested_files,
+    leaderboard,
+    provider_rankings,
     quarantined_events,
     task_scores,
     task_steps,
+    trends,
     window_stats,
 )
 
@@ -106,10 +110,9 @@ def run_pipeline(*, landing: Path | None = None, start: dt.date | None = None, e
     aggregate_days = reached([*score_days, *late], MAX_WINDOW_DAYS, horizon)
     for chunk_first, chunk_last in _contiguous(aggregate_days):
         _materialize_range(AGGREGATE_ASSETS, instance, resources, chunk_first, chunk_last)
-    rebuilt = [day for day in aggregate_days if day < first or day > last]
+    rebuilt = [day for day in aggregate_days if day > last]
     if rebuilt:
-        echo(f"scores or aggregates of {len(rebuilt)} day(s) outside {first}..{last} rebuilt: they depend on "
-             "the changed days")
+        echo(f"scores or aggregates of {len(rebuilt)} day(s) after {last} rebuilt: they depend on the changed days")
     return _summary(resources, metadata, first, last, (dt.datetime.now() - started).total_seconds())
 
 
@@ -194,6 +197,12 @@ def _summary(resources: dict[str, object], metadata: dict[str, Any], first: dt.d
                                  .where(day.between(first, last))).scalar_one()
                 counts.append(f"{table.name} {n:,}")
             lines.append(f"built {first}..{last} in {seconds:.1f}s: " + ", ".join(counts))
+            aggregates = []
+            for table in (window_stats, trends, anomalies, leaderboard, provider_rankings):
+                n = conn.execute(sa.select(sa.func.count()).select_from(table).where(
+                    (table.c.date if table is anomalies else table.c.as_of_date).between(first, last))).scalar_one()
+                aggregates.append(f"{table.name} {n:,}")
+            lines.append("aggregates as of those days: " + ", ".join(aggregates))
         failures = conn.execute(sa.select(ingested_files.c.error).where(
             ingested_files.c.status == "failed", ingested_files.c.run_id.isnot(None)).order_by(
             ingested_files.c.file_id.desc()).limit(5)).scalars().all()
