@@ -22,7 +22,7 @@ from perf_pipeline.definitions import build_resources
 from perf_pipeline.events.assets import DAILY_EVENT_ASSETS, objective_templates_asset
 from perf_pipeline.ingest.assets import ingest_landing_files
 from perf_pipeline.ingest.pipeline import discover
-from perf_pipeline.partitions import PARTITION_START
+from perf_pipeline.partitions import PARTITION_START, days_between
 from perf_pipeline.resources import LandingZoneResource
 from perf_pipeline.scoring.assets import SCORING_ASSETS, price_table_asset
 from perf_pipeline.scoring.config import MAX_WINDOW_DAYS
@@ -82,7 +82,7 @@ def run_pipeline(*, landing: Path | None = None, start: dt.date | None = None, e
     config = resources["scoring"].config()
     reach = {"task": max(config.efficiency.baseline_days, config.cost.baseline_days),
              "peer_evaluation": config.peer_review.leniency_days}
-    score_days = set(_days(score_first, last))
+    score_days = set(days_between(score_first, last))
     with resources["warehouse"].engine().connect() as conn:
         score_horizon = max(last, _latest(conn, task_scores.c.partition_date) or last)
     for event_type, dates in metadata["affected_partitions"].items():
@@ -126,10 +126,6 @@ def reached(changed: Iterable[dt.date], reach_days: int, horizon: dt.date) -> li
 def _latest(conn: sa.Connection, column: sa.Column) -> dt.date | None:
     value = conn.execute(sa.select(sa.func.max(column))).scalar()
     return to_python_date(value) if value is not None else None
-
-
-def _days(first: dt.date, last: dt.date) -> list[dt.date]:
-    return [first + dt.timedelta(days=k) for k in range((last - first).days + 1)]
 
 
 def _chunks(first: dt.date, last: dt.date) -> list[tuple[dt.date, dt.date]]:

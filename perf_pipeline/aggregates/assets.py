@@ -50,7 +50,7 @@ from perf_pipeline.aggregates.summaries import PROJECT_SUMS, node_performance, n
 from perf_pipeline.aggregates.trends import TheilSenTrendStrategy, daily_metric_values
 from perf_pipeline.aggregates.windows import RollingWindowStrategy
 from perf_pipeline.events.assets import partition_days
-from perf_pipeline.partitions import daily_partitions
+from perf_pipeline.partitions import daily_partitions, days_between
 from perf_pipeline.resources import ScoringResource, WarehouseResource
 from perf_pipeline.scoring.config import MAX_WINDOW_DAYS
 from perf_pipeline.warehouse.db import frame_to_records, replace_partition
@@ -99,10 +99,6 @@ def _write(conn: Connection, table: Table, first: dt.date, last: dt.date, frame:
     return replace_partition(conn, table, first, last, frame_to_records(frame), date_column=date_column)
 
 
-def _days(first: dt.date, last: dt.date) -> list[dt.date]:
-    return [first + dt.timedelta(days=i) for i in range((last - first).days + 1)]
-
-
 @asset(name="daily_rollups", group_name=GROUP, partitions_def=daily_partitions,
        backfill_policy=BackfillPolicy.single_run(), deps=["task_events", "task_scores", "collaboration_scores"],
        check_specs=[rollups_check_spec()],
@@ -141,7 +137,7 @@ def window_stats_asset(context: AssetExecutionContext, warehouse: WarehouseResou
     config = scoring.config().aggregates
     with warehouse.engine().begin() as conn:
         rollups = read_rollups(conn, first - HISTORY, last)
-        stats = RollingWindowStrategy(config.windows, config.min_points).compute(rollups, _days(first, last))
+        stats = RollingWindowStrategy(config.windows, config.min_points).compute(rollups, days_between(first, last))
         rows = _write(conn, window_stats, first, last, stats)
         check = windows_check(conn, first, last, config.min_points)
     ok = stats[stats["status"] == "ok"] if not stats.empty else stats
@@ -165,7 +161,7 @@ def trends_asset(context: AssetExecutionContext, warehouse: WarehouseResource,
                                      config.trend_min_relative_change)
     with warehouse.engine().begin() as conn:
         daily = read_days(conn, daily_metrics, "date", first - HISTORY, last)
-        result = strategy.compute(daily, _days(first, last))
+        result = strategy.compute(daily, days_between(first, last))
         rows = _write(conn, trends, first, last, result)
     directions = result["direction"].value_counts().to_dict() if not result.empty else {}
     return MaterializeResult(metadata={"partition_range": f"{first}..{last}", "rows": rows,
@@ -187,7 +183,7 @@ def baselines_and_anomalies(context: AssetExecutionContext, warehouse: Warehouse
     with warehouse.engine().begin() as conn:
         daily = read_days(conn, daily_metrics, "date", first - dt.timedelta(days=config.baseline_days), last,
                           entity_type="provider_task_type")
-        result = compute_baselines(daily, _days(first, last), config.anomaly_metrics,
+        result = compute_baselines(daily, days_between(first, last), config.anomaly_metrics,
                                    baseline_days=config.baseline_days, min_baseline_days=config.min_baseline_days,
                                    threshold=config.anomaly_threshold)
         flagged = result[result["is_anomaly"]] if not result.empty else result
@@ -236,7 +232,7 @@ def most_improved_agents_asset(context: AssetExecutionContext, warehouse: Wareho
     with warehouse.engine().begin() as conn:
         agent_trends = read_days(conn, trends, "as_of_date", first, last, entity_type="agent",
                                  metric="avg_overall_score")
-        best = most_improved(agent_trends, _days(first, last), sorted(config.windows))
+        best = most_improved(agent_trends, days_between(first, last), sorted(config.windows))
         rows = _write(conn, most_improved_agents, first, last, best)
     return MaterializeResult(metadata={"partition_range": f"{first}..{last}", "rows": rows,
                                        "days_with_a_most_improved_agent": int(best["agent_id"].notna().sum())})
@@ -253,7 +249,7 @@ def provider_rankings_asset(context: AssetExecutionContext, warehouse: Warehouse
     with warehouse.engine().begin() as conn:
         models = read_rollups(conn, first - dt.timedelta(days=config.window_days - 1), last,
                               entity_types=["model_task_type"])
-        ranked = provider_rankings(models, _days(first, last), **config.model_dump())
+        ranked = provider_rankings(models, days_between(first, last), **config.model_dump())
         rows = _write(conn, provider_rankings_table, first, last, ranked)
     return MaterializeResult(metadata={"partition_range": f"{first}..{last}", "rows": rows,
                                        **_counts(ranked, "status")})
@@ -269,7 +265,7 @@ def prompt_version_comparisons_asset(context: AssetExecutionContext, warehouse: 
     config = scoring.config().aggregates.prompt_comparison
     with warehouse.engine().begin() as conn:
         scores = read_task_quality(conn, first - dt.timedelta(days=config.window_days - 1), last)
-        compared = compare_prompt_versions(scores, _days(first, last), **config.model_dump())
+        compared = compare_prompt_versions(scores, days_between(first, last), **config.model_dump())
         rows = _write(conn, prompt_version_comparisons, first, last, compared)
     return MaterializeResult(metadata={"partition_range": f"{first}..{last}", "rows": rows,
                                        **_counts(compared, "verdict")})
@@ -292,7 +288,7 @@ def project_summaries_and_agents(context: AssetExecutionContext, warehouse: Ware
         agent_trends = read_days(conn, trends, "as_of_date", first, last, entity_type="agent",
                                  metric="avg_overall_score")
         summaries, per_agent = project_summaries(rollups, read_project_spans(conn, first, last), agent_trends,
-                                                 _days(first, last), sorted(config.windows), config.min_points)
+                                                 days_between(first, last), sorted(config.windows), config.min_points)
         _write(conn, project_summaries_table, first, last, summaries)
         _write(conn, project_agent_stats, first, last, per_agent)
     yield MaterializeResult(asset_key="project_summaries", metadata={
@@ -321,7 +317,7 @@ def node_performance_asset(context: AssetExecutionContext, warehouse: WarehouseR
     config = scoring.config().aggregates
     with warehouse.engine().begin() as conn:
         rollups = read_days(conn, node_rollups_table, "date", first - HISTORY, last)
-        performance = node_performance(rollups, _days(first, last), sorted(config.windows), config.min_points)
+        performance = node_performance(rollups, days_between(first, last), sorted(config.windows), config.min_points)
         rows = _write(conn, node_performance_table, first, last, performance)
     return MaterializeResult(metadata={"partition_range": f"{first}..{last}", "rows": rows,
                                        **_counts(performance, "status")})

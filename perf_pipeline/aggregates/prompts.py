@@ -49,10 +49,10 @@ def compare_prompt_versions(scores: pd.DataFrame, as_of: Sequence[dt.date], *, w
     every pair of a task type's versions seen in the window; pairs where either version has fewer
     than ``min_tasks`` scored tasks are listed as insufficient_data, untested."""
     rows = []
-    known = scores.dropna(subset=["task_type", "prompt_version", "quality_score"]) if not scores.empty else scores
+    known = scores.dropna(subset=["task_type", "prompt_version", "quality_score"])
     for day in as_of:
-        part = known[in_window(known["partition_date"], day, window_days)] if not known.empty else known
-        for task_type, tasks in (part.groupby("task_type", sort=True) if not part.empty else []):
+        part = known[in_window(known["partition_date"], day, window_days)]
+        for task_type, tasks in part.groupby("task_type", sort=True):
             versions = {v: g["quality_score"].to_numpy(dtype="float64")
                         for v, g in tasks.groupby("prompt_version", sort=True)}
             tested = []

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-from perf_pipeline.aggregates.trends import IMPROVING
+from perf_pipeline.aggregates.trends import IMPROVING, TREND_COLUMNS
 from perf_pipeline.aggregates.windows import OK, in_window, window_metrics
 
 RANKED, NO_SCORES = "ranked", "no_scores"
@@ -76,14 +76,14 @@ def most_improved(agent_trends: pd.DataFrame, as_of: Sequence[dt.date], windows:
     """Per as-of day and window, the agent whose ``metric`` trend is improving (significant: see
     trends.py) with the steepest slope; ties by relative change, then name. A row with no agent
     when none qualifies."""
-    trends = agent_trends[agent_trends["metric"] == metric] if not agent_trends.empty else agent_trends
+    trends = agent_trends.reindex(columns=TREND_COLUMNS)  # an empty input has the columns too
+    trends = trends[trends["metric"] == metric]
     rows = []
     for day in as_of:
         for window in windows:
-            part = trends[(trends["as_of_date"] == day) & (trends["window_days"] == window)] \
-                if not trends.empty else trends
-            evaluated = int(part["slope_per_day"].notna().sum()) if not part.empty else 0
-            improving = part[part["direction"] == IMPROVING] if not part.empty else part
+            part = trends[(trends["as_of_date"] == day) & (trends["window_days"] == window)]
+            evaluated = int(part["slope_per_day"].notna().sum())
+            improving = part[part["direction"] == IMPROVING]
             row = {"as_of_date": day, "window_days": window, "candidates": len(improving),
                    "agents_evaluated": evaluated}
             if not improving.empty:

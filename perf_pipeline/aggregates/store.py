@@ -78,8 +78,7 @@ def read_project_spans(conn: Connection, first: dt.date, last: dt.date) -> pd.Da
     earlier = read_frame(conn, before).assign(date=first - dt.timedelta(days=1))
     days = read_frame(conn, sa.select(rollup.date, *columns).where(rollup.entity_type == "project",
                                                                    rollup.date.between(first, last)))
-    spans = pd.concat([frame for frame in (earlier, days) if not frame.empty], ignore_index=True) \
-        if not (earlier.empty and days.empty) else days
+    spans = pd.concat([earlier, days], ignore_index=True)
     for column in ("first_task_at", "last_task_at"):  # SQLite returns MIN/MAX of timestamps as text
         spans[column] = pd.to_datetime(spans[column], utc=True)
     return spans

@@ -89,8 +89,7 @@ def _most_improved_per_project(per_agent: pd.DataFrame, agent_trends: pd.DataFra
     """Per project, the most improved of the agents that worked on it in the window."""
     rows = {}
     for project_id, agents in per_agent.groupby("project_id", sort=True):
-        trends = agent_trends[agent_trends["entity_id"].isin(set(agents["agent_id"]))] \
-            if not agent_trends.empty else agent_trends
+        trends = agent_trends[agent_trends["entity_id"].isin(set(agents["agent_id"]))]
         best = most_improved(trends, [day], [window]).iloc[0]
         rows[project_id] = {"most_improved_agent": best["agent_id"], "most_improved_slope": best["slope_per_day"]}
     return pd.DataFrame.from_dict(rows, orient="index", columns=["most_improved_agent", "most_improved_slope"])
@@ -117,7 +116,7 @@ def node_performance(rollups: pd.DataFrame, as_of: Sequence[dt.date], windows: S
     frames = []
     for day in as_of:
         for window in windows:
-            part = rollups[in_window(rollups["date"], day, window)] if not rollups.empty else rollups
+            part = rollups[in_window(rollups["date"], day, window)]
             if part.empty:
                 continue
             sums = exact_sums(part.groupby(["agent_id", "node"], sort=True), NODE_ROLLUP_COLUMNS[3:])

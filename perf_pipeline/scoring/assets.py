@@ -12,7 +12,7 @@ import pandas as pd
 from dagster import AssetExecutionContext, BackfillPolicy, MaterializeResult, MetadataValue, asset
 
 from perf_pipeline.events.assets import partition_days
-from perf_pipeline.partitions import daily_partitions
+from perf_pipeline.partitions import daily_partitions, days_between
 from perf_pipeline.resources import ScoringResource, WarehouseResource
 from perf_pipeline.scoring.checks import collaboration_check, collaboration_check_spec, scores_check, scores_check_spec
 from perf_pipeline.scoring.components import effective_prices, reviewer_agreement
@@ -156,7 +156,7 @@ def collaboration_scores_asset(context: AssetExecutionContext, warehouse: Wareho
     first, last = partition_days(context)
     config = scoring.config()
     strategy = collaboration_strategy(config)
-    days = [first + dt.timedelta(days=i) for i in range((last - first).days + 1)]
+    days = days_between(first, last)
     with warehouse.engine().begin() as conn:
         messages = read_messages(conn, first, last, dt.timedelta(hours=config.collaboration.answer_window_hours))
         frame = strategy.score(messages, read_task_peer_scores(conn, first, last), days)
