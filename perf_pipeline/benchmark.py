@@ -3,7 +3,8 @@
 Run with ``perf-pipeline benchmark --events 1000000``. Generation runs in a child process so that
 the peak memory reported is the ingest's own: that of this process and of the worker processes
 it starts (sampled from /proc, as PSS so that pages they share count once), and this process's
-``ru_maxrss``.
+``ru_maxrss``. The CPU time per line, of this process and of the workers, says where a faster
+ingest has to save, and how busy the cores were says whether the work was spread over them.
 """
 
 from __future__ import annotations
@@ -46,10 +47,12 @@ def run_ingest_benchmark(events: int, warehouse_url: str | None = None, keep: bo
     url = warehouse_url or f"sqlite:///{workdir / 'warehouse.db'}"
     engine = warehouse_engine(url)
     rss_before = _peak_rss_mib()
+    cpu_before = _own_cpu_seconds()
     started = time.perf_counter()
     with _MemorySampler() as memory:
         report = ingest_landing(engine, landing, IngestOptions(partition_start=PARTITION_START))
     seconds = time.perf_counter() - started
+    own_cpu = _own_cpu_seconds() - cpu_before
     with engine.connect() as conn:
         tasks = conn.execute(sa.select(sa.func.count()).select_from(staged_events)
                              .where(staged_events.c.event_type == "task")).scalar_one()
@@ -68,8 +71,24 @@ def run_ingest_benchmark(events: int, warehouse_url: str | None = None, keep: bo
         + (f"{memory.peak_mib:,.0f} MiB" if memory.peak_mib else "not measured (no /proc)"),
         f"peak memory (max RSS of the ingesting process): {_peak_rss_mib():,.0f} MiB "
         f"(before ingest: {rss_before:,.0f} MiB)",
+        _cpu_line(lines, seconds, own_cpu, memory.descendant_cpu_seconds),
         "conservation: " + ("holds for every file" if all(f.conserved for f in report.files) else "VIOLATED"),
     ])
+
+
+def _cpu_line(lines: int, seconds: float, own: float, workers: float | None) -> str:
+    per_line = f"CPU per line: {own / lines * 1e6:.1f} us in the ingesting process"
+    if workers is None:
+        return per_line + " (workers not measured: no /proc)"
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    busy = (own + workers) / (seconds * cpus)
+    return (f"{per_line} + {workers / lines * 1e6:.1f} us in its workers = {(own + workers) / lines * 1e6:.1f} us; "
+            f"the {cpus} CPUs were busy {busy:.0%} of the ingest")
+
+
+def _own_cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
 
 
 def _peak_rss_mib() -> float:
@@ -77,14 +96,17 @@ def _peak_rss_mib() -> float:
 
 
 class _MemorySampler:
-    """The peak, while in the ``with`` block, of the memory of this process and its descendants.
+    """The peak, while in the ``with`` block, of the memory of this process and its descendants, and the
+    CPU time its descendants (the judge workers and the forkserver that starts them) used.
 
     Each process counts its PSS (its private pages plus its share of shared ones, so that the
-    forkserver's preloaded libraries count once); RSS where PSS is not available.
+    forkserver's preloaded libraries count once); RSS where PSS is not available. A descendant's CPU
+    time is its last sample, so what it used in its last ``SAMPLE_SECONDS`` may be missed.
     """
 
     def __init__(self) -> None:
         self.peak_mib = 0.0
+        self._cpu_ticks: dict[int, int] = {}
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._sample, daemon=True)
 
@@ -99,9 +121,18 @@ class _MemorySampler:
         if self._thread.is_alive():
             self._thread.join()
 
+    @property
+    def descendant_cpu_seconds(self) -> float | None:
+        if not self._thread.ident:
+            return None
+        return sum(self._cpu_ticks.values()) / os.sysconf("SC_CLK_TCK")
+
     def _sample(self) -> None:
         while True:
-            self.peak_mib = max(self.peak_mib, sum(map(_memory_kib, _process_tree(os.getpid()))) / 1024)
+            tree = _process_tree(os.getpid())
+            self.peak_mib = max(self.peak_mib, sum(map(_memory_kib, tree)) / 1024)
+            for pid in tree[1:]:
+                self._cpu_ticks[pid] = max(self._cpu_ticks.get(pid, 0), _cpu_ticks(pid))
             if self._stop.wait(SAMPLE_SECONDS):
                 return
 
@@ -122,6 +153,15 @@ def _process_tree(root: int) -> list[int]:
         tree.append(pid)
         pending.extend(children.get(pid, []))
     return tree
+
+
+def _cpu_ticks(pid: int) -> int:
+    """The process's user + system CPU time in clock ticks, 0 if it is gone."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0
+    return int(fields[11]) + int(fields[12])
 
 
 def _memory_kib(pid: int) -> int:
