@@ -25,6 +25,7 @@ import sqlalchemy as sa
 
 from perf_pipeline.ingest.pipeline import IngestOptions, ingest_landing
 from perf_pipeline.partitions import PARTITION_START
+from perf_pipeline.settings import usable_cpus
 from perf_pipeline.warehouse.db import warehouse_engine
 from perf_pipeline.warehouse.schema import staged_events
 
@@ -80,7 +81,7 @@ def _cpu_line(lines: int, seconds: float, own: float, workers: float | None) -> 
     per_line = f"CPU per line: {own / lines * 1e6:.1f} us in the ingesting process"
     if workers is None:
         return per_line + " (workers not measured: no /proc)"
-    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    cpus = usable_cpus()
     busy = (own + workers) / (seconds * cpus)
     return (f"{per_line} + {workers / lines * 1e6:.1f} us in its workers = {(own + workers) / lines * 1e6:.1f} us; "
             f"the {cpus} CPUs were busy {busy:.0%} of the ingest")

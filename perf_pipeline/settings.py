@@ -16,6 +16,13 @@ import os
 from pathlib import Path
 
 
+def usable_cpus() -> int:
+    """The CPUs this process may run on (its affinity, which containers and taskset narrow)."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
+
 def perf_home() -> Path:
     return Path(os.environ.get("PERF_HOME") or ".perf").resolve()
 

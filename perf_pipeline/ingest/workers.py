@@ -23,7 +23,6 @@ import contextlib
 import gc
 import importlib
 import multiprocessing
-import os
 import pickle
 import shutil
 import tempfile
@@ -36,6 +35,7 @@ from types import TracebackType
 
 from perf_pipeline.ingest.readers import UnreadableFileError
 from perf_pipeline.ingest.verdicts import JudgeOptions, Message, Unit, UnitEnd
+from perf_pipeline.settings import usable_cpus
 
 # What workers run, imported by them (and preloaded by the forkserver), not by the main process.
 JUDGE_MODULE = "perf_pipeline.ingest.judge"
@@ -153,8 +153,7 @@ class Judges:
 
 def default_workers() -> int:
     """One worker per CPU this process may use, at most ``MAX_WORKERS``."""
-    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-    return min(cpus, MAX_WORKERS)
+    return min(usable_cpus(), MAX_WORKERS)
 
 
 def _judge_unit() -> Callable[[Unit, JudgeOptions], Iterator[Message]]:

@@ -19,7 +19,6 @@ import functools
 import gzip
 import json
 import multiprocessing
-import os
 import random
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
@@ -33,6 +32,8 @@ from typing import Any, TypeVar
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
+
+from perf_pipeline.settings import usable_cpus
 
 FILE_FORMATS = ("jsonl", "jsonl.gz", "csv", "parquet")
 EVENT_TYPES = ("task", "feedback", "peer_evaluation", "message")
@@ -324,7 +325,7 @@ _PARALLEL_MIN_TASKS = 200_000
 
 def _day_results(plan: _Plan) -> Iterator[_DayResult]:
     """Results of the days in order; big runs generate them in worker processes, a few ahead."""
-    workers = min(_usable_cpus(), plan.days, 8)
+    workers = min(usable_cpus(), plan.days, 8)
     if workers < 2 or plan.days * plan.tasks_per_day < _PARALLEL_MIN_TASKS:
         for day in range(plan.days):
             yield _generate_day(plan, day)
@@ -338,12 +339,6 @@ def _day_results(plan: _Plan) -> Iterator[_DayResult]:
                 yield ahead.popleft().result()
         while ahead:
             yield ahead.popleft().result()
-
-
-def _usable_cpus() -> int:
-    if hasattr(os, "sched_getaffinity"):
-        return len(os.sched_getaffinity(0))
-    return os.cpu_count() or 1
 
 
 @dataclass(frozen=True)

@@ -67,11 +67,11 @@ class _Timers:
         setattr(module, name, timed)
 
 
-def _timed(run: Callable[[], Iterator[Any]]) -> float:
+def _timed(run: Callable[[], Iterator[Any]]) -> tuple[float, int]:
+    """Seconds to exhaust ``run()``, and how many items it gave."""
     started = time.perf_counter()
-    for _ in run():
-        pass
-    return time.perf_counter() - started
+    items = sum(1 for _ in run())
+    return time.perf_counter() - started, items
 
 
 def stage_seconds(paths: tuple[Path, ...]) -> tuple[int, dict[str, float]]:
@@ -85,15 +85,14 @@ def stage_seconds(paths: tuple[Path, ...]) -> tuple[int, dict[str, float]]:
             parse_json(line)
             yield line
 
-    lines = sum(1 for _ in read())
-    reading = _timed(read)
-    parsing = _timed(read_and_parse) - reading
+    reading, lines = _timed(read)
+    parsing = _timed(read_and_parse)[0] - reading
     timers = _Timers()
     for name in ("_type_chunk", "_type_group", "normalize", "content_hash", "_drop_identical_copies"):
         timers.wrap(judge, name)
     timers.wrap(suites, "run_rules")
     unit = Unit(paths, tuple("jsonl" for _ in paths), CHUNK_LINES, together=True)
-    total = _timed(lambda: judge.judge_unit(unit, JudgeOptions(partition_start=PARTITION_START)))
+    total = _timed(lambda: judge.judge_unit(unit, JudgeOptions(partition_start=PARTITION_START)))[0]
     t = timers.seconds
     grouping = t["_type_group"] - t["normalize"] - t["content_hash"] - t["_drop_identical_copies"]
     return lines, {
@@ -127,7 +126,8 @@ def main(argv: list[str] | None = None) -> int:
         if counted >= args.lines:
             break
         paths.append(path)
-        counted += sum(1 for _ in path.open("rb"))
+        with path.open("rb") as handle:
+            counted += sum(1 for _ in handle)
     gc.disable()
     lines, seconds = stage_seconds(tuple(paths))
     print(f"one unit of {len(paths)} files, {lines:,} lines, judged in this process in {seconds['total']:.1f} s")

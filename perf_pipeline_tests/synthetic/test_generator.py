@@ -18,6 +18,7 @@ import jsonschema
 import pyarrow.parquet as pq
 import pytest
 
+from perf_pipeline.settings import usable_cpus
 from perf_pipeline.synthetic import generator
 from perf_pipeline.synthetic.generator import MALFORMED_KINDS, GenerationSummary, generate_logs
 
@@ -259,7 +260,7 @@ def test_progress_is_reported_after_each_day(tmp_path: Path) -> None:
     assert calls == [(1, 3), (2, 3), (3, 3)]
 
 
-@pytest.mark.skipif(generator._usable_cpus() < 2, reason="needs two CPUs to run workers")
+@pytest.mark.skipif(usable_cpus() < 2, reason="needs two CPUs to run workers")
 def test_parallel_generation_writes_the_same_bytes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     sequential = _generate(tmp_path, "sequential", days=4)
     monkeypatch.setattr(generator, "_PARALLEL_MIN_TASKS", 0)
