@@ -1,7 +1,9 @@
 """The ``perf-pipeline`` command: generate sample logs, run the pipeline through Dagster, open the UI.
 
-``run`` materializes the same assets the Dagster UI does, in-process, against the local Dagster
-instance (``$PERF_HOME/dagster``), so its runs appear in the UI's run history.
+``run`` launches, in process, what the Dagster daemon would launch (``launcher.py``): the landing
+sensor's ingest run, then the runs the daily assets' automation conditions request, as runs of the
+project's named jobs on the local Dagster instance (``$PERF_HOME/dagster``), so they appear in the
+UI's run history.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from perf_pipeline import settings
+from perf_pipeline.settings import SettingError
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 
@@ -29,7 +32,8 @@ EPILOG_RUN = """examples:
   perf-pipeline run                                 # ingest new files, build the days they touched
   perf-pipeline run --landing /data/agent-logs
   perf-pipeline run --start 2026-01-01 --end 2026-01-31   # rebuild a range (a backfill)
-environment: PERF_HOME, PERF_WAREHOUSE_URL, PERF_LANDING_DIR, PERF_DEFAULT_TIMEZONE (see README)
+environment: PERF_HOME, PERF_WAREHOUSE_URL, PERF_LANDING_DIR, PERF_DEFAULT_TIMEZONE,
+PERF_PARTITION_START, PERF_SCORING_CONFIG, OPENAI_API_KEY (see README)
 """
 EPILOG_DEMO = """examples:
   perf-pipeline demo                  # 14 days of logs for 12 agents, then the full run
@@ -59,7 +63,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     try:
         return args.handler(args)
-    except UserError as exc:
+    except (UserError, SettingError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
 
@@ -198,17 +202,35 @@ def ensure_dagster_home() -> Path:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    ensure_dagster_home()
-    from perf_pipeline.orchestrate import run_pipeline
-
     if args.start and args.end and args.start > args.end:
         raise UserError(f"--start {args.start} is after --end {args.end}")
+    if bool(args.start) != bool(args.end):
+        raise UserError("--start and --end go together: the first and last day to rebuild")
+    if args.landing:
+        os.environ["PERF_LANDING_DIR"] = str(args.landing.resolve())
+    ensure_dagster_home()
+    from dagster import DagsterInstance
+
+    from perf_pipeline.definitions import build_definitions
+    from perf_pipeline.ingest.pipeline import discover
+    from perf_pipeline.launcher import Launcher, PipelineRunError, initialized
+    from perf_pipeline.summary import run_summary
+
+    defs = build_definitions()
+    folder = initialized(defs.resources["landing"]).folder()
     try:
-        summary = run_pipeline(landing=args.landing, start=args.start, end=args.end, echo=print,
-                               progress=_progress_bar("day steps (events, then scores)"))
+        files, ignored = discover(folder)
     except (FileNotFoundError, NotADirectoryError) as exc:
         raise UserError(str(exc)) from exc
-    print(summary)
+    print(f"landing folder {folder}: {len(files)} file(s)" + (f", {len(ignored)} other file(s) ignored"
+                                                               if ignored else ""))
+    with DagsterInstance.get() as instance:
+        try:
+            launched = Launcher(defs, instance).run(args.start, args.end)
+        except PipelineRunError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 1
+    print(run_summary(initialized(defs.resources["warehouse"]).engine(), launched))
     return 0
 
 

@@ -1,62 +1,66 @@
-"""Everything Dagster loads: assets, checks, jobs and resources (``workspace.yaml`` and
-``pyproject.toml`` both point here)."""
+"""Everything Dagster loads: assets, checks, jobs, sensors, schedules and resources
+(``workspace.yaml`` and ``pyproject.toml`` both point here).
+
+``defs`` is built when the code location loads (``@definitions``), not when this module is imported,
+so the environment is read then: each resource field that comes from the environment is an
+``EnvVar`` (resolved by Dagster in each run, never shown in the UI), and the sensor interval and
+schedule time come from ``settings``.
+"""
 
 from __future__ import annotations
 
 import os
 
-from dagster import AssetSelection, Definitions, EnvVar, define_asset_job
+from dagster import Definitions, EnvVar, definitions
 
+from perf_pipeline import settings
 from perf_pipeline.aggregates.assets import AGGREGATE_ASSETS
+from perf_pipeline.automation import automation_sensor
 from perf_pipeline.events.assets import DAILY_EVENT_ASSETS, objective_templates_asset
-from perf_pipeline.ingest.assets import ingest_landing_files
+from perf_pipeline.ingest.assets import ingest_landing_files, staged_events
 from perf_pipeline.ingest.checks import ingest_conservation
+from perf_pipeline.ingest.sensors import build_landing_sensor
+from perf_pipeline.jobs import JOBS
 from perf_pipeline.resources import LandingZoneResource, ScoringResource, WarehouseResource
+from perf_pipeline.schedules import build_daily_schedule
 from perf_pipeline.scoring.assets import SCORING_ASSETS, price_table_asset
 from perf_pipeline.scoring.sensors import late_feedback_sensor
 
-ingest_job = define_asset_job(
-    "ingest_job",
-    selection=AssetSelection.assets(ingest_landing_files, objective_templates_asset, price_table_asset),
-    description="Ingest new landing files into staging and quarantine; refresh the objective templates and prices.",
-)
+ASSETS = [ingest_landing_files, staged_events, objective_templates_asset, price_table_asset, *DAILY_EVENT_ASSETS,
+          *SCORING_ASSETS, *AGGREGATE_ASSETS]
 
-daily_events_job = define_asset_job(
-    "daily_events_job",
-    selection=AssetSelection.assets(*DAILY_EVENT_ASSETS),  # daily partitions, inferred from the assets
-    description="Cut the typed daily event tables for a day (or, as one run, a range of days).",
-)
-
-scoring_job = define_asset_job(
-    "scoring_job",
-    selection=AssetSelection.assets(*SCORING_ASSETS),
-    description="Score the tasks of a day (or range) and the agents' collaboration; judged tasks come from the cache.",
-)
-
-aggregates_job = define_asset_job(
-    "aggregates_job",
-    selection=AssetSelection.assets(*AGGREGATE_ASSETS),
-    description="Daily rollups, then as of each day the rolling windows, trends, baselines and anomalies.",
-)
-
-# Environment variables each resource field is read from, when set (EnvVar keeps secrets out of the UI).
-SCORING_ENV = {"config_path": "PERF_SCORING_CONFIG", "judge_api_key": "OPENAI_API_KEY",
-               "judge_base_url": "OPENAI_BASE_URL", "judge_model": "PERF_JUDGE_MODEL"}
+# resource -> field -> the environment variable it comes from, when that is set (otherwise the
+# field's default, which the resource resolves at run time).
+RESOURCE_ENV = {
+    "warehouse": {"url": "PERF_WAREHOUSE_URL"},
+    "landing": {"path": "PERF_LANDING_DIR", "default_timezone": "PERF_DEFAULT_TIMEZONE"},
+    "scoring": {"config_path": "PERF_SCORING_CONFIG", "judge_api_key": "OPENAI_API_KEY",
+                "judge_base_url": "OPENAI_BASE_URL", "judge_model": "PERF_JUDGE_MODEL"},
+}
+RESOURCE_TYPES = {"warehouse": WarehouseResource, "landing": LandingZoneResource, "scoring": ScoringResource}
 
 
 def build_resources() -> dict[str, object]:
-    """Resources from the environment; the URL goes through EnvVar so it is never shown in the UI."""
-    warehouse = (WarehouseResource(url=EnvVar("PERF_WAREHOUSE_URL")) if os.environ.get("PERF_WAREHOUSE_URL")
-                 else WarehouseResource())
-    scoring = ScoringResource(**{field: EnvVar(name) for field, name in SCORING_ENV.items() if os.environ.get(name)})
-    return {"warehouse": warehouse, "landing": LandingZoneResource(), "scoring": scoring}
+    """Resources whose environment-backed fields are ``EnvVar``s of the variables that are set.
+
+    An ``EnvVar`` is only the variable's name until Dagster resolves it for a run; outside a run,
+    use ``initialized`` (``launcher.py``)."""
+    return {name: RESOURCE_TYPES[name](**{field: EnvVar(variable) for field, variable in fields.items()
+                                          if os.environ.get(variable)})
+            for name, fields in RESOURCE_ENV.items()}
 
 
-defs = Definitions(
-    assets=[ingest_landing_files, objective_templates_asset, *DAILY_EVENT_ASSETS, price_table_asset,
-            *SCORING_ASSETS, *AGGREGATE_ASSETS],
-    asset_checks=[ingest_conservation],
-    jobs=[ingest_job, daily_events_job, scoring_job, aggregates_job],
-    sensors=[late_feedback_sensor],
-    resources=build_resources(),
-)
+def build_definitions() -> Definitions:
+    return Definitions(
+        assets=ASSETS,
+        asset_checks=[ingest_conservation],
+        jobs=JOBS,
+        sensors=[build_landing_sensor(settings.landing_sensor_seconds()), late_feedback_sensor, automation_sensor],
+        schedules=[build_daily_schedule(settings.daily_schedule_time())],
+        resources=build_resources(),
+    )
+
+
+@definitions
+def defs() -> Definitions:
+    return build_definitions()

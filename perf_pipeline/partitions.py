@@ -1,15 +1,38 @@
-"""The one partitions definition: a UTC day. Every daily asset imports it from here."""
+"""The one partitions definition (a UTC day), the partition mappings that state how a day depends on
+other days, and the days of a range. Every daily asset imports them from here.
+
+The first partition comes from ``PERF_PARTITION_START`` (``settings``), read once when the code
+location loads: partitions are the shape of the definitions, not a value a run could change.
+"""
 
 from __future__ import annotations
 
 import datetime as dt
+import warnings
 
-from dagster import DailyPartitionsDefinition
+from dagster import BetaWarning, DailyPartitionsDefinition, TimeWindowPartitionMapping
 
-PARTITION_START = dt.date(2023, 1, 1)
+from perf_pipeline import settings
+
+# allow_nonexistent_upstream_partitions is beta in Dagster 1.13; a window reaching before the first
+# partition (or a lookahead past the last) must not fail the run.
+warnings.filterwarnings("ignore", message="Parameter `allow_nonexistent_upstream_partitions`", category=BetaWarning)
+
+PARTITION_START = settings.partition_start()
 
 # end_offset=1 makes today's partition exist, so today's tasks can be processed before midnight.
 daily_partitions = DailyPartitionsDefinition(start_date=PARTITION_START.isoformat(), timezone="UTC", end_offset=1)
+
+
+def trailing_days(days: int) -> TimeWindowPartitionMapping:
+    """A day depends on the ``days`` days ending with it."""
+    return TimeWindowPartitionMapping(start_offset=-(days - 1), end_offset=0,
+                                      allow_nonexistent_upstream_partitions=True)
+
+
+def following_days(days: int) -> TimeWindowPartitionMapping:
+    """A day depends on itself and the ``days`` days after it (events about it that land later)."""
+    return TimeWindowPartitionMapping(start_offset=0, end_offset=days, allow_nonexistent_upstream_partitions=True)
 
 
 def days_between(first: dt.date, last: dt.date) -> list[dt.date]:

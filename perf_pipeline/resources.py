@@ -14,6 +14,10 @@ from perf_pipeline.scoring.config import ScoringConfig, load_scoring_config
 from perf_pipeline.scoring.judge import JudgeClient, JudgePrice, OpenAIJudgeClient
 from perf_pipeline.warehouse.db import warehouse_engine
 
+# Dagster concurrency pool of the steps that read and write the warehouse heavily (every daily asset):
+# its limit, set on the instance, keeps a backfill from opening more connections than the database takes.
+WAREHOUSE_POOL = "warehouse"
+
 
 class WarehouseResource(ConfigurableResource):
     """The SQL warehouse. ``url`` comes from ``EnvVar("PERF_WAREHOUSE_URL")`` when that is set;

@@ -1,19 +1,33 @@
-"""Where perf_pipeline keeps its files, resolved from the environment at call time.
+"""Where perf_pipeline keeps its files and how its Dagster definitions are shaped, resolved from the
+environment at call time.
 
-Read lazily (never at import) so that a test or the CLI can set the environment first.
+Read lazily (never at import of this module) so that a test or the CLI can set the environment first.
 
-| variable                | default                              |
-|-------------------------|--------------------------------------|
-| ``PERF_HOME``           | ``./.perf``                          |
-| ``PERF_WAREHOUSE_URL``  | ``sqlite:///$PERF_HOME/warehouse.db`` |
-| ``PERF_LANDING_DIR``    | ``$PERF_HOME/landing``               |
+| variable                  | default                              |
+|---------------------------|--------------------------------------|
+| ``PERF_HOME``             | ``./.perf``                          |
+| ``PERF_WAREHOUSE_URL``    | ``sqlite:///$PERF_HOME/warehouse.db`` |
+| ``PERF_LANDING_DIR``      | ``$PERF_HOME/landing``               |
 | ``PERF_DEFAULT_TIMEZONE`` | unset: timestamps without a UTC offset are quarantined |
+| ``PERF_PARTITION_START``  | ``2026-01-01``: the first daily partition |
+| ``PERF_LANDING_SENSOR_SECONDS`` | ``30``: how often the landing sensor looks for new files |
+| ``PERF_DAILY_SCHEDULE_TIME`` | ``02:00``: when (UTC) the daily schedule builds the previous day |
+
+The last three shape the Dagster definitions (partitions, sensor, schedule): they are read when the
+code location loads, so a change takes effect when the code server restarts.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 from pathlib import Path
+
+DEFAULT_PARTITION_START = dt.date(2026, 1, 1)
+
+
+class SettingError(ValueError):
+    """An environment variable holds a value perf_pipeline cannot use; the message names it."""
 
 
 def usable_cpus() -> int:
@@ -38,6 +52,37 @@ def landing_dir() -> Path:
 
 def default_timezone() -> str | None:
     return os.environ.get("PERF_DEFAULT_TIMEZONE") or None
+
+
+def partition_start() -> dt.date:
+    """The first daily partition: events before it are quarantined (``before_partition_start``)."""
+    text = os.environ.get("PERF_PARTITION_START")
+    if not text:
+        return DEFAULT_PARTITION_START
+    try:
+        return dt.date.fromisoformat(text)
+    except ValueError:
+        raise SettingError(f"PERF_PARTITION_START={text!r} is not a date like 2026-01-31") from None
+
+
+def landing_sensor_seconds() -> int:
+    """Seconds between two looks of the landing sensor at the landing folder."""
+    text = os.environ.get("PERF_LANDING_SENSOR_SECONDS") or "30"
+    if not text.isdigit() or not 5 <= int(text) <= 86_400:
+        raise SettingError(f"PERF_LANDING_SENSOR_SECONDS={text!r} must be a whole number of seconds from 5 to 86400")
+    return int(text)
+
+
+def daily_schedule_time() -> dt.time:
+    """The UTC time of day at which the daily schedule builds the previous day."""
+    text = os.environ.get("PERF_DAILY_SCHEDULE_TIME") or "02:00"
+    try:
+        at = dt.time.fromisoformat(text)
+    except ValueError:
+        at = None
+    if at is None or at.second or at.microsecond or at.tzinfo:
+        raise SettingError(f"PERF_DAILY_SCHEDULE_TIME={text!r} must be a UTC time of day like 02:00")
+    return at
 
 
 def redact_url(url: str) -> str:

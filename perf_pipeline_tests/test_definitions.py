@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from dagster import AssetKey
 
-from perf_pipeline.definitions import defs
+from perf_pipeline.definitions import build_definitions
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -28,13 +28,16 @@ def test_dagster_validates_the_workspace() -> None:
 
 
 def test_the_assets_jobs_and_checks_are_defined() -> None:
+    defs = build_definitions()
     graph = defs.resolve_asset_graph()
     keys = {key.to_user_string() for key in graph.get_all_asset_keys()}
     assert {"ingested_files", "staged_events", "quarantined_events", "objective_templates", "task_events",
             "task_steps", "feedback_events", "peer_evaluations", "collaboration_messages", "price_table",
             "task_scores", "collaboration_scores"} <= keys
-    assert {job.name for job in defs.resolve_all_job_defs()} >= {"ingest_job", "daily_events_job", "scoring_job"}
-    assert {sensor.name for sensor in defs.sensors} == {"late_feedback_sensor"}
+    assert {job.name for job in defs.resolve_all_job_defs()} >= {"ingest_job", "daily_job", "scoring_job"}
+    assert {sensor.name for sensor in defs.sensors} == {"landing_sensor", "late_feedback_sensor",
+                                                         "daily_assets_automation"}
+    assert {schedule.name for schedule in defs.schedules} == {"daily_schedule"}
     check_keys = {(k.asset_key.to_user_string(), k.name) for k in graph.asset_check_keys}
     assert ("ingested_files", "ingest_conservation") in check_keys
     assert ("task_events", "matches_staging") in check_keys

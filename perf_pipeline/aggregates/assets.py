@@ -2,12 +2,12 @@
 anomalies computed from the rollups of the days before it.
 
 Windows read only rollups (never tasks), so one new day costs the same however long the history
-is. The ``TimeWindowPartitionMapping`` on each dependency shows in the Dagster UI which daily
-rollup partitions a day's windows depend on.
+is. The ``TimeWindowPartitionMapping`` on each dependency states which days a day's figures read, so
+the Dagster UI shows it and a changed day is rebuilt with the days whose windows hold it
+(``automation.py``), and no others.
 """
 
 import datetime as dt
-import warnings
 from collections.abc import Iterator
 from typing import Any
 
@@ -16,12 +16,7 @@ from dagster import (
     AssetDep,
     AssetExecutionContext,
     AssetSpec,
-    BackfillPolicy,
-    BetaWarning,
     MaterializeResult,
-    TimeWindowPartitionMapping,
-    asset,
-    multi_asset,
 )
 from sqlalchemy import Connection, Table
 
@@ -49,8 +44,10 @@ from perf_pipeline.aggregates.store import (
 from perf_pipeline.aggregates.summaries import PROJECT_SUMS, node_performance, node_rollups, project_summaries
 from perf_pipeline.aggregates.trends import TheilSenTrendStrategy, daily_metric_values
 from perf_pipeline.aggregates.windows import RollingWindowStrategy
+from perf_pipeline.daily import daily_asset, daily_multi_asset
 from perf_pipeline.events.assets import partition_days
-from perf_pipeline.partitions import daily_partitions, days_between
+from perf_pipeline.jobs import AGGREGATES
+from perf_pipeline.partitions import days_between, trailing_days
 from perf_pipeline.resources import ScoringResource, WarehouseResource
 from perf_pipeline.scoring.config import MAX_WINDOW_DAYS
 from perf_pipeline.warehouse.db import frame_to_records, replace_partition
@@ -80,17 +77,12 @@ from perf_pipeline.warehouse.schema import (
     provider_rankings as provider_rankings_table,
 )
 
-# Beta in Dagster 1.13; windows over days before the first partition must not fail the run.
-warnings.filterwarnings("ignore", message="Parameter `allow_nonexistent_upstream_partitions`", category=BetaWarning)
-
-GROUP = "aggregates"
 HISTORY = dt.timedelta(days=MAX_WINDOW_DAYS - 1)
 
 
 def _history(asset_key: str = "daily_rollups", days: int = MAX_WINDOW_DAYS) -> AssetDep:
     """``asset_key`` of the ``days`` days ending with the partition's day."""
-    return AssetDep(asset_key, partition_mapping=TimeWindowPartitionMapping(
-        start_offset=-(days - 1), end_offset=0, allow_nonexistent_upstream_partitions=True))
+    return AssetDep(asset_key, partition_mapping=trailing_days(days))
 
 
 def _write(conn: Connection, table: Table, first: dt.date, last: dt.date, frame: pd.DataFrame) -> int:
@@ -99,11 +91,11 @@ def _write(conn: Connection, table: Table, first: dt.date, last: dt.date, frame:
     return replace_partition(conn, table, first, last, frame_to_records(frame), date_column=date_column)
 
 
-@asset(name="daily_rollups", group_name=GROUP, partitions_def=daily_partitions,
-       backfill_policy=BackfillPolicy.single_run(), deps=["task_events", "task_scores", "collaboration_scores"],
-       check_specs=[rollups_check_spec()],
-       description=("Per entity (agent, department, project, provider, model, task type, provider/task type, "
-                    "prompt version) and day: counts and sums from which every window metric is derived."))
+@daily_asset(name="daily_rollups", group_name=AGGREGATES,
+             deps=["task_events", "task_scores", "collaboration_scores"],
+             check_specs=[rollups_check_spec()],
+             description=("Per entity (agent, department, project, provider, model, task type, provider/task type, "
+                          "prompt version) and day: counts and sums from which every window metric is derived."))
 def daily_rollups_asset(context: AssetExecutionContext, warehouse: WarehouseResource) -> Iterator[Any]:
     first, last = partition_days(context)
     with warehouse.engine().begin() as conn:
@@ -116,10 +108,10 @@ def daily_rollups_asset(context: AssetExecutionContext, warehouse: WarehouseReso
     yield check
 
 
-@asset(name="daily_metrics", group_name=GROUP, partitions_def=daily_partitions,
-       backfill_policy=BackfillPolicy.single_run(), deps=["daily_rollups"],
-       description=("Per entity and day: that day's metrics, the points of the trends and baselines (computed "
-                    "once per day, not once per window that holds the day)."))
+@daily_asset(name="daily_metrics", group_name=AGGREGATES,
+             deps=["daily_rollups"],
+             description=("Per entity and day: that day's metrics, the points of the trends and baselines (computed "
+                          "once per day, not once per window that holds the day)."))
 def daily_metrics_asset(context: AssetExecutionContext, warehouse: WarehouseResource) -> MaterializeResult:
     first, last = partition_days(context)
     with warehouse.engine().begin() as conn:
@@ -127,10 +119,10 @@ def daily_metrics_asset(context: AssetExecutionContext, warehouse: WarehouseReso
     return MaterializeResult(metadata={"partition_range": f"{first}..{last}", "rows": rows})
 
 
-@asset(name="window_stats", group_name=GROUP, partitions_def=daily_partitions,
-       backfill_policy=BackfillPolicy.single_run(), deps=[_history()], check_specs=[windows_check_spec()],
-       description=("As of each day D, per entity and window W (7, 30, 90 days): the metrics of the tasks of "
-                    "(D - W, D]; fewer than 5 tasks: insufficient_data with null metrics."))
+@daily_asset(name="window_stats", group_name=AGGREGATES,
+             deps=[_history()], check_specs=[windows_check_spec()],
+             description=("As of each day D, per entity and window W (7, 30, 90 days): the metrics of the tasks of "
+                          "(D - W, D]; fewer than 5 tasks: insufficient_data with null metrics."))
 def window_stats_asset(context: AssetExecutionContext, warehouse: WarehouseResource,
                        scoring: ScoringResource) -> Iterator[Any]:
     first, last = partition_days(context)
@@ -148,11 +140,11 @@ def window_stats_asset(context: AssetExecutionContext, warehouse: WarehouseResou
     yield check
 
 
-@asset(name="trends", group_name=GROUP, partitions_def=daily_partitions,
-       backfill_policy=BackfillPolicy.single_run(), deps=[_history("daily_metrics")],
-       description=("As of each day, per entity, window and metric: Theil-Sen slope through the daily values with "
-                    "its 95 % interval, Mann-Kendall p-value and direction (improving, stable, declining, "
-                    "insufficient_data)."))
+@daily_asset(name="trends", group_name=AGGREGATES,
+             deps=[_history("daily_metrics")],
+             description=("As of each day, per entity, window and metric: Theil-Sen slope through the daily values "
+                          "with its 95 % interval, Mann-Kendall p-value and direction (improving, stable, declining, "
+                          "insufficient_data)."))
 def trends_asset(context: AssetExecutionContext, warehouse: WarehouseResource,
                  scoring: ScoringResource) -> MaterializeResult:
     first, last = partition_days(context)
@@ -168,13 +160,13 @@ def trends_asset(context: AssetExecutionContext, warehouse: WarehouseResource,
                                        **{f"direction_{k}": int(v) for k, v in directions.items()}})
 
 
-@multi_asset(
-    name="baselines_and_anomalies", group_name=GROUP, partitions_def=daily_partitions,
-    backfill_policy=BackfillPolicy.single_run(),
-    specs=[AssetSpec("baselines", group_name=GROUP, deps=[_history("daily_metrics")], description=(
+@daily_multi_asset(
+    name="baselines_and_anomalies", group_name=AGGREGATES,
+    specs=[AssetSpec("baselines", group_name=AGGREGATES,
+                     deps=[_history("daily_metrics", MAX_WINDOW_DAYS + 1)], description=(
                "Per provider/task type, day and metric: the value against the median and MAD of the previous "
                "30 days (at least 7 needed), and its robust z-score.")),
-           AssetSpec("anomalies", group_name=GROUP, deps=["baselines"], description=(
+           AssetSpec("anomalies", group_name=AGGREGATES, deps=["baselines"], description=(
                "The baseline rows whose |robust z| exceeds the threshold (3.5 by default)."))])
 def baselines_and_anomalies(context: AssetExecutionContext, warehouse: WarehouseResource,
                             scoring: ScoringResource) -> Iterator[MaterializeResult]:
@@ -202,11 +194,11 @@ def _counts(frame, column: str) -> dict[str, int]:
     return {f"{column}_{k}": int(v) for k, v in frame[column].value_counts().items()} if not frame.empty else {}
 
 
-@asset(name="leaderboard", group_name=GROUP, partitions_def=daily_partitions,
-       backfill_policy=BackfillPolicy.single_run(), deps=["window_stats", _history()],
-       check_specs=[leaderboard_check_spec()],
-       description=("As of each day, per window: agents ranked by average overall score (ties: more tasks); "
-                    "agents with fewer than 5 tasks or no scores listed unranked."))
+@daily_asset(name="leaderboard", group_name=AGGREGATES,
+             deps=["window_stats", _history()],
+             check_specs=[leaderboard_check_spec()],
+             description=("As of each day, per window: agents ranked by average overall score (ties: more tasks); "
+                          "agents with fewer than 5 tasks or no scores listed unranked."))
 def leaderboard_asset(context: AssetExecutionContext, warehouse: WarehouseResource) -> Iterator[Any]:
     first, last = partition_days(context)
     with warehouse.engine().begin() as conn:
@@ -221,10 +213,10 @@ def leaderboard_asset(context: AssetExecutionContext, warehouse: WarehouseResour
     yield check
 
 
-@asset(name="most_improved_agents", group_name=GROUP, partitions_def=daily_partitions,
-       backfill_policy=BackfillPolicy.single_run(), deps=["trends"],
-       description=("As of each day, per window: the agent with the steepest significant improving trend in "
-                    "overall score, or none."))
+@daily_asset(name="most_improved_agents", group_name=AGGREGATES,
+             deps=["trends"],
+             description=("As of each day, per window: the agent with the steepest significant improving trend in "
+                          "overall score, or none."))
 def most_improved_agents_asset(context: AssetExecutionContext, warehouse: WarehouseResource,
                                scoring: ScoringResource) -> MaterializeResult:
     first, last = partition_days(context)
@@ -238,10 +230,10 @@ def most_improved_agents_asset(context: AssetExecutionContext, warehouse: Wareho
                                        "days_with_a_most_improved_agent": int(best["agent_id"].notna().sum())})
 
 
-@asset(name="provider_rankings", group_name=GROUP, partitions_def=daily_partitions,
-       backfill_policy=BackfillPolicy.single_run(), deps=[_history()],
-       description=("As of each day, per task type: provider/model candidates with at least 5 tasks in 30 days "
-                    "ranked by a utility of quality, cost and latency (README: provider rankings)."))
+@daily_asset(name="provider_rankings", group_name=AGGREGATES,
+             deps=[_history()],
+             description=("As of each day, per task type: provider/model candidates with at least 5 tasks in 30 days "
+                          "ranked by a utility of quality, cost and latency (README: provider rankings)."))
 def provider_rankings_asset(context: AssetExecutionContext, warehouse: WarehouseResource,
                             scoring: ScoringResource) -> MaterializeResult:
     first, last = partition_days(context)
@@ -255,10 +247,10 @@ def provider_rankings_asset(context: AssetExecutionContext, warehouse: Warehouse
                                        **_counts(ranked, "status")})
 
 
-@asset(name="prompt_version_comparisons", group_name=GROUP, partitions_def=daily_partitions,
-       backfill_policy=BackfillPolicy.single_run(), deps=[_history("task_scores"), _history("task_events")],
-       description=("As of each day, per task type and pair of prompt versions: Mann-Whitney U on the quality "
-                    "scores of 30 days, Holm-adjusted, with a verdict."))
+@daily_asset(name="prompt_version_comparisons", group_name=AGGREGATES,
+             deps=[_history("task_scores"), _history("task_events")],
+             description=("As of each day, per task type and pair of prompt versions: Mann-Whitney U on the quality "
+                          "scores of 30 days, Holm-adjusted, with a verdict."))
 def prompt_version_comparisons_asset(context: AssetExecutionContext, warehouse: WarehouseResource,
                                      scoring: ScoringResource) -> MaterializeResult:
     first, last = partition_days(context)
@@ -271,12 +263,12 @@ def prompt_version_comparisons_asset(context: AssetExecutionContext, warehouse: 
                                        **_counts(compared, "verdict")})
 
 
-@multi_asset(
-    name="project_summaries_and_agents", group_name=GROUP, partitions_def=daily_partitions,
-    backfill_policy=BackfillPolicy.single_run(),
-    specs=[AssetSpec("project_summaries", group_name=GROUP, deps=[_history(), "trends"], description=(
+@daily_multi_asset(
+    name="project_summaries_and_agents", group_name=AGGREGATES,
+    specs=[AssetSpec("project_summaries", group_name=AGGREGATES, deps=[_history(), "trends"],
+                     description=(
                "Per project and window: first and last task, feedback rates, innovations, most improved agent.")),
-           AssetSpec("project_agent_stats", group_name=GROUP, deps=[_history()], description=(
+           AssetSpec("project_agent_stats", group_name=AGGREGATES, deps=[_history()], description=(
                "Per project, agent and window: the agent's correction, enhancement and approval rates."))])
 def project_summaries_and_agents(context: AssetExecutionContext, warehouse: WarehouseResource,
                                  scoring: ScoringResource) -> Iterator[MaterializeResult]:
@@ -297,9 +289,9 @@ def project_summaries_and_agents(context: AssetExecutionContext, warehouse: Ware
         "partition_range": f"{first}..{last}", "rows": len(per_agent), **_counts(per_agent, "status")})
 
 
-@asset(name="node_rollups", group_name=GROUP, partitions_def=daily_partitions,
-       backfill_policy=BackfillPolicy.single_run(), deps=["task_events"],
-       description="Per agent, node and day: mergeable step counts and sums from task_steps.")
+@daily_asset(name="node_rollups", group_name=AGGREGATES,
+             deps=["task_steps"],
+             description="Per agent, node and day: mergeable step counts and sums from task_steps.")
 def node_rollups_asset(context: AssetExecutionContext, warehouse: WarehouseResource) -> MaterializeResult:
     first, last = partition_days(context)
     with warehouse.engine().begin() as conn:
@@ -308,9 +300,10 @@ def node_rollups_asset(context: AssetExecutionContext, warehouse: WarehouseResou
     return MaterializeResult(metadata={"partition_range": f"{first}..{last}", "rows": rows})
 
 
-@asset(name="node_performance", group_name=GROUP, partitions_def=daily_partitions,
-       backfill_policy=BackfillPolicy.single_run(), deps=[_history("node_rollups")],
-       description="As of each day, per agent, node and window: steps, failure rate, average duration and tokens.")
+@daily_asset(name="node_performance", group_name=AGGREGATES,
+             deps=[_history("node_rollups")],
+             description=("As of each day, per agent, node and window: steps, failure rate, average duration and "
+                          "tokens."))
 def node_performance_asset(context: AssetExecutionContext, warehouse: WarehouseResource,
                            scoring: ScoringResource) -> MaterializeResult:
     first, last = partition_days(context)

@@ -2,7 +2,8 @@
 
 Each partition write replaces the day's rows in one transaction, so re-running a day (or a
 backfill after late files) gives the same rows as a clean run. Backfills run as one run per
-range (``BackfillPolicy.single_run``): the asset reads ``context.partition_time_window``.
+range (``BackfillPolicy.single_run``): the asset reads ``context.partition_time_window``. A day is
+cut again when the ingest records that its staged events changed (``automation.py``).
 """
 
 
@@ -14,18 +15,17 @@ from dagster import (
     AssetExecutionContext,
     AssetKey,
     AssetSpec,
-    BackfillPolicy,
     BetaWarning,
     MaterializeResult,
     MetadataValue,
     asset,
-    multi_asset,
 )
 
+from perf_pipeline.daily import daily_asset, daily_multi_asset
 from perf_pipeline.events.checks import matches_staging, matches_staging_spec
 from perf_pipeline.events.classify import load_templates, seed_templates
 from perf_pipeline.events.transform import event_rows, read_staged, task_rows
-from perf_pipeline.partitions import daily_partitions
+from perf_pipeline.jobs import EVENTS, REFERENCE
 from perf_pipeline.resources import WarehouseResource
 from perf_pipeline.warehouse.db import replace_partition
 from perf_pipeline.warehouse.schema import EVENT_TABLES, task_steps
@@ -33,7 +33,6 @@ from perf_pipeline.warehouse.schema import EVENT_TABLES, task_steps
 # BackfillPolicy is beta in Dagster 1.13; one run per backfill range is a deliberate choice here.
 warnings.filterwarnings("ignore", message="Parameter `backfill_policy`", category=BetaWarning)
 
-GROUP = "events"
 STAGED = AssetKey("staged_events")
 
 
@@ -43,7 +42,7 @@ def partition_days(context: AssetExecutionContext) -> tuple[dt.date, dt.date]:
     return window.start.date(), (window.end - dt.timedelta(days=1)).date()
 
 
-@asset(name="objective_templates", group_name=GROUP, description=(
+@asset(name="objective_templates", group_name=REFERENCE, description=(
     "Task type -> objective patterns, seeded from sql/seeds/objective_templates.sql; rows you add with "
     "source='user' are kept. Used to classify tasks sent without task_type."))
 def objective_templates_asset(warehouse: WarehouseResource) -> MaterializeResult:
@@ -56,16 +55,14 @@ def objective_templates_asset(warehouse: WarehouseResource) -> MaterializeResult
         "preview": MetadataValue.md("| priority | task type | pattern |\n|---:|---|---|\n" + preview)})
 
 
-@multi_asset(
+@daily_multi_asset(
     name="task_tables",
-    group_name=GROUP,
-    partitions_def=daily_partitions,
-    backfill_policy=BackfillPolicy.single_run(),
+    group_name=EVENTS,
     specs=[
-        AssetSpec("task_events", group_name=GROUP, deps=[STAGED, "objective_templates"], description=(
+        AssetSpec("task_events", group_name=EVENTS, deps=[STAGED, "objective_templates"], description=(
             "One row per task, typed, partitioned by the UTC day of completed_at; task_type classified from "
             "the objective where missing; total_tokens and completion_time_s derived.")),
-        AssetSpec("task_steps", group_name=GROUP, deps=[STAGED], description=(
+        AssetSpec("task_steps", group_name=EVENTS, deps=[STAGED], description=(
             "One row per step (node) of a task, partitioned like its task: node-level performance.")),
     ],
     check_specs=[matches_staging_spec("task_events")],
@@ -95,9 +92,8 @@ def daily_event_asset(event_type: str, description: str):
     """A daily asset that cuts one non-task event type from staging (same shape for each type)."""
     table = EVENT_TABLES[event_type]
 
-    @asset(name=table.name, group_name=GROUP, partitions_def=daily_partitions, deps=[STAGED],
-           backfill_policy=BackfillPolicy.single_run(), description=description,
-           check_specs=[matches_staging_spec(table.name)])
+    @daily_asset(name=table.name, group_name=EVENTS, deps=[STAGED], description=description,
+                 check_specs=[matches_staging_spec(table.name)])
     def _daily_events(context: AssetExecutionContext, warehouse: WarehouseResource) -> Iterator:
         first, last = partition_days(context)
         with warehouse.engine().begin() as conn:

@@ -1,15 +1,37 @@
-"""Ingest assets: landing files -> ``ingested_files`` (ledger), ``staged_events``, ``quarantined_events``."""
+"""Ingest assets: landing files -> ``ingested_files`` (ledger), ``quarantined_events``, and the days
+of ``staged_events`` whose events changed.
 
+``staged_events`` is one table holding every day, but its asset is partitioned by day: the ingest
+records a materialization of each day whose staged events changed, with that day's figures. That
+record is what the daily event tables' automation condition reacts to, so exactly the days a file
+touched are cut again, and the days that depend on them follow through the partition mappings.
+"""
 
 from collections.abc import Iterator
 
-from dagster import AssetExecutionContext, AssetSpec, Failure, MaterializeResult, MetadataValue, multi_asset
+from dagster import (
+    AssetExecutionContext,
+    AssetMaterialization,
+    AssetSpec,
+    Failure,
+    MaterializeResult,
+    MetadataValue,
+    multi_asset,
+)
+from sqlalchemy.engine import Engine
 
 from perf_pipeline.ingest.pipeline import FileResult, IngestOptions, IngestReport, ingest_landing
-from perf_pipeline.partitions import PARTITION_START
+from perf_pipeline.ingest.store import clear_day_changes, day_figures, pending_day_changes
+from perf_pipeline.partitions import PARTITION_START, daily_partitions
 from perf_pipeline.resources import LandingZoneResource, WarehouseResource
 
 GROUP = "ingest"
+
+staged_events = AssetSpec(
+    "staged_events", group_name=GROUP, partitions_def=daily_partitions, deps=["ingested_files"], description=(
+        "Every validated, de-duplicated event of any type, typed, as canonical JSON; grain: one row per event "
+        "id. Partitioned by the event's UTC day: the ingest records the days whose events changed, with "
+        "the events staged and lines quarantined that day. The daily event tables are cut from it."))
 
 
 @multi_asset(
@@ -19,9 +41,6 @@ GROUP = "ingest"
         AssetSpec("ingested_files", group_name=GROUP, description=(
             "Ledger of landing files: one row per ingest attempt with sha256, lines read, events loaded, "
             "quarantined and duplicates skipped. Not partitioned: a file may hold many days.")),
-        AssetSpec("staged_events", group_name=GROUP, description=(
-            "Every validated, de-duplicated event of any type and day, typed, as canonical JSON; "
-            "grain: one row per event id. The daily event tables are cut from it.")),
         AssetSpec("quarantined_events", group_name=GROUP, description=(
             "Rows that failed parsing or Great Expectations validation, with the raw line, file, line number "
             "and every reason. Grain: one row per rejected line.")),
@@ -29,7 +48,8 @@ GROUP = "ingest"
 )
 def ingest_landing_files(context: AssetExecutionContext, warehouse: WarehouseResource,
                          landing: LandingZoneResource) -> Iterator[MaterializeResult]:
-    """Ingest every landing file whose content was not ingested before (one transaction per file)."""
+    """Ingest every landing file whose content was not ingested before (one transaction per batch of
+    files), then record the days whose staged events changed."""
     options = IngestOptions(partition_start=PARTITION_START, default_timezone=landing.timezone(),
                             run_id=context.run.run_id)
 
@@ -43,10 +63,27 @@ def ingest_landing_files(context: AssetExecutionContext, warehouse: WarehouseRes
         report = ingest_landing(warehouse.engine(), landing.folder(), options, progress=log_progress)
     except (FileNotFoundError, NotADirectoryError) as exc:
         raise Failure(description=str(exc), metadata={"landing": str(landing.folder())}) from exc
-    yield from _results(report)
+    days = report_changed_days(context, warehouse.engine())
+    yield from _results(report, days)
 
 
-def _results(report: IngestReport) -> Iterator[MaterializeResult]:
+def report_changed_days(context: AssetExecutionContext, engine: Engine) -> int:
+    """Record a materialization of each day of ``staged_events`` whose events changed, with that
+    day's figures, then forget those changes; returns the number of days. Recording comes first: a
+    crash in between reports a day twice (one extra rebuild), never zero times."""
+    with engine.begin() as conn:
+        changes = pending_day_changes(conn)
+        figures = day_figures(conn, list(changes))
+        for day, event_types in changes.items():
+            context.log_event(AssetMaterialization(asset_key=staged_events.key, partition=day.isoformat(), metadata={
+                **figures[day], "changed_event_types": ", ".join(sorted(event_types))}))
+        clear_day_changes(conn, changes)
+    if changes:
+        context.log.info(f"staged events changed on {len(changes)} day(s): {min(changes)}..{max(changes)}")
+    return len(changes)
+
+
+def _results(report: IngestReport, days_changed: int) -> Iterator[MaterializeResult]:
     ingested = [f for f in report.files if f.status == "ingested"]
     failed = [f for f in report.files if f.status == "failed"]
     lines = report.total("lines_read")
@@ -59,15 +96,12 @@ def _results(report: IngestReport) -> Iterator[MaterializeResult]:
         "events_per_second": round(lines / report.seconds, 1) if report.seconds else 0.0,
         "seconds": round(report.seconds, 3),
         "conservation_holds": all(f.conserved for f in ingested),
-        "affected_partitions": MetadataValue.json(
-            {event_type: sorted(d.isoformat() for d in dates) for event_type, dates in report.affected.items()}),
-        "files": MetadataValue.md(_files_table(report)),
-        **({"failures": MetadataValue.md("\n".join(f"- {f.error}" for f in failed))} if failed else {}),
-    })
-    yield MaterializeResult(asset_key="staged_events", metadata={
+        "days_changed": days_changed,
         "events_loaded": report.total("loaded"),
         "duplicates_skipped": report.total("duplicates"),
         "conflict_evictions": report.total("evicted"),
+        "files": MetadataValue.md(_files_table(report)),
+        **({"failures": MetadataValue.md("\n".join(f"- {f.error}" for f in failed))} if failed else {}),
     })
     reasons: dict[str, int] = {}
     for f in ingested:

@@ -43,8 +43,8 @@ from perf_pipeline.ingest.verdicts import (
 )
 from perf_pipeline.ingest.workers import Judges, default_workers
 from perf_pipeline.validation.reasons import Reason
-from perf_pipeline.warehouse.db import chunked, insert_many, to_python_date
-from perf_pipeline.warehouse.schema import ingested_files, quarantined_events, staged_events
+from perf_pipeline.warehouse.db import chunked, insert_many, insert_new_rows, to_python_date
+from perf_pipeline.warehouse.schema import ingested_files, quarantined_events, staged_day_changes, staged_events
 
 LOOKUP_BATCH = 5_000
 # Great Expectations costs ~15 ms per expectation per validation call whatever the row count, so
@@ -330,6 +330,7 @@ def _ingest_batch(engine: Engine, action: _Ingest, judges: Judges, options: Inge
         router = _Router(conn, _register(conn, action.files, options), options)
         router.route(judges.messages(action.ticket))
         results = _finish(conn, action.files, router)
+        _record_changes(conn, router.changes)
     for event_type, dates in router.changes.items():
         affected[event_type] |= dates
     seconds = time.perf_counter() - started
@@ -349,12 +350,19 @@ def _ingest_streaming(engine: Engine, action: _Ingest, judges: Judges, options: 
             router = _Router(conn, _register(conn, [landing_file], options), options)
             router.route(judges.messages(action.ticket))
             [result] = _finish(conn, [landing_file], router)
+            _record_changes(conn, router.changes)
     except UnreadableFileError as exc:
         return _record_failure(engine, landing_file, str(exc), options)
     for event_type, dates in router.changes.items():
         affected[event_type] |= dates
     result.seconds = time.perf_counter() - started
     return result
+
+
+def _record_changes(conn: Connection, changes: dict[str, set[dt.date]]) -> None:
+    """The days whose staged events changed, in the transaction that changed them (``staged_day_changes``)."""
+    insert_new_rows(conn, staged_day_changes, [{"event_type": event_type, "partition_date": day}
+                                               for event_type, days in changes.items() for day in sorted(days)])
 
 
 def _register(conn: Connection, batch: list[_LandingFile], options: IngestOptions) -> list[_LandingFile]:

@@ -3,19 +3,35 @@
 ``task_scores`` judges through the cache (``llm_judgements``): a re-run or backfill pays only for
 tasks whose text, judge model or rubric changed. Partitions are replaced in one transaction, and
 ranges run as one run (``BackfillPolicy.single_run``).
+
+The partition mappings state what a day's scores read: the tasks and reviews of the 90 days before
+(efficiency and cost baselines, reviewer leniency with the LLM panel's reviews of those tasks), the
+feedback that lands after the task, and for collaboration the answers sent in the days after a
+request. Feedback and reviews that arrive after a day was scored are found by ``late_feedback_sensor``.
 """
 
 import datetime as dt
 from collections.abc import Iterator
 
 import pandas as pd
-from dagster import AssetExecutionContext, BackfillPolicy, MaterializeResult, MetadataValue, asset
+from dagster import (
+    AssetDep,
+    AssetExecutionContext,
+    AssetSelection,
+    MaterializeResult,
+    MetadataValue,
+    asset,
+)
 
+from perf_pipeline.automation import rebuild_when_upstream_changes
+from perf_pipeline.daily import daily_asset
 from perf_pipeline.events.assets import partition_days
-from perf_pipeline.partitions import daily_partitions, days_between
+from perf_pipeline.jobs import REFERENCE, SCORING
+from perf_pipeline.partitions import days_between, following_days, trailing_days
 from perf_pipeline.resources import ScoringResource, WarehouseResource
 from perf_pipeline.scoring.checks import collaboration_check, collaboration_check_spec, scores_check, scores_check_spec
 from perf_pipeline.scoring.components import effective_prices, reviewer_agreement
+from perf_pipeline.scoring.config import ANSWER_LOOKAHEAD_DAYS, MAX_WINDOW_DAYS
 from perf_pipeline.scoring.judge import JudgePrice
 from perf_pipeline.scoring.judging import judge_tasks
 from perf_pipeline.scoring.store import (
@@ -35,10 +51,11 @@ from perf_pipeline.scoring.tasks import score_tasks
 from perf_pipeline.warehouse.db import frame_to_records, replace_partition
 from perf_pipeline.warehouse.schema import collaboration_scores, panel_reviews, task_scores
 
-GROUP = "scoring"
+# Most feedback lands within a month of its task; any later is found by the late feedback sensor.
+FEEDBACK_LOOKAHEAD_DAYS = 30
 
 
-@asset(name="price_table", group_name=GROUP, description=(
+@asset(name="price_table", group_name=REFERENCE, description=(
     "Model prices (USD per million tokens) effective from a date, seeded from sql/seeds/price_table.sql; "
     "rows you add with source='user' are kept. Costs tasks without cost_usd, and the judge's calls."))
 def price_table_asset(warehouse: WarehouseResource) -> MaterializeResult:
@@ -50,15 +67,18 @@ def price_table_asset(warehouse: WarehouseResource) -> MaterializeResult:
                                        "preview": MetadataValue.md(preview)})
 
 
-@asset(name="task_scores", group_name=GROUP, partitions_def=daily_partitions,
-       backfill_policy=BackfillPolicy.single_run(),
-       deps=["task_events", "feedback_events", "peer_evaluations", "price_table"],
-       check_specs=[scores_check_spec()],
-       description=(
-           "One row per task of the day: efficiency, cost, LLM-judged quality, peer review (leniency-corrected, "
-           "with the LLM panel's reviews), user feedback and code review, and the configured quality and overall "
-           "composites with the weights used. Writes the judge cache llm_judgements, llm_judge_calls and "
-           "panel_reviews."))
+@daily_asset(name="task_scores", group_name=SCORING,
+             deps=[AssetDep("task_events", partition_mapping=trailing_days(MAX_WINDOW_DAYS)),
+                   AssetDep("peer_evaluations", partition_mapping=trailing_days(MAX_WINDOW_DAYS)),
+                   AssetDep("feedback_events", partition_mapping=following_days(FEEDBACK_LOOKAHEAD_DAYS)),
+                   "price_table"],
+             automation_condition=rebuild_when_upstream_changes(ignore=AssetSelection.assets("feedback_events")),
+             check_specs=[scores_check_spec()],
+             description=(
+                 "One row per task of the day: efficiency, cost, LLM-judged quality, peer review (leniency-corrected, "
+                 "with the LLM panel's reviews), user feedback and code review, and the configured quality and overall "
+                 "composites with the weights used. Writes the judge cache llm_judgements, llm_judge_calls and "
+                 "panel_reviews."))
 def task_scores_asset(context: AssetExecutionContext, warehouse: WarehouseResource,
                       scoring: ScoringResource) -> Iterator:
     first, last = partition_days(context)
@@ -145,12 +165,13 @@ def _score_metadata(first: dt.date, last: dt.date, scores: pd.DataFrame, judged,
     return {k: v for k, v in metadata.items() if v is not None}
 
 
-@asset(name="collaboration_scores", group_name=GROUP, partitions_def=daily_partitions,
-       backfill_policy=BackfillPolicy.single_run(), deps=["collaboration_messages", "task_scores"],
-       check_specs=[collaboration_check_spec()],
-       description=(
-           "Per agent and day: requests answered, response latency, helpfulness ratings received and peer review "
-           "of the agent's tasks, combined into collaboration_score (separate from quality)."))
+@daily_asset(name="collaboration_scores", group_name=SCORING,
+             deps=[AssetDep("collaboration_messages", partition_mapping=following_days(ANSWER_LOOKAHEAD_DAYS)),
+                   "task_scores"],
+             check_specs=[collaboration_check_spec()],
+             description=(
+                 "Per agent and day: requests answered, response latency, helpfulness ratings received and peer review "
+                 "of the agent's tasks, combined into collaboration_score (separate from quality)."))
 def collaboration_scores_asset(context: AssetExecutionContext, warehouse: WarehouseResource,
                                scoring: ScoringResource) -> Iterator:
     first, last = partition_days(context)

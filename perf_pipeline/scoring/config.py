@@ -13,7 +13,8 @@ import yaml
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 CONFIG_ENV = "PERF_SCORING_CONFIG"
-MAX_WINDOW_DAYS = 90  # the aggregate assets' partition mappings reach this far back
+MAX_WINDOW_DAYS = 90  # the daily assets' partition mappings reach this far back
+ANSWER_LOOKAHEAD_DAYS = 2  # collaboration_scores of a day depend on the messages of the days after it
 Fraction = Field(ge=0.0, le=1.0)
 
 
@@ -44,7 +45,7 @@ class Strategies(_Strict):
 
 
 class Baseline(_Strict):
-    baseline_days: int = Field(30, ge=1)
+    baseline_days: int = Field(30, ge=1, le=MAX_WINDOW_DAYS)
     min_baseline_tasks: int = Field(5, ge=1)
 
 
@@ -57,12 +58,12 @@ class OverallConfig(_Strict):
 
 
 class PeerReviewConfig(_Strict):
-    leniency_days: int = Field(90, ge=1)
+    leniency_days: int = Field(90, ge=1, le=MAX_WINDOW_DAYS)
     prior_reviews: float = Field(5, ge=0)
 
 
 class CollaborationConfig(_Strict):
-    answer_window_hours: float = Field(24, gt=0)
+    answer_window_hours: float = Field(24, gt=0, le=24 * ANSWER_LOOKAHEAD_DAYS)
     latency_half_life_s: float = Field(300, gt=0)
     weights: _weights("answer_rate", "latency", "helpfulness", "peer")
 

@@ -79,7 +79,7 @@ def read_baseline_history(conn: Connection, first: dt.date, last: dt.date, days:
     columns = ["task_id", "partition_date", "task_type", "provider", "model", "total_tokens", "completion_time_s",
                "input_tokens", "output_tokens", "cost_usd"]
     return read_frame(conn, sa.select(*[TASKS.c[c] for c in columns]).where(
-        TASKS.c.partition_date.between(first - dt.timedelta(days=days - 1), last)))
+        TASKS.c.partition_date.between(first - dt.timedelta(days=days - 1), last)).order_by(TASKS.c.task_id))
 
 
 def read_feedback(conn: Connection, first: dt.date, last: dt.date) -> pd.DataFrame:
@@ -87,17 +87,19 @@ def read_feedback(conn: Connection, first: dt.date, last: dt.date) -> pd.DataFra
     return read_frame(conn, sa.select(FEEDBACK.c.feedback_id, FEEDBACK.c.task_id, FEEDBACK.c.user_rating,
                                       FEEDBACK.c.feedback_type, FEEDBACK.c.created_at)
                       .join(TASKS, TASKS.c.task_id == FEEDBACK.c.task_id)
-                      .where(TASKS.c.partition_date.between(first, last)))
+                      .where(TASKS.c.partition_date.between(first, last)).order_by(FEEDBACK.c.feedback_id))
 
 
 def read_reviews(conn: Connection, first: dt.date, last: dt.date) -> pd.DataFrame:
     """Ingested peer evaluations and panel reviews of the tasks of [first, last], with the task's day
-    and ``known_on``: the day a review became known (its created_at; a panel review's task day)."""
+    and ``known_on``: the day a review became known (its created_at; a panel review's task day).
+    In id order, as every read here: float sums then add up the same whatever order the rows were
+    ingested in, so a late file leaves the scores a clean run would give."""
     ingested = (sa.select(*[PEER.c[c] for c in REVIEW_COLUMNS], TASKS.c.partition_date, PEER.c.created_at)
                 .join(TASKS, TASKS.c.task_id == PEER.c.task_id)
-                .where(TASKS.c.partition_date.between(first, last)))
+                .where(TASKS.c.partition_date.between(first, last)).order_by(PEER.c.evaluation_id))
     panel = sa.select(*[panel_reviews.c[c] for c in REVIEW_COLUMNS], panel_reviews.c.partition_date).where(
-        panel_reviews.c.partition_date.between(first, last))
+        panel_reviews.c.partition_date.between(first, last)).order_by(panel_reviews.c.evaluation_id)
     ingested_frame = read_frame(conn, ingested)
     ingested_frame["known_on"] = ingested_frame["created_at"].dt.date
     panel_frame = read_frame(conn, panel)
@@ -185,10 +187,10 @@ def read_messages(conn: Connection, first: dt.date, last: dt.date, answer_window
     until = last + dt.timedelta(days=1 + answer_window.days + (1 if answer_window.seconds else 0))
     columns = ["message_id", "from_agent_id", "to_agent_id", "sent_at", "kind", "in_reply_to", "helpfulness"]
     return read_frame(conn, sa.select(*[MESSAGES.c[c] for c in columns]).where(
-        MESSAGES.c.partition_date.between(first, until)))
+        MESSAGES.c.partition_date.between(first, until)).order_by(MESSAGES.c.message_id))
 
 
 def read_task_peer_scores(conn: Connection, first: dt.date, last: dt.date) -> pd.DataFrame:
     return read_frame(conn, sa.select(task_scores.c.agent_id, task_scores.c.partition_date,
                                       task_scores.c.peer_score)
-                      .where(task_scores.c.partition_date.between(first, last)))
+                      .where(task_scores.c.partition_date.between(first, last)).order_by(task_scores.c.task_id))

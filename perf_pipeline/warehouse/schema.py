@@ -108,6 +108,16 @@ staged_events = sa.Table(
     comment="Every validated, de-duplicated event, whatever its day; the daily event tables are cut from it.",
 )
 
+staged_day_changes = sa.Table(
+    "staged_day_changes",
+    metadata,
+    sa.Column("event_type", sa.String(32), primary_key=True),
+    sa.Column("partition_date", sa.Date(), primary_key=True),
+    comment=("Days whose staged events changed and are not yet reported to Dagster: written in the ingest's "
+             "transaction, removed once the run has recorded those days as updated (an outbox: a crash "
+             "between the two reports them on the next ingest run)."),
+)
+
 quarantined_events = sa.Table(
     "quarantined_events",
     metadata,
@@ -552,7 +562,7 @@ EVENT_TABLES: dict[str, sa.Table] = {
 
 # DDL files in sql/ddl, one per table group, in creation order.
 DDL_GROUPS: dict[str, list[sa.Table]] = {
-    "010_ingest.sql": [ingested_files, staged_events, quarantined_events],
+    "010_ingest.sql": [ingested_files, staged_events, staged_day_changes, quarantined_events],
     "020_reference.sql": [objective_templates],
     "030_events.sql": [task_events, task_steps, feedback_events, peer_evaluations, collaboration_messages],
     "040_scoring.sql": [price_table, task_scores, llm_judgements, llm_judge_calls, panel_reviews,

@@ -10,7 +10,7 @@ from dagster import materialize
 
 from perf_pipeline.aggregates.assets import AGGREGATE_ASSETS
 from perf_pipeline.aggregates.checks import leaderboard_check, rollups_check, windows_check
-from perf_pipeline.orchestrate import RANGE_END_TAG, RANGE_START_TAG
+from perf_pipeline.launcher import RANGE_END_TAG, RANGE_START_TAG
 from perf_pipeline.warehouse.db import warehouse_engine
 from perf_pipeline.warehouse.schema import DDL_GROUPS, metadata
 from perf_pipeline_tests.events_factory import task, write_jsonl

@@ -11,7 +11,7 @@ from dagster import materialize
 from perf_pipeline.events.assets import DAILY_EVENT_ASSETS, objective_templates_asset
 from perf_pipeline.ingest.assets import ingest_landing_files
 from perf_pipeline.ingest.checks import ingest_conservation
-from perf_pipeline.orchestrate import RANGE_END_TAG, RANGE_START_TAG
+from perf_pipeline.launcher import RANGE_END_TAG, RANGE_START_TAG
 from perf_pipeline.resources import LandingZoneResource, WarehouseResource
 from perf_pipeline.warehouse.db import warehouse_engine
 from perf_pipeline.warehouse.schema import EVENT_TABLES, objective_templates, task_steps
@@ -121,10 +121,11 @@ def test_a_late_conflicting_copy_removes_the_task_when_its_day_is_rebuilt(wareho
     build(warehouse_url, landing, first=DAYS[0], last=DAYS[-1])
     write_jsonl(landing / "late.jsonl", [task("t-3", completed_at="2026-03-02T10:00:00Z", status="failed")])
     result = ingest(warehouse_url, landing)
-    affected = next(m for m in result.get_asset_materialization_events()
-                    if m.asset_key.to_user_string() == "ingested_files")
-    metadata = affected.materialization.metadata
-    assert metadata["affected_partitions"].value == {"task": ["2026-03-02"]}
+    changed = {m.materialization.partition: m.materialization.metadata
+               for m in result.get_asset_materialization_events() if m.asset_key.to_user_string() == "staged_events"}
+    assert list(changed) == ["2026-03-02"]  # the day the conflict removed a task from
+    assert changed["2026-03-02"]["changed_event_types"].value == "task"
+    assert changed["2026-03-02"]["task_events"].value == 1  # t-3's copies conflict: neither is staged
     build(warehouse_url, landing, day="2026-03-02")
     assert "t-3" not in [r[0] for r in table_rows(warehouse_url, EVENT_TABLES["task"])]
 

@@ -11,7 +11,7 @@ from dagster import DagsterInstance, build_sensor_context, materialize
 
 from perf_pipeline.events.assets import DAILY_EVENT_ASSETS, objective_templates_asset
 from perf_pipeline.ingest.assets import ingest_landing_files
-from perf_pipeline.orchestrate import RANGE_END_TAG, RANGE_START_TAG
+from perf_pipeline.launcher import RANGE_END_TAG, RANGE_START_TAG
 from perf_pipeline.resources import LandingZoneResource, ScoringResource, WarehouseResource
 from perf_pipeline.scoring import judge as judge_module
 from perf_pipeline.scoring.assets import SCORING_ASSETS, price_table_asset

@@ -37,6 +37,12 @@ CREATE INDEX IF NOT EXISTS ix_staged_events_file_id ON staged_events (file_id);
 
 CREATE INDEX IF NOT EXISTS ix_staged_events_type_partition ON staged_events (event_type, partition_date);
 
+CREATE TABLE IF NOT EXISTS staged_day_changes (
+	event_type VARCHAR(32) NOT NULL,
+	partition_date DATE NOT NULL,
+	PRIMARY KEY (event_type, partition_date)
+);
+
 CREATE TABLE IF NOT EXISTS quarantined_events (
 	quarantine_id SERIAL NOT NULL,
 	source_file TEXT NOT NULL,

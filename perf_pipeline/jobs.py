@@ -1,0 +1,34 @@
+"""The project's named jobs, by asset group. The CLI, the sensors and the schedule launch these, so
+every run in the Dagster UI says what it was for.
+
+Defined by selection (group names), not by importing the assets, so that sensors and schedules of any
+domain can target them without depending on the other domains.
+"""
+
+from __future__ import annotations
+
+from dagster import AssetSelection, define_asset_job
+
+# Groups in the order the data flows; every asset of the last three is daily partitioned.
+INGEST, REFERENCE, EVENTS, SCORING, AGGREGATES = "ingest", "reference", "events", "scoring", "aggregates"
+DAILY_GROUPS = (EVENTS, SCORING, AGGREGATES)
+
+ingest_job = define_asset_job(
+    "ingest_job",
+    selection=AssetSelection.groups(INGEST, REFERENCE),
+    description=("Ingest new landing files into staging and quarantine, record the days whose events changed, "
+                 "and refresh the objective templates and prices. Launched by the landing sensor."))
+
+daily_job = define_asset_job(
+    "daily_job",
+    selection=AssetSelection.groups(*DAILY_GROUPS),
+    description=("Every daily asset for a day (or, as one run, a range of days): event tables, scores, rollups, "
+                 "windows, trends, baselines and rankings. Launched by the daily schedule, by perf-pipeline run "
+                 "and by backfills."))
+
+scoring_job = define_asset_job(
+    "scoring_job", selection=AssetSelection.groups(SCORING),
+    description=("Score the tasks of a day (or range) and the agents' collaboration; judged tasks come from the "
+                 "cache. Launched by the late feedback sensor."))
+
+JOBS = [ingest_job, daily_job, scoring_job]
