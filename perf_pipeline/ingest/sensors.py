@@ -50,8 +50,9 @@ def build_landing_sensor(minimum_interval_seconds: int) -> SensorDefinition:
         new = {path: sha for path, sha in seen.hashes.items() if sha not in done}
         cursor = json.dumps(seen.memo, sort_keys=True)
         if not new:
-            return SensorResult(skip_reason=f"no new files in {folder} ({len(seen.hashes)} ingested already)",
-                                cursor=cursor)
+            unreadable = f"; {len(seen.unreadable)} unreadable, tried again next tick" if seen.unreadable else ""
+            return SensorResult(cursor=cursor, skip_reason=(
+                f"no new files in {folder} ({len(seen.hashes)} ingested already{unreadable})"))
         context.log.info(f"{len(new)} new file(s) in {folder}: " + ", ".join(sorted(new)[:5])
                          + (" ..." if len(new) > 5 else ""))
         return SensorResult(run_requests=[RunRequest(run_key=f"landing:{batch_key(new.values())}", tags={
