@@ -32,8 +32,11 @@ def rebuild_when_upstream_changes(ignore: AssetSelection | None = None) -> Autom
     return condition.with_label("rebuild when an upstream partition changes")
 
 
-automation_sensor = AutomationConditionSensorDefinition(
-    "daily_assets_automation", target=AssetSelection.all(), default_status=DefaultSensorStatus.RUNNING,
-    minimum_interval_seconds=30, description=(
-        "Evaluates every daily asset's automation condition: partitions whose upstream partitions changed "
-        "are requested, as one backfill per evaluation."))
+def build_automation_sensor(minimum_interval_seconds: int) -> AutomationConditionSensorDefinition:
+    """The sensor that evaluates the conditions, running from the start (no click in the UI needed),
+    every ``minimum_interval_seconds`` (``PERF_SENSOR_SECONDS``)."""
+    return AutomationConditionSensorDefinition(
+        "daily_assets_automation", target=AssetSelection.all(), default_status=DefaultSensorStatus.RUNNING,
+        minimum_interval_seconds=minimum_interval_seconds, description=(
+            "Evaluates every daily asset's automation condition: partitions whose upstream partitions changed "
+            "are requested, as one backfill per evaluation."))

@@ -1,18 +1,38 @@
-"""How every daily asset is declared: daily partitions, a backfill of a range as one run, the
-warehouse concurrency pool, and the automation condition that rebuilds a day when a day it depends
-on changed. One place, so no daily asset can miss one of them."""
+"""How every daily asset is declared and reports: daily partitions, a backfill of a range as one run,
+the warehouse concurrency pool, the automation condition that rebuilds a day when a day it depends
+on changed, and figures per day. One place, so no daily asset can miss one of them.
+
+Figures per day: Dagster attaches a run's ``MaterializeResult`` metadata to every partition of a
+ranged run, so a range's totals would show as each day's in the UI's plots. Each day's own figures
+are therefore recorded as one ``AssetObservation`` per partition (``record_days``), and in a run of
+several days the result's figures are renamed ``range_<name>`` (``range_metadata``).
+"""
 
 from __future__ import annotations
 
+import datetime as dt
+from collections.abc import Callable, Mapping
 from typing import Any
 
-from dagster import AssetSpec, AutomationCondition, BackfillPolicy, asset, multi_asset
+import pandas as pd
+from dagster import (
+    AssetExecutionContext,
+    AssetKey,
+    AssetObservation,
+    AssetSpec,
+    AutomationCondition,
+    BackfillPolicy,
+    asset,
+    multi_asset,
+)
 
 from perf_pipeline.automation import rebuild_when_upstream_changes
-from perf_pipeline.partitions import daily_partitions
+from perf_pipeline.partitions import daily_partitions, days_between
 from perf_pipeline.resources import WAREHOUSE_POOL
 
 DAILY = {"partitions_def": daily_partitions, "backfill_policy": BackfillPolicy.single_run(), "pool": WAREHOUSE_POOL}
+# Metadata that describes the run rather than adding up over its days keeps its name in a range.
+RUN_KEYS = {"partition_range", "judge", "top_agents", "preview"}
 
 
 def daily_asset(*, automation_condition: AutomationCondition | None = None, **kwargs: Any):
@@ -26,3 +46,40 @@ def daily_multi_asset(*, specs: list[AssetSpec], **kwargs: Any):
     specs = [spec if spec.automation_condition else spec.replace_attributes(
         automation_condition=rebuild_when_upstream_changes()) for spec in specs]
     return multi_asset(**DAILY, specs=specs, **kwargs)
+
+
+def partition_days(context: AssetExecutionContext) -> tuple[dt.date, dt.date]:
+    """The first and last UTC day of the partition range this run materializes."""
+    window = context.partition_time_window
+    return window.start.date(), (window.end - dt.timedelta(days=1)).date()
+
+
+def rows_of_day(_day: dt.date, rows: pd.DataFrame) -> dict[str, Any]:
+    return {"rows": len(rows)}
+
+
+def record_days(context: AssetExecutionContext, asset_key: str, frame: pd.DataFrame, date_column: str,
+                figures: Callable[[dt.date, pd.DataFrame], Mapping[str, Any]] = rows_of_day) -> None:
+    """One observation per day of the run's range, with ``figures(day, rows)`` of that day's rows of
+    ``frame`` (a day without rows is recorded too: its figures are those of an empty frame)."""
+    first, last = partition_days(context)
+    by_day = dict(tuple(frame.groupby(date_column, sort=False))) if not frame.empty else {}
+    for day in days_between(first, last):
+        rows = by_day.get(day, frame.iloc[0:0])
+        context.log_event(AssetObservation(asset_key=AssetKey(asset_key), partition=day.isoformat(), metadata={
+            key: value for key, value in figures(day, rows).items() if value is not None}))
+
+
+def range_metadata(context: AssetExecutionContext, metadata: Mapping[str, Any]) -> dict[str, Any]:
+    """``metadata`` of a run's result: as is for one day; over several days, each figure named
+    ``range_<name>``, so that no day shows the range's totals as its own."""
+    first, last = partition_days(context)
+    if first == last:
+        return dict(metadata)
+    return {key if key in RUN_KEYS else f"range_{key}": value for key, value in metadata.items()}
+
+
+def mean(values: pd.Series) -> float | None:
+    """The mean rounded for display, or None (left out of the metadata) without values."""
+    value = values.mean() if len(values) else None
+    return None if value is None or pd.isna(value) else round(float(value), 4)

@@ -15,7 +15,7 @@ from dagster import Definitions, EnvVar, definitions
 
 from perf_pipeline import settings
 from perf_pipeline.aggregates.assets import AGGREGATE_ASSETS
-from perf_pipeline.automation import automation_sensor
+from perf_pipeline.automation import build_automation_sensor
 from perf_pipeline.events.assets import DAILY_EVENT_ASSETS, objective_templates_asset
 from perf_pipeline.ingest.assets import ingest_landing_files, staged_events
 from perf_pipeline.ingest.checks import ingest_conservation
@@ -55,7 +55,8 @@ def build_definitions() -> Definitions:
         assets=ASSETS,
         asset_checks=[ingest_conservation],
         jobs=JOBS,
-        sensors=[build_landing_sensor(settings.landing_sensor_seconds()), late_feedback_sensor, automation_sensor],
+        sensors=[build_landing_sensor(settings.sensor_seconds()), late_feedback_sensor,
+                 build_automation_sensor(settings.sensor_seconds())],
         schedules=[build_daily_schedule(settings.daily_schedule_time())],
         resources=build_resources(),
     )

@@ -10,7 +10,7 @@ Read lazily (never at import of this module) so that a test or the CLI can set t
 | ``PERF_LANDING_DIR``      | ``$PERF_HOME/landing``               |
 | ``PERF_DEFAULT_TIMEZONE`` | unset: timestamps without a UTC offset are quarantined |
 | ``PERF_PARTITION_START``  | ``2026-01-01``: the first daily partition |
-| ``PERF_LANDING_SENSOR_SECONDS`` | ``30``: how often the landing sensor looks for new files |
+| ``PERF_SENSOR_SECONDS``   | ``30``: how often the landing sensor looks for new files and the automation sensor for changed days |
 | ``PERF_DAILY_SCHEDULE_TIME`` | ``02:00``: when (UTC) the daily schedule builds the previous day |
 
 The last three shape the Dagster definitions (partitions, sensor, schedule): they are read when the
@@ -65,11 +65,11 @@ def partition_start() -> dt.date:
         raise SettingError(f"PERF_PARTITION_START={text!r} is not a date like 2026-01-31") from None
 
 
-def landing_sensor_seconds() -> int:
-    """Seconds between two looks of the landing sensor at the landing folder."""
-    text = os.environ.get("PERF_LANDING_SENSOR_SECONDS") or "30"
+def sensor_seconds() -> int:
+    """Seconds between two ticks of the landing sensor and of the automation sensor."""
+    text = os.environ.get("PERF_SENSOR_SECONDS") or "30"
     if not text.isdigit() or not 5 <= int(text) <= 86_400:
-        raise SettingError(f"PERF_LANDING_SENSOR_SECONDS={text!r} must be a whole number of seconds from 5 to 86400")
+        raise SettingError(f"PERF_SENSOR_SECONDS={text!r} must be a whole number of seconds from 5 to 86400")
     return int(text)
 
 

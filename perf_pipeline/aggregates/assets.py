@@ -44,8 +44,7 @@ from perf_pipeline.aggregates.store import (
 from perf_pipeline.aggregates.summaries import PROJECT_SUMS, node_performance, node_rollups, project_summaries
 from perf_pipeline.aggregates.trends import TheilSenTrendStrategy, daily_metric_values
 from perf_pipeline.aggregates.windows import RollingWindowStrategy
-from perf_pipeline.daily import daily_asset, daily_multi_asset
-from perf_pipeline.events.assets import partition_days
+from perf_pipeline.daily import daily_asset, daily_multi_asset, partition_days, range_metadata, record_days
 from perf_pipeline.jobs import AGGREGATES
 from perf_pipeline.partitions import days_between, trailing_days
 from perf_pipeline.resources import ScoringResource, WarehouseResource
@@ -85,9 +84,12 @@ def _history(asset_key: str = "daily_rollups", days: int = MAX_WINDOW_DAYS) -> A
     return AssetDep(asset_key, partition_mapping=trailing_days(days))
 
 
-def _write(conn: Connection, table: Table, first: dt.date, last: dt.date, frame: pd.DataFrame) -> int:
-    """Replace the rows of [first, last] (by as_of_date, or date) of ``table`` with ``frame``'s."""
+def _write(context: AssetExecutionContext, conn: Connection, table: Table, first: dt.date, last: dt.date,
+           frame: pd.DataFrame) -> int:
+    """Replace the rows of [first, last] (by as_of_date, or date) of ``table`` (the asset of the same
+    name) with ``frame``'s, and record each day's row count."""
     date_column = "as_of_date" if "as_of_date" in table.c else "date"
+    record_days(context, table.name, frame if not frame.empty else pd.DataFrame(columns=[date_column]), date_column)
     return replace_partition(conn, table, first, last, frame_to_records(frame), date_column=date_column)
 
 
@@ -100,11 +102,11 @@ def daily_rollups_asset(context: AssetExecutionContext, warehouse: WarehouseReso
     first, last = partition_days(context)
     with warehouse.engine().begin() as conn:
         rollups = compute_rollups(read_scored_tasks(conn, first, last), read_collaboration(conn, first, last))
-        rows = _write(conn, daily_rollups, first, last, rollups)
+        rows = _write(context, conn, daily_rollups, first, last, rollups)
         check = rollups_check(conn, first, last)
-    yield MaterializeResult(metadata={
+    yield MaterializeResult(metadata=range_metadata(context, {
         "partition_range": f"{first}..{last}", "rows": rows,
-        **{f"entities_{kind}": int(n) for kind, n in rollups.groupby("entity_type").size().items()}})
+        **{f"entities_{kind}": int(n) for kind, n in rollups.groupby("entity_type").size().items()}}))
     yield check
 
 
@@ -115,8 +117,8 @@ def daily_rollups_asset(context: AssetExecutionContext, warehouse: WarehouseReso
 def daily_metrics_asset(context: AssetExecutionContext, warehouse: WarehouseResource) -> MaterializeResult:
     first, last = partition_days(context)
     with warehouse.engine().begin() as conn:
-        rows = _write(conn, daily_metrics, first, last, daily_metric_values(read_rollups(conn, first, last)))
-    return MaterializeResult(metadata={"partition_range": f"{first}..{last}", "rows": rows})
+        rows = _write(context, conn, daily_metrics, first, last, daily_metric_values(read_rollups(conn, first, last)))
+    return MaterializeResult(metadata=range_metadata(context, {"partition_range": f"{first}..{last}", "rows": rows}))
 
 
 @daily_asset(name="window_stats", group_name=AGGREGATES,
@@ -130,13 +132,13 @@ def window_stats_asset(context: AssetExecutionContext, warehouse: WarehouseResou
     with warehouse.engine().begin() as conn:
         rollups = read_rollups(conn, first - HISTORY, last)
         stats = RollingWindowStrategy(config.windows, config.min_points).compute(rollups, days_between(first, last))
-        rows = _write(conn, window_stats, first, last, stats)
+        rows = _write(context, conn, window_stats, first, last, stats)
         check = windows_check(conn, first, last, config.min_points)
     ok = stats[stats["status"] == "ok"] if not stats.empty else stats
-    yield MaterializeResult(metadata={
+    yield MaterializeResult(metadata=range_metadata(context, {
         "partition_range": f"{first}..{last}", "rows": rows, "rows_ok": len(ok),
         "rows_insufficient_data": rows - len(ok), "rollup_days_read": int(rollups["date"].nunique())
-        if not rollups.empty else 0})
+        if not rollups.empty else 0}))
     yield check
 
 
@@ -154,10 +156,10 @@ def trends_asset(context: AssetExecutionContext, warehouse: WarehouseResource,
     with warehouse.engine().begin() as conn:
         daily = read_days(conn, daily_metrics, "date", first - HISTORY, last)
         result = strategy.compute(daily, days_between(first, last))
-        rows = _write(conn, trends, first, last, result)
+        rows = _write(context, conn, trends, first, last, result)
     directions = result["direction"].value_counts().to_dict() if not result.empty else {}
-    return MaterializeResult(metadata={"partition_range": f"{first}..{last}", "rows": rows,
-                                       **{f"direction_{k}": int(v) for k, v in directions.items()}})
+    return MaterializeResult(metadata=range_metadata(context, {"partition_range": f"{first}..{last}", "rows": rows,
+                                       **{f"direction_{k}": int(v) for k, v in directions.items()}}))
 
 
 @daily_multi_asset(
@@ -179,14 +181,14 @@ def baselines_and_anomalies(context: AssetExecutionContext, warehouse: Warehouse
                                    baseline_days=config.baseline_days, min_baseline_days=config.min_baseline_days,
                                    threshold=config.anomaly_threshold)
         flagged = result[result["is_anomaly"]] if not result.empty else result
-        _write(conn, baselines, first, last, result)
-        _write(conn, anomalies, first, last, flagged)
-    yield MaterializeResult(asset_key="baselines", metadata={
+        _write(context, conn, baselines, first, last, result)
+        _write(context, conn, anomalies, first, last, flagged)
+    yield MaterializeResult(asset_key="baselines", metadata=range_metadata(context, {
         "partition_range": f"{first}..{last}", "rows": len(result),
-        "rows_with_baseline": int(result["baseline_median"].notna().sum()) if not result.empty else 0})
-    yield MaterializeResult(asset_key="anomalies", metadata={
+        "rows_with_baseline": int(result["baseline_median"].notna().sum()) if not result.empty else 0}))
+    yield MaterializeResult(asset_key="anomalies", metadata=range_metadata(context, {
         "partition_range": f"{first}..{last}", "anomalies": len(flagged),
-        "worse": int((flagged["direction"] == "worse").sum()) if not flagged.empty else 0})
+        "worse": int((flagged["direction"] == "worse").sum()) if not flagged.empty else 0}))
 
 
 def _counts(frame, column: str) -> dict[str, int]:
@@ -206,10 +208,10 @@ def leaderboard_asset(context: AssetExecutionContext, warehouse: WarehouseResour
         departments = read_rollups(conn, first - HISTORY, last, entity_types=["department_agent"],
                                    columns=["department", "agent_id", "n_tasks"])
         board = rank_agents(stats, departments)
-        rows = _write(conn, leaderboard, first, last, board)
+        rows = _write(context, conn, leaderboard, first, last, board)
         check = leaderboard_check(conn, first, last)
-    yield MaterializeResult(metadata={"partition_range": f"{first}..{last}", "rows": rows,
-                                      **_counts(board, "status")})
+    yield MaterializeResult(metadata=range_metadata(context, {"partition_range": f"{first}..{last}", "rows": rows,
+                                      **_counts(board, "status")}))
     yield check
 
 
@@ -225,9 +227,9 @@ def most_improved_agents_asset(context: AssetExecutionContext, warehouse: Wareho
         agent_trends = read_days(conn, trends, "as_of_date", first, last, entity_type="agent",
                                  metric="avg_overall_score")
         best = most_improved(agent_trends, days_between(first, last), sorted(config.windows))
-        rows = _write(conn, most_improved_agents, first, last, best)
-    return MaterializeResult(metadata={"partition_range": f"{first}..{last}", "rows": rows,
-                                       "days_with_a_most_improved_agent": int(best["agent_id"].notna().sum())})
+        rows = _write(context, conn, most_improved_agents, first, last, best)
+    return MaterializeResult(metadata=range_metadata(context, {"partition_range": f"{first}..{last}", "rows": rows,
+                                       "days_with_a_most_improved_agent": int(best["agent_id"].notna().sum())}))
 
 
 @daily_asset(name="provider_rankings", group_name=AGGREGATES,
@@ -242,9 +244,9 @@ def provider_rankings_asset(context: AssetExecutionContext, warehouse: Warehouse
         models = read_rollups(conn, first - dt.timedelta(days=config.window_days - 1), last,
                               entity_types=["model_task_type"])
         ranked = provider_rankings(models, days_between(first, last), **config.model_dump())
-        rows = _write(conn, provider_rankings_table, first, last, ranked)
-    return MaterializeResult(metadata={"partition_range": f"{first}..{last}", "rows": rows,
-                                       **_counts(ranked, "status")})
+        rows = _write(context, conn, provider_rankings_table, first, last, ranked)
+    return MaterializeResult(metadata=range_metadata(context, {"partition_range": f"{first}..{last}", "rows": rows,
+                                       **_counts(ranked, "status")}))
 
 
 @daily_asset(name="prompt_version_comparisons", group_name=AGGREGATES,
@@ -258,9 +260,9 @@ def prompt_version_comparisons_asset(context: AssetExecutionContext, warehouse: 
     with warehouse.engine().begin() as conn:
         scores = read_task_quality(conn, first - dt.timedelta(days=config.window_days - 1), last)
         compared = compare_prompt_versions(scores, days_between(first, last), **config.model_dump())
-        rows = _write(conn, prompt_version_comparisons, first, last, compared)
-    return MaterializeResult(metadata={"partition_range": f"{first}..{last}", "rows": rows,
-                                       **_counts(compared, "verdict")})
+        rows = _write(context, conn, prompt_version_comparisons, first, last, compared)
+    return MaterializeResult(metadata=range_metadata(context, {"partition_range": f"{first}..{last}", "rows": rows,
+                                       **_counts(compared, "verdict")}))
 
 
 @daily_multi_asset(
@@ -281,12 +283,12 @@ def project_summaries_and_agents(context: AssetExecutionContext, warehouse: Ware
                                  metric="avg_overall_score")
         summaries, per_agent = project_summaries(rollups, read_project_spans(conn, first, last), agent_trends,
                                                  days_between(first, last), sorted(config.windows), config.min_points)
-        _write(conn, project_summaries_table, first, last, summaries)
-        _write(conn, project_agent_stats, first, last, per_agent)
-    yield MaterializeResult(asset_key="project_summaries", metadata={
-        "partition_range": f"{first}..{last}", "rows": len(summaries)})
-    yield MaterializeResult(asset_key="project_agent_stats", metadata={
-        "partition_range": f"{first}..{last}", "rows": len(per_agent), **_counts(per_agent, "status")})
+        _write(context, conn, project_summaries_table, first, last, summaries)
+        _write(context, conn, project_agent_stats, first, last, per_agent)
+    yield MaterializeResult(asset_key="project_summaries", metadata=range_metadata(context, {
+        "partition_range": f"{first}..{last}", "rows": len(summaries)}))
+    yield MaterializeResult(asset_key="project_agent_stats", metadata=range_metadata(context, {
+        "partition_range": f"{first}..{last}", "rows": len(per_agent), **_counts(per_agent, "status")}))
 
 
 @daily_asset(name="node_rollups", group_name=AGGREGATES,
@@ -296,8 +298,8 @@ def node_rollups_asset(context: AssetExecutionContext, warehouse: WarehouseResou
     first, last = partition_days(context)
     with warehouse.engine().begin() as conn:
         rollups = node_rollups(read_days(conn, task_steps, "partition_date", first, last))
-        rows = _write(conn, node_rollups_table, first, last, rollups)
-    return MaterializeResult(metadata={"partition_range": f"{first}..{last}", "rows": rows})
+        rows = _write(context, conn, node_rollups_table, first, last, rollups)
+    return MaterializeResult(metadata=range_metadata(context, {"partition_range": f"{first}..{last}", "rows": rows}))
 
 
 @daily_asset(name="node_performance", group_name=AGGREGATES,
@@ -311,9 +313,9 @@ def node_performance_asset(context: AssetExecutionContext, warehouse: WarehouseR
     with warehouse.engine().begin() as conn:
         rollups = read_days(conn, node_rollups_table, "date", first - HISTORY, last)
         performance = node_performance(rollups, days_between(first, last), sorted(config.windows), config.min_points)
-        rows = _write(conn, node_performance_table, first, last, performance)
-    return MaterializeResult(metadata={"partition_range": f"{first}..{last}", "rows": rows,
-                                       **_counts(performance, "status")})
+        rows = _write(context, conn, node_performance_table, first, last, performance)
+    return MaterializeResult(metadata=range_metadata(context, {"partition_range": f"{first}..{last}", "rows": rows,
+                                       **_counts(performance, "status")}))
 
 
 AGGREGATE_ASSETS = [daily_rollups_asset, daily_metrics_asset, window_stats_asset, trends_asset, baselines_and_anomalies,

@@ -11,6 +11,7 @@ import datetime as dt
 import warnings
 from collections.abc import Iterator
 
+import pandas as pd
 from dagster import (
     AssetExecutionContext,
     AssetKey,
@@ -21,7 +22,7 @@ from dagster import (
     asset,
 )
 
-from perf_pipeline.daily import daily_asset, daily_multi_asset
+from perf_pipeline.daily import daily_asset, daily_multi_asset, mean, partition_days, range_metadata, record_days
 from perf_pipeline.events.checks import matches_staging, matches_staging_spec
 from perf_pipeline.events.classify import load_templates, seed_templates
 from perf_pipeline.events.transform import event_rows, read_staged, task_rows
@@ -34,12 +35,6 @@ from perf_pipeline.warehouse.schema import EVENT_TABLES, task_steps
 warnings.filterwarnings("ignore", message="Parameter `backfill_policy`", category=BetaWarning)
 
 STAGED = AssetKey("staged_events")
-
-
-def partition_days(context: AssetExecutionContext) -> tuple[dt.date, dt.date]:
-    """The first and last UTC day of the partition range this run materializes."""
-    window = context.partition_time_window
-    return window.start.date(), (window.end - dt.timedelta(days=1)).date()
 
 
 @asset(name="objective_templates", group_name=REFERENCE, description=(
@@ -78,14 +73,22 @@ def task_tables(context: AssetExecutionContext, warehouse: WarehouseResource) ->
     classified = sum(1 for t in tasks if t["task_type_source"] == "template")
     uncategorized = sum(1 for t in tasks if t["task_type_source"] == "default")
     context.log.info(f"{first}..{last}: {len(tasks)} tasks, {len(steps)} steps")
-    yield MaterializeResult(asset_key="task_events", metadata={
-        "partition_range": f"{first}..{last}", "rows": len(tasks),
-        "tasks_classified_by_template": classified, "tasks_uncategorized": uncategorized,
-        "success_rate": round(sum(t["status"] == "success" for t in tasks) / len(tasks), 4) if tasks else 0.0,
-        "unknown_token_rows": sum(t["total_tokens"] is None for t in tasks)})
-    yield MaterializeResult(asset_key="task_steps", metadata={"partition_range": f"{first}..{last}",
-                                                              "rows": len(steps)})
+    task_frame = pd.DataFrame(tasks, columns=["partition_date", "status", "cost_usd", "total_tokens"])
+    record_days(context, "task_events", task_frame, "partition_date", task_day_figures)
+    record_days(context, "task_steps", pd.DataFrame(steps, columns=["partition_date"]), "partition_date")
+    yield MaterializeResult(asset_key="task_events", metadata=range_metadata(context, {
+        "partition_range": f"{first}..{last}", "tasks_classified_by_template": classified,
+        "tasks_uncategorized": uncategorized, **task_day_figures(first, task_frame)}))
+    yield MaterializeResult(asset_key="task_steps", metadata=range_metadata(context, {
+        "partition_range": f"{first}..{last}", "rows": len(steps)}))
     yield check
+
+
+def task_day_figures(_day: dt.date, tasks: pd.DataFrame) -> dict[str, object]:
+    """Tasks, success rate, known cost and rows without token counts of a day's (or range's) tasks."""
+    return {"rows": len(tasks), "success_rate": mean(tasks["status"] == "success"),
+            "total_cost_usd": round(float(tasks["cost_usd"].sum()), 6),
+            "unknown_token_rows": int(tasks["total_tokens"].isna().sum())}
 
 
 def daily_event_asset(event_type: str, description: str):
@@ -100,7 +103,9 @@ def daily_event_asset(event_type: str, description: str):
             rows = event_rows(event_type, read_staged(conn, event_type, first, last))
             replace_partition(conn, table, first, last, rows)
             check = matches_staging(conn, event_type, first, last)
-        yield MaterializeResult(metadata={"partition_range": f"{first}..{last}", "rows": len(rows)})
+        record_days(context, table.name, pd.DataFrame(rows, columns=["partition_date"]), "partition_date")
+        yield MaterializeResult(metadata=range_metadata(context, {"partition_range": f"{first}..{last}",
+                                                                  "rows": len(rows)}))
         yield check
 
     return _daily_events

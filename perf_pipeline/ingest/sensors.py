@@ -30,7 +30,7 @@ TRIGGER_TAG = "perf_pipeline/trigger"
 
 
 def build_landing_sensor(minimum_interval_seconds: int) -> SensorDefinition:
-    """The landing sensor, looking every ``minimum_interval_seconds`` (``PERF_LANDING_SENSOR_SECONDS``)."""
+    """The landing sensor, looking every ``minimum_interval_seconds`` (``PERF_SENSOR_SECONDS``)."""
 
     @sensor(name="landing_sensor", job=ingest_job, minimum_interval_seconds=minimum_interval_seconds,
             default_status=DefaultSensorStatus.RUNNING, description=(

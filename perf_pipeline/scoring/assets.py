@@ -24,8 +24,7 @@ from dagster import (
 )
 
 from perf_pipeline.automation import rebuild_when_upstream_changes
-from perf_pipeline.daily import daily_asset
-from perf_pipeline.events.assets import partition_days
+from perf_pipeline.daily import daily_asset, mean, partition_days, range_metadata, record_days
 from perf_pipeline.jobs import REFERENCE, SCORING
 from perf_pipeline.partitions import days_between, following_days, trailing_days
 from perf_pipeline.resources import ScoringResource, WarehouseResource
@@ -35,6 +34,7 @@ from perf_pipeline.scoring.config import ANSWER_LOOKAHEAD_DAYS, MAX_WINDOW_DAYS
 from perf_pipeline.scoring.judge import JudgePrice
 from perf_pipeline.scoring.judging import judge_tasks
 from perf_pipeline.scoring.store import (
+    judge_cost_by_day,
     orphan_counts,
     read_baseline_history,
     read_feedback,
@@ -104,10 +104,28 @@ def task_scores_asset(context: AssetExecutionContext, warehouse: WarehouseResour
         replace_partition(conn, task_scores, first, last, score_rows(scores) if not scores.empty else [])
         check = scores_check(conn, first, last)
         orphans = orphan_counts(conn)
+        judge_cost = judge_cost_by_day(conn, context.run.run_id, first, last)
     context.log.info(f"{first}..{last}: scored {len(scores)} tasks; judge {dict(judged.statuses)}; "
                      f"{judged.calls} judge calls, ${judged.cost_usd:.4f}")
-    yield MaterializeResult(metadata=_score_metadata(first, last, scores, judged, in_range, orphans, client))
+    if scores.empty:
+        scores = pd.DataFrame(columns=["partition_date", "agent_id", *SCORE_FIGURES])
+    record_days(context, "task_scores", scores, "partition_date",
+                lambda day, rows: {**score_day_figures(rows), "judge_cost_usd": round(judge_cost.get(day, 0.0), 6)})
+    yield MaterializeResult(metadata=range_metadata(context, _score_metadata(
+        first, last, scores, judged, in_range, orphans, client)))
     yield check
+
+
+SCORE_FIGURES = ["quality_score", "overall_score", "efficiency_score", "cost_usd", "cost_source"]
+
+
+def score_day_figures(scores: pd.DataFrame) -> dict[str, object]:
+    """A day's scored tasks: how many, their mean scores, their cost and how many have no known cost."""
+    return {"rows": len(scores), "mean_quality_score": mean(scores["quality_score"]),
+            "mean_overall_score": mean(scores["overall_score"]),
+            "mean_efficiency_score": mean(scores["efficiency_score"]),
+            "total_cost_usd": round(float(scores["cost_usd"].sum()), 6),
+            "cost_unknown_tasks": int((scores["cost_source"] == "unknown").sum())}
 
 
 def judge_price(prices: pd.DataFrame, model: str, input_usd: float | None,
@@ -127,15 +145,11 @@ def judge_price(prices: pd.DataFrame, model: str, input_usd: float | None,
 
 def _score_metadata(first: dt.date, last: dt.date, scores: pd.DataFrame, judged, reviews: pd.DataFrame,
                     orphans: dict[str, int], client: object) -> dict:
-    def mean(column: str) -> float | None:
-        value = scores[column].mean() if not scores.empty else None
-        return None if value is None or pd.isna(value) else round(float(value), 4)
-
     agreement = reviewer_agreement(reviews)
     statuses = dict(judged.statuses)
     metadata = {
         "partition_range": f"{first}..{last}",
-        "rows": len(scores),
+        **score_day_figures(scores),
         "judge": "skipped: OPENAI_API_KEY is not set" if client is None else "on",
         **{f"judge_{status}": count for status, count in sorted(statuses.items())},
         "judge_calls": judged.calls,
@@ -146,13 +160,8 @@ def _score_metadata(first: dt.date, last: dt.date, scores: pd.DataFrame, judged,
         "secrets_redacted": judged.redactions,
         "panel_reviews": len(judged.panel),
         "panel_reviews_new": judged.panel_reviews_new,
-        "mean_quality_score": mean("quality_score"),
-        "mean_overall_score": mean("overall_score"),
-        "mean_efficiency_score": mean("efficiency_score"),
-        "tasks_without_quality": int(scores["quality_score"].isna().sum()) if not scores.empty else 0,
-        "cost_unknown_tasks": int((scores["cost_source"] == "unknown").sum()) if not scores.empty else 0,
-        "cost_from_price_table": int((scores["cost_source"] == "price_table").sum()) if not scores.empty else 0,
-        "total_cost_usd": round(float(scores["cost_usd"].sum()), 4) if not scores.empty else 0.0,
+        "tasks_without_quality": int(scores["quality_score"].isna().sum()),
+        "cost_from_price_table": int((scores["cost_source"] == "price_table").sum()),
         "reviewer_agreement_alpha": agreement["krippendorff_alpha"],
         "reviewer_mean_abs_difference": agreement["mean_abs_difference"],
         "tasks_with_several_reviews": agreement["tasks_with_several_reviews"],
@@ -185,11 +194,14 @@ def collaboration_scores_asset(context: AssetExecutionContext, warehouse: Wareho
         replace_partition(conn, collaboration_scores, first, last, rows, date_column="date")
         check = collaboration_check(conn, first, last)
     scored = frame["collaboration_score"].dropna() if not frame.empty else pd.Series(dtype=float)
-    yield MaterializeResult(metadata={
+    record_days(context, "collaboration_scores", pd.DataFrame(rows, columns=["date", "collaboration_score"]), "date",
+                lambda _day, day_rows: {"rows": len(day_rows),
+                                        "mean_collaboration_score": mean(day_rows["collaboration_score"].dropna())})
+    yield MaterializeResult(metadata=range_metadata(context, {
         "partition_range": f"{first}..{last}", "rows": len(rows), "agents_scored": int(scored.size),
         "mean_collaboration_score": round(float(scored.mean()), 4) if scored.size else 0.0,
         "requests_received": int(frame["requests_received"].sum()) if rows else 0,
-        "requests_answered": int(frame["requests_answered"].sum()) if rows else 0})
+        "requests_answered": int(frame["requests_answered"].sum()) if rows else 0}))
     yield check
 
 

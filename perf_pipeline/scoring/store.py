@@ -173,6 +173,15 @@ def stale_score_days(conn: Connection) -> list[StaleDay]:
             for day, tasks in days.items()]
 
 
+def judge_cost_by_day(conn: Connection, run_id: str, first: dt.date, last: dt.date) -> dict[dt.date, float]:
+    """What run ``run_id`` spent on judge calls, per day of the tasks judged."""
+    query = (sa.select(TASKS.c.partition_date, sa.func.sum(llm_judge_calls.c.cost_usd))
+             .join(TASKS, TASKS.c.task_id == llm_judge_calls.c.task_id)
+             .where(llm_judge_calls.c.run_id == run_id, TASKS.c.partition_date.between(first, last))
+             .group_by(TASKS.c.partition_date))
+    return {to_python_date(day): float(cost or 0.0) for day, cost in conn.execute(query)}
+
+
 def orphan_counts(conn: Connection) -> dict[str, int]:
     """Events that name a task the warehouse does not have (yet), per event type: kept in their
     tables and listed by the view ``v_orphan_events`` (sql/views), which this counts."""

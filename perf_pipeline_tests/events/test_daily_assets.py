@@ -125,7 +125,7 @@ def test_a_late_conflicting_copy_removes_the_task_when_its_day_is_rebuilt(wareho
                for m in result.get_asset_materialization_events() if m.asset_key.to_user_string() == "staged_events"}
     assert list(changed) == ["2026-03-02"]  # the day the conflict removed a task from
     assert changed["2026-03-02"]["changed_event_types"].value == "task"
-    assert changed["2026-03-02"]["task_events"].value == 1  # t-3's copies conflict: neither is staged
+    assert changed["2026-03-02"]["task_events"].value == 0  # its only task had conflicting copies: none is kept
     build(warehouse_url, landing, day="2026-03-02")
     assert "t-3" not in [r[0] for r in table_rows(warehouse_url, EVENT_TABLES["task"])]
 

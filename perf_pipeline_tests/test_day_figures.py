@@ -1,0 +1,70 @@
+"""Per-day figures reach the Dagster UI as each day's, also when one run builds a range: one
+observation per partition with the day's own figures, and the run's totals named as a range's."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import pytest
+from dagster import AssetKey, DagsterInstance, instance_for_test
+
+from perf_pipeline.definitions import build_definitions
+from perf_pipeline.launcher import Launcher
+from perf_pipeline_tests.events_factory import task, write_jsonl
+
+DAYS = [dt.date(2026, 3, 1) + dt.timedelta(days=k) for k in range(3)]
+
+
+def day_tasks(landing: Path) -> None:
+    """1, 2 and 3 tasks on three days, all successful but one on the last day."""
+    events = []
+    for k, day in enumerate(DAYS):
+        events += [task(f"t-{k}-{n}", completed_at=f"{day}T1{n}:00:00Z", status="failed" if (k, n) == (2, 0)
+                        else "success", cost_usd=0.01 * (k + 1)) for n in range(k + 1)]
+    write_jsonl(landing / "three.jsonl", events)
+
+
+def observations(instance: DagsterInstance, key: str) -> dict[str, dict]:
+    """The latest observation's metadata of each partition of ``key``."""
+    records = instance.fetch_observations(AssetKey(key), limit=1000).records
+    latest: dict[str, dict] = {}
+    for record in sorted(records, key=lambda r: r.storage_id):
+        observation = record.asset_observation
+        latest[observation.partition] = {name: value.value for name, value in observation.metadata.items()}
+    return latest
+
+
+@pytest.mark.slow
+def test_a_range_run_records_each_days_own_figures(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    landing = tmp_path / "landing"
+    landing.mkdir()
+    day_tasks(landing)
+    monkeypatch.setenv("PERF_WAREHOUSE_URL", f"sqlite:///{tmp_path / 'warehouse.db'}")
+    monkeypatch.setenv("PERF_LANDING_DIR", str(landing))
+    defs = build_definitions()
+    with instance_for_test() as instance:
+        launcher = Launcher(defs, instance, echo=lambda _: None)
+        launcher._tick("landing_sensor")
+        launcher._execute("daily_job", None, DAYS[0].isoformat(), DAYS[-1].isoformat(), {})  # one run, 3 days
+        tasks = observations(instance, "task_events")
+        assert {day: figures["rows"] for day, figures in tasks.items()} == {
+            "2026-03-01": 1, "2026-03-02": 2, "2026-03-03": 3}
+        assert [tasks[day.isoformat()]["success_rate"] for day in DAYS] == [1.0, 1.0, round(2 / 3, 4)]
+        assert [tasks[day.isoformat()]["total_cost_usd"] for day in DAYS] == [0.01, 0.04, 0.09]
+        scores = observations(instance, "task_scores")
+        assert [scores[day.isoformat()]["rows"] for day in DAYS] == [1, 2, 3]
+        assert all(scores[day.isoformat()]["judge_cost_usd"] == 0.0 for day in DAYS)
+        graph = defs.resolve_asset_graph()
+        for key in graph.materializable_asset_keys:
+            if graph.get(key).partitions_def is not None:
+                assert set(observations(instance, key.to_user_string())) == {d.isoformat() for d in DAYS}, key
+        event = instance.get_latest_materialization_event(AssetKey("task_events"))
+        metadata = event.asset_materialization.metadata
+        assert "rows" not in metadata and metadata["range_rows"].value == 6  # the range's total, named so
+        assert metadata["partition_range"].value == "2026-03-01..2026-03-03"
+        per_day = instance.get_materialized_partitions(AssetKey("task_events"))
+        assert per_day == {day.isoformat() for day in DAYS}
+        staged_days = instance.fetch_materializations(AssetKey("staged_events"), limit=10).records
+        assert {r.asset_materialization.partition: r.asset_materialization.metadata["task_events"].value
+                for r in staged_days} == {"2026-03-01": 1, "2026-03-02": 2, "2026-03-03": 3}
