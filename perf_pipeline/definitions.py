@@ -11,14 +11,15 @@ from __future__ import annotations
 
 import os
 
-from dagster import Definitions, EnvVar, definitions
+from dagster import DefaultSensorStatus, Definitions, EnvVar, build_sensor_for_freshness_checks, definitions
 
 from perf_pipeline import settings
 from perf_pipeline.aggregates.assets import AGGREGATE_ASSETS
+from perf_pipeline.aggregates.checks import build_freshness_checks
 from perf_pipeline.automation import build_automation_sensor
 from perf_pipeline.events.assets import DAILY_EVENT_ASSETS, objective_templates_asset
 from perf_pipeline.ingest.assets import ingest_landing_files, staged_events
-from perf_pipeline.ingest.checks import ingest_conservation
+from perf_pipeline.ingest.checks import ingest_conservation, quarantine_share
 from perf_pipeline.ingest.sensors import build_landing_sensor
 from perf_pipeline.jobs import JOBS
 from perf_pipeline.resources import LandingZoneResource, ScoringResource, WarehouseResource
@@ -51,13 +52,17 @@ def build_resources() -> dict[str, object]:
 
 
 def build_definitions() -> Definitions:
+    schedule_time = settings.daily_schedule_time()
+    freshness = build_freshness_checks(schedule_time)
     return Definitions(
         assets=ASSETS,
-        asset_checks=[ingest_conservation],
+        asset_checks=[ingest_conservation, quarantine_share, *freshness],
         jobs=JOBS,
         sensors=[build_landing_sensor(settings.sensor_seconds()), late_feedback_sensor,
-                 build_automation_sensor(settings.sensor_seconds())],
-        schedules=[build_daily_schedule(settings.daily_schedule_time())],
+                 build_automation_sensor(settings.sensor_seconds()),
+                 build_sensor_for_freshness_checks(freshness_checks=freshness, name="freshness_checks_sensor",
+                                                   default_status=DefaultSensorStatus.RUNNING)],
+        schedules=[build_daily_schedule(schedule_time)],
         resources=build_resources(),
     )
 

@@ -10,7 +10,7 @@ Read lazily (never at import of this module) so that a test or the CLI can set t
 | ``PERF_LANDING_DIR``      | ``$PERF_HOME/landing``               |
 | ``PERF_DEFAULT_TIMEZONE`` | unset: timestamps without a UTC offset are quarantined |
 | ``PERF_PARTITION_START``  | ``2026-01-01``: the first daily partition |
-| ``PERF_SENSOR_SECONDS``   | ``30``: how often the landing sensor looks for new files and the automation sensor for changed days |
+| ``PERF_SENSOR_SECONDS``   | ``30``: seconds between ticks of the landing and automation sensors |
 | ``PERF_DAILY_SCHEDULE_TIME`` | ``02:00``: when (UTC) the daily schedule builds the previous day |
 
 The last three shape the Dagster definitions (partitions, sensor, schedule): they are read when the

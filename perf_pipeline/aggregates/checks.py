@@ -1,15 +1,25 @@
 """Checks of the aggregate assets, evaluated in the write's transaction for the same range.
 
 Blocking: a rollup that lost tasks, a window whose status disagrees with its task count, or a
-leaderboard with a hole in its ranks must not reach the reports built on them.
+leaderboard with a hole in its ranks must not reach the reports built on them. The freshness checks
+warn when the latest day is missing; their sensor evaluates them.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import warnings
+from collections.abc import Sequence
 
 import sqlalchemy as sa
-from dagster import AssetCheckResult, AssetCheckSeverity, AssetCheckSpec
+from dagster import (
+    AssetCheckResult,
+    AssetChecksDefinition,
+    AssetCheckSeverity,
+    AssetCheckSpec,
+    SupersessionWarning,
+    build_time_partition_freshness_checks,
+)
 
 from perf_pipeline.aggregates.rollups import ENTITY_TYPES
 from perf_pipeline.warehouse.schema import EVENT_TABLES, daily_rollups, leaderboard, window_stats
@@ -88,3 +98,23 @@ def leaderboard_check(conn: sa.Connection, first: dt.date, last: dt.date) -> Ass
                             passed=mismatched == bad_groups == 0, severity=AssetCheckSeverity.ERROR, metadata={
                                 "rank_disagrees_with_status": mismatched, "days_with_bad_ranks": bad_groups,
                                 "partition_range": f"{first}..{last}"})
+
+
+# What stakeholders read: today's partition of each is built once the daily schedule has built
+# yesterday's (their windows hold yesterday).
+FRESH_ASSETS = ["window_stats", "trends", "leaderboard"]
+FRESHNESS_GRACE = dt.timedelta(hours=2)  # after the daily schedule's tick
+warnings.filterwarnings("ignore", message="Function `build_(time_partition_freshness_checks|sensor_for_freshness"
+                        "_checks)` is superseded", category=SupersessionWarning)
+
+
+def build_freshness_checks(schedule_time: dt.time) -> Sequence[AssetChecksDefinition]:
+    """Dagster's freshness checks: warn when the latest daily partition of the windows, trends or
+    leaderboard is missing two hours after the daily schedule's tick.
+
+    Dagster 1.13 prefers ``FreshnessPolicy``, but that judges an asset by its latest update of any
+    partition: a backfill of old days would pass it. These checks ask for the latest partition."""
+    deadline = (dt.datetime.combine(dt.date.min, schedule_time) + FRESHNESS_GRACE).time()
+    return build_time_partition_freshness_checks(assets=FRESH_ASSETS, deadline_cron=f"{deadline.minute} "
+                                                 f"{deadline.hour} * * *", timezone="UTC",
+                                                 severity=AssetCheckSeverity.WARN)

@@ -1,4 +1,5 @@
-"""Checks on the ingest: conservation, recomputed from the tables rather than trusted from counters."""
+"""Checks on the ingest: conservation, recomputed from the tables rather than trusted from counters, and
+the share of lines quarantined."""
 
 
 import sqlalchemy as sa
@@ -38,3 +39,24 @@ def ingest_conservation(warehouse: WarehouseResource) -> AssetCheckResult:
     return AssetCheckResult(passed=not violations, severity=AssetCheckSeverity.ERROR, metadata={
         "files_checked": files, "files_violating": len(violations),
         **({"violations": MetadataValue.md(table)} if violations else {})})
+
+
+MAX_QUARANTINE_SHARE = 0.05  # of the lines of the latest ingest run
+
+
+@asset_check(asset="quarantined_events", description=(
+    f"Warns when more than {MAX_QUARANTINE_SHARE:.0%} of the lines of the latest ingest run were quarantined: a "
+    "producer probably changed its log format. Nothing is lost (the lines and their reasons are in "
+    "quarantined_events); the check says someone should look."))
+def quarantine_share(warehouse: WarehouseResource) -> AssetCheckResult:
+    with warehouse.engine().connect() as conn:
+        latest_run = conn.execute(sa.select(ingested_files.c.run_id).where(ingested_files.c.status == "ingested")
+                                  .order_by(ingested_files.c.file_id.desc()).limit(1)).scalar()
+        lines, quarantined = conn.execute(sa.select(
+            sa.func.coalesce(sa.func.sum(ingested_files.c.lines_read), 0),
+            sa.func.coalesce(sa.func.sum(ingested_files.c.quarantined), 0)).where(
+            ingested_files.c.status == "ingested", ingested_files.c.run_id == latest_run)).one()
+    share = quarantined / lines if lines else 0.0
+    return AssetCheckResult(passed=share <= MAX_QUARANTINE_SHARE, severity=AssetCheckSeverity.WARN, metadata={
+        "share": round(share, 4), "limit": MAX_QUARANTINE_SHARE, "lines": int(lines),
+        "quarantined": int(quarantined), "run_id": latest_run or "none"})

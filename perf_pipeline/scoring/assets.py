@@ -28,7 +28,15 @@ from perf_pipeline.daily import daily_asset, mean, partition_days, range_metadat
 from perf_pipeline.jobs import REFERENCE, SCORING
 from perf_pipeline.partitions import days_between, following_days, trailing_days
 from perf_pipeline.resources import ScoringResource, WarehouseResource
-from perf_pipeline.scoring.checks import collaboration_check, collaboration_check_spec, scores_check, scores_check_spec
+from perf_pipeline.scoring.checks import (
+    collaboration_check,
+    collaboration_check_spec,
+    judge_and_cost_checks,
+    judge_failures_check_spec,
+    scores_check,
+    scores_check_spec,
+    unknown_cost_check_spec,
+)
 from perf_pipeline.scoring.components import effective_prices, reviewer_agreement
 from perf_pipeline.scoring.config import ANSWER_LOOKAHEAD_DAYS, MAX_WINDOW_DAYS
 from perf_pipeline.scoring.judge import JudgePrice
@@ -73,7 +81,7 @@ def price_table_asset(warehouse: WarehouseResource) -> MaterializeResult:
                    AssetDep("feedback_events", partition_mapping=following_days(FEEDBACK_LOOKAHEAD_DAYS)),
                    "price_table"],
              automation_condition=rebuild_when_upstream_changes(ignore=AssetSelection.assets("feedback_events")),
-             check_specs=[scores_check_spec()],
+             check_specs=[scores_check_spec(), judge_failures_check_spec(), unknown_cost_check_spec()],
              description=(
                  "One row per task of the day: efficiency, cost, LLM-judged quality, peer review (leniency-corrected, "
                  "with the LLM panel's reviews), user feedback and code review, and the configured quality and overall "
@@ -103,6 +111,7 @@ def task_scores_asset(context: AssetExecutionContext, warehouse: WarehouseResour
                               judged.judged, config) if not tasks.empty else pd.DataFrame())
         replace_partition(conn, task_scores, first, last, score_rows(scores) if not scores.empty else [])
         check = scores_check(conn, first, last)
+        warnings = judge_and_cost_checks(conn, first, last)
         orphans = orphan_counts(conn)
         judge_cost = judge_cost_by_day(conn, context.run.run_id, first, last)
     context.log.info(f"{first}..{last}: scored {len(scores)} tasks; judge {dict(judged.statuses)}; "
@@ -114,6 +123,7 @@ def task_scores_asset(context: AssetExecutionContext, warehouse: WarehouseResour
     yield MaterializeResult(metadata=range_metadata(context, _score_metadata(
         first, last, scores, judged, in_range, orphans, client)))
     yield check
+    yield from warnings
 
 
 SCORE_FIGURES = ["quality_score", "overall_score", "efficiency_score", "cost_usd", "cost_source"]

@@ -69,3 +69,46 @@ def collaboration_check(conn: sa.Connection, first: dt.date, last: dt.date) -> A
                             metadata={"rows": conn.execute(count).scalar_one(), "scores_outside_0_1": out_of_range,
                                       "answered_more_than_received": over_answered,
                                       "partition_range": f"{first}..{last}"})
+
+
+JUDGE_FAILURES_CHECK = "judge_failure_rate"
+UNKNOWN_COST_CHECK = "unknown_cost_share"
+# Warnings, not blocks: a flaky judge or a missing price lowers what the scores can say, but the
+# scores that exist are still right. Above these shares, someone should look.
+MAX_JUDGE_FAILURE_RATE = 0.10  # of the tasks sent to the judge in the range
+MAX_UNKNOWN_COST_SHARE = 0.20  # of the range's tasks
+
+
+def judge_failures_check_spec() -> AssetCheckSpec:
+    return AssetCheckSpec(JUDGE_FAILURES_CHECK, asset="task_scores", description=(
+        f"Warns when more than {MAX_JUDGE_FAILURE_RATE:.0%} of the tasks sent to the LLM judge in the range failed "
+        "(after the client's retries): the quality scores then rest on fewer judgements."))
+
+
+def unknown_cost_check_spec() -> AssetCheckSpec:
+    return AssetCheckSpec(UNKNOWN_COST_CHECK, asset="task_scores", description=(
+        f"Warns when more than {MAX_UNKNOWN_COST_SHARE:.0%} of the range's tasks have no known cost (no cost_usd "
+        "and no price in price_table for their model): cost scores and provider rankings leave them out."))
+
+
+def share_check(check_name: str, part: int, whole: int, limit: float, first: dt.date, last: dt.date,
+                **metadata: object) -> AssetCheckResult:
+    """``part`` of ``whole`` at most ``limit``, as a warning on task_scores."""
+    share = part / whole if whole else 0.0
+    return AssetCheckResult(asset_key="task_scores", check_name=check_name, passed=share <= limit,
+                            severity=AssetCheckSeverity.WARN, metadata={
+                                "share": round(share, 4), "limit": limit, **metadata,
+                                "partition_range": f"{first}..{last}"})
+
+
+def judge_and_cost_checks(conn: sa.Connection, first: dt.date, last: dt.date) -> list[AssetCheckResult]:
+    in_range = task_scores.c.partition_date.between(first, last)
+    tasks, failed, sent, unknown = conn.execute(sa.select(
+        sa.func.count(),
+        sa.func.count().filter(task_scores.c.judge_status == "failed"),
+        sa.func.count().filter(task_scores.c.judge_status.in_(["scored", "failed"])),
+        sa.func.count().filter(task_scores.c.cost_source == "unknown")).where(in_range)).one()
+    return [share_check(JUDGE_FAILURES_CHECK, failed, sent, MAX_JUDGE_FAILURE_RATE, first, last,
+                        tasks_sent_to_judge=sent, judge_failures=failed),
+            share_check(UNKNOWN_COST_CHECK, unknown, tasks, MAX_UNKNOWN_COST_SHARE, first, last,
+                        tasks=tasks, tasks_with_unknown_cost=unknown)]
