@@ -111,6 +111,7 @@ def _parser() -> argparse.ArgumentParser:
     demo.set_defaults(handler=cmd_demo)
 
     ui = commands.add_parser("ui", help="open the Dagster UI (dagster dev -w workspace.yaml) on this instance")
+    ui.add_argument("--host", default="127.0.0.1", help="address to serve on (default 127.0.0.1)")
     ui.add_argument("--port", type=int, default=3000)
     ui.set_defaults(handler=cmd_ui)
 
@@ -268,13 +269,22 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return code
 
 
+# `dagster dev` warns that `dg dev` (a separate package) supersedes it; it is still Dagster's local
+# webserver-plus-daemon, and this project's documented way to run it.
+QUIET_DEV = "ignore:Function `dev_command` is superseded"
+
+
 def cmd_ui(args: argparse.Namespace) -> int:
-    ensure_dagster_home()
+    home = ensure_dagster_home()
     workspace = PROJECT_ROOT / "workspace.yaml"
     target = ["-w", str(workspace)] if workspace.exists() else ["-m", "perf_pipeline.definitions"]
     dagster = shutil.which("dagster") or str(Path(sys.executable).with_name("dagster"))
-    command = [dagster, "dev", *target, "-p", str(args.port)]
-    print(f"DAGSTER_HOME={os.environ['DAGSTER_HOME']} {' '.join(command)}")
+    command = [dagster, "dev", *target, "-h", args.host, "-p", str(args.port)]
+    print(f"DAGSTER_HOME={home} {' '.join(command)}\nopen http://{args.host}:{args.port}", flush=True)
+    # From DAGSTER_HOME: `dagster dev` warns about a dagster.yaml in its working folder that is not
+    # DAGSTER_HOME's (the project's own, copied there by ensure_dagster_home).
+    os.chdir(home)
+    os.environ["PYTHONWARNINGS"] = ",".join(filter(None, [os.environ.get("PYTHONWARNINGS"), QUIET_DEV]))
     os.execvp(command[0], command)
     return 0  # pragma: no cover - execvp does not return
 

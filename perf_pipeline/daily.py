@@ -11,6 +11,7 @@ several days the result's figures are renamed ``range_<name>`` (``range_metadata
 from __future__ import annotations
 
 import datetime as dt
+import warnings
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -22,6 +23,7 @@ from dagster import (
     AssetSpec,
     AutomationCondition,
     BackfillPolicy,
+    BetaWarning,
     asset,
     multi_asset,
 )
@@ -29,6 +31,9 @@ from dagster import (
 from perf_pipeline.automation import rebuild_when_upstream_changes
 from perf_pipeline.partitions import daily_partitions, days_between
 from perf_pipeline.resources import WAREHOUSE_POOL
+
+# BackfillPolicy is beta in Dagster 1.13; one run per backfill range is a deliberate choice here.
+warnings.filterwarnings("ignore", message="Parameter `backfill_policy`", category=BetaWarning)
 
 DAILY = {"partitions_def": daily_partitions, "backfill_policy": BackfillPolicy.single_run(), "pool": WAREHOUSE_POOL}
 # Metadata that describes the run rather than adding up over its days keeps its name in a range.

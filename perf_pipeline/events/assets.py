@@ -8,7 +8,6 @@ cut again when the ingest records that its staged events changed (``automation.p
 
 
 import datetime as dt
-import warnings
 from collections.abc import Iterator
 
 import pandas as pd
@@ -16,7 +15,6 @@ from dagster import (
     AssetExecutionContext,
     AssetKey,
     AssetSpec,
-    BetaWarning,
     MaterializeResult,
     MetadataValue,
     asset,
@@ -30,9 +28,6 @@ from perf_pipeline.jobs import EVENTS, REFERENCE
 from perf_pipeline.resources import WarehouseResource
 from perf_pipeline.warehouse.db import replace_partition
 from perf_pipeline.warehouse.schema import EVENT_TABLES, task_steps
-
-# BackfillPolicy is beta in Dagster 1.13; one run per backfill range is a deliberate choice here.
-warnings.filterwarnings("ignore", message="Parameter `backfill_policy`", category=BetaWarning)
 
 STAGED = AssetKey("staged_events")
 
