@@ -98,7 +98,7 @@ def _peak_rss_mib() -> float:
 
 class _MemorySampler:
     """The peak, while in the ``with`` block, of the memory of this process and its descendants, and the
-    CPU time its descendants (the judge workers and the forkserver that starts them) used.
+    CPU time its descendants (the screening workers and the forkserver that starts them) used.
 
     Each process counts its PSS (its private pages plus its share of shared ones, so that the
     forkserver's preloaded libraries count once); RSS where PSS is not available. A descendant's CPU

@@ -1,6 +1,6 @@
 """Type decoded records column by column, as the contract says, recording why a value fails.
 
-Types are checked here, in pandas, because a Great Expectations pandas suite can only judge
+Types are checked here, in pandas, because a Great Expectations pandas suite can only check
 values that already have a type; the rules on typed values (required, ranges, enums, order,
 uniqueness) are the suite's job (``perf_pipeline.validation.suites``). Work is vectorized per
 column: Python-level loops run only over the values that need them (mixed-type columns,

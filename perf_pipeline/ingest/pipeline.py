@@ -7,7 +7,7 @@ re-checked from the tables by an asset check: lines read = loaded + quarantined 
 
 Files are first planned (hashed, looked up in the ledger, small ones counted and gathered into
 batches), then ingested in that order. What a batch's lines are (parsed, typed, hashed, validated)
-is judged by ``perf_pipeline.ingest.judge``, in worker processes for large ingests, while this
+is screened by ``perf_pipeline.ingest.screening``, in worker processes for large ingests, while this
 process routes the verdicts of earlier batches into the warehouse.
 """
 
@@ -35,13 +35,13 @@ from perf_pipeline.ingest.verdicts import (
     ChunkEnd,
     ChunkStart,
     GroupVerdict,
-    JudgeOptions,
     Message,
     Rejected,
+    ScreenOptions,
     Unit,
     UnitEnd,
 )
-from perf_pipeline.ingest.workers import Judges, default_workers
+from perf_pipeline.ingest.workers import Screeners, default_workers
 from perf_pipeline.validation.reasons import Reason
 from perf_pipeline.warehouse.db import chunked, insert_many, insert_new_rows, to_python_date
 from perf_pipeline.warehouse.schema import ingested_files, quarantined_events, staged_day_changes, staged_events
@@ -53,7 +53,7 @@ VALIDATION_CHUNK_LINES = 200_000
 # Files up to this size are read whole and ingested with others in one transaction; larger ones
 # stream in chunks, alone in their own transaction, to bound memory.
 STREAM_BYTES = 64 * 2**20
-# Units judged ahead of the one being written, per worker (their verdicts wait on disk).
+# Units screened ahead of the one being written, per worker (their verdicts wait on disk).
 UNITS_AHEAD = 2
 STAGED_COLUMNS = ("event_type", "event_id", "partition_date", "content_hash", "payload", "source_file",
                   "line_number", "file_id")
@@ -142,7 +142,7 @@ class _Ingest:
 
     files: list[_LandingFile]
     streaming: bool
-    ticket: int = 0  # its position among the units, which is its ticket with the judges
+    ticket: int = 0  # its position among the units, which is its ticket with the screeners
 
     def unit(self) -> Unit:
         return Unit(tuple(f.path for f in self.files), tuple(f.file_format for f in self.files),
@@ -170,13 +170,14 @@ def ingest_landing(engine: Engine, landing: Path, options: IngestOptions,
     Small files are validated together and committed in one transaction per batch; a file over
     ``STREAM_BYTES`` streams alone in its own. A crash rolls back the open transaction only, and
     a re-run ingests those files again, so the warehouse ends as after one clean run. Batches
-    are judged ahead (in worker processes when there are several) and written in order.
+    are screened ahead (in worker processes when there are several) and written in order.
     """
     started = time.perf_counter()
     report = IngestReport()
     files, report.ignored = discover(landing)
     workers = default_workers()
-    with Judges(JudgeOptions(options.partition_start, options.default_timezone), workers) as judges, _gc_paused():
+    screen_options = ScreenOptions(options.partition_start, options.default_timezone)
+    with Screeners(screen_options, workers) as screeners, _gc_paused():
         plan: list[_Known | _Unreadable | _Ingest] = []
         units: list[_Ingest] = []
         for action in _plan(engine, files):
@@ -184,11 +185,11 @@ def ingest_landing(engine: Engine, landing: Path, options: IngestOptions,
             if isinstance(action, _Ingest):
                 action.ticket = len(units)
                 units.append(action)
-                _submit_ahead(judges, units, 0, workers)
+                _submit_ahead(screeners, units, 0, workers)
         for action in plan:
             if isinstance(action, _Ingest):
-                _submit_ahead(judges, units, action.ticket, workers)
-            for result in _execute(engine, action, judges, options, report.affected):
+                _submit_ahead(screeners, units, action.ticket, workers)
+            for result in _execute(engine, action, screeners, options, report.affected):
                 report.files.append(result)
                 if progress:
                     progress(len(report.files), len(files), result)
@@ -196,17 +197,17 @@ def ingest_landing(engine: Engine, landing: Path, options: IngestOptions,
     return report
 
 
-def _submit_ahead(judges: Judges, units: list[_Ingest], current: int, workers: int) -> None:
+def _submit_ahead(screeners: Screeners, units: list[_Ingest], current: int, workers: int) -> None:
     """Submit the units up to ``UNITS_AHEAD`` per worker past the one being written (``current``)."""
-    while judges.submitted < len(units) and judges.submitted <= current + UNITS_AHEAD * max(workers, 1):
-        judges.submit(units[judges.submitted].unit())
+    while screeners.submitted < len(units) and screeners.submitted <= current + UNITS_AHEAD * max(workers, 1):
+        screeners.submit(units[screeners.submitted].unit())
 
 
 @contextmanager
 def _gc_paused() -> Iterator[None]:
     """No automatic cyclic garbage collection while ingesting.
 
-    Routing and judging allocate millions of short-lived objects while many more stay alive; the
+    Routing and screening allocate millions of short-lived objects while many more stay alive; the
     collector would traverse the live ones again and again (a third of the parsing time). Reference
     counting still frees everything acyclic; one collection runs at the end.
     """
@@ -296,7 +297,7 @@ def _ingested_file_id(engine: Engine, sha: str) -> int | None:
     return done.file_id if done else None
 
 
-def _execute(engine: Engine, action: _Known | _Unreadable | _Ingest, judges: Judges, options: IngestOptions,
+def _execute(engine: Engine, action: _Known | _Unreadable | _Ingest, screeners: Screeners, options: IngestOptions,
              affected: dict[str, set[dt.date]]) -> list[FileResult]:
     if isinstance(action, _Known):
         file_id = action.file_id if action.file_id is not None else _ingested_file_id(engine, action.sha256)
@@ -304,8 +305,8 @@ def _execute(engine: Engine, action: _Known | _Unreadable | _Ingest, judges: Jud
     if isinstance(action, _Unreadable):
         return [_record_failure(engine, action.landing_file, action.error, options)]
     if action.streaming:
-        return [_ingest_streaming(engine, action, judges, options, affected)]
-    return _ingest_batch(engine, action, judges, options, affected)
+        return [_ingest_streaming(engine, action, screeners, options, affected)]
+    return _ingest_batch(engine, action, screeners, options, affected)
 
 
 def _record_failure(engine: Engine, landing_file: _LandingFile, error: str, options: IngestOptions) -> FileResult:
@@ -322,13 +323,13 @@ def _now() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
 
-def _ingest_batch(engine: Engine, action: _Ingest, judges: Judges, options: IngestOptions,
+def _ingest_batch(engine: Engine, action: _Ingest, screeners: Screeners, options: IngestOptions,
                   affected: dict[str, set[dt.date]]) -> list[FileResult]:
     """Small files, validated together and committed in one transaction."""
     started = time.perf_counter()
     with engine.begin() as conn:
         router = _Router(conn, _register(conn, action.files, options), options)
-        router.route(judges.messages(action.ticket))
+        router.route(screeners.messages(action.ticket))
         results = _finish(conn, action.files, router)
         _record_changes(conn, router.changes)
     for event_type, dates in router.changes.items():
@@ -340,7 +341,7 @@ def _ingest_batch(engine: Engine, action: _Ingest, judges: Judges, options: Inge
     return results
 
 
-def _ingest_streaming(engine: Engine, action: _Ingest, judges: Judges, options: IngestOptions,
+def _ingest_streaming(engine: Engine, action: _Ingest, screeners: Screeners, options: IngestOptions,
                       affected: dict[str, set[dt.date]]) -> FileResult:
     """A large file, chunk by chunk, in its own transaction; unreadable part-way means nothing of it lands."""
     started = time.perf_counter()
@@ -348,7 +349,7 @@ def _ingest_streaming(engine: Engine, action: _Ingest, judges: Judges, options: 
     try:
         with engine.begin() as conn:
             router = _Router(conn, _register(conn, [landing_file], options), options)
-            router.route(judges.messages(action.ticket))
+            router.route(screeners.messages(action.ticket))
             [result] = _finish(conn, [landing_file], router)
             _record_changes(conn, router.changes)
     except UnreadableFileError as exc:
@@ -429,7 +430,7 @@ class _Repeats:
     """What the warehouse makes of the ids that the uniqueness rule found on several rows of a group.
 
     Identical copies of an event in the warehouse are skipped before the uniqueness rule applies, as
-    they are when alone; the judge could not know them. So the copies of those ids that are identical
+    they are when alone; the screening could not know them. So the copies of those ids that are identical
     to a warehouse copy are duplicates (``identical``), and an id left with a single copy
     (``alone``) is no longer repeated within the chunk: that copy conflicts with the warehouse one.
     """
@@ -484,9 +485,9 @@ def _lookups(dialect: str) -> tuple[sa.Select, sa.Select]:
 
 
 class _Router:
-    """Route judged rows (of one or several files) into the warehouse: stage, quarantine, or skip as duplicate.
+    """Route screened rows (of one or several files) into the warehouse: stage, quarantine, or skip as duplicate.
 
-    The judges tell what a chunk shows (reasons, identical copies within it); the router adds what
+    The screeners tell what a chunk shows (reasons, identical copies within it); the router adds what
     the warehouse knows: an id already staged (the same content: a duplicate; other content: both
     copies quarantined, the staged one evicted) or already quarantined as conflicting.
     """
@@ -652,5 +653,5 @@ def _has_code(reasons: Iterable[Reason], code: str) -> bool:
 
 
 def _is_repeat(reasons: list[Reason]) -> bool:
-    """The judge's verdict of the uniqueness rule: the id is on several (valid) rows of the chunk."""
+    """The screening's verdict of the uniqueness rule: the id is on several (valid) rows of the chunk."""
     return _has_code(reasons, "conflicting_duplicate")

@@ -1,7 +1,7 @@
-"""What judging a unit of landing files tells the router: the messages, and the unit itself.
+"""What screening a unit of landing files tells the router: the messages, and the unit itself.
 
-Kept apart from ``perf_pipeline.ingest.judge`` (pandas, Great Expectations) so that the process
-that routes verdicts into the warehouse need not load what only the judges use.
+Kept apart from ``perf_pipeline.ingest.screening`` (pandas, Great Expectations) so that the process
+that routes verdicts into the warehouse need not load what only the screeners use.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from perf_pipeline.validation.reasons import Reason
 
 
 @dataclass(frozen=True)
-class JudgeOptions:
+class ScreenOptions:
     partition_start: dt.date
     default_timezone: str | None = None
 
@@ -31,7 +31,7 @@ class Rejected:
 
 @dataclass
 class GroupVerdict:
-    """Rows of one event type of a chunk, in order, judged as far as the chunk can tell.
+    """Rows of one event type of a chunk, in order, screened as far as the chunk can tell.
 
     Identical copies within the chunk are left out (counted in ``duplicates``, per file).
     ``reasons`` holds, by position, the reasons of rows that failed; ``payloads`` the canonical

@@ -1,7 +1,7 @@
-"""Worker processes that judge ingest units while the main process writes to the warehouse.
+"""Worker processes that screen ingest units while the main process writes to the warehouse.
 
 Judging a unit (parsing, typing, hashing, Great Expectations) is most of an ingest's CPU time and
-needs no warehouse, so large ingests judge their units in worker processes, ahead of the main
+needs no warehouse, so large ingests screen their units in worker processes, ahead of the main
 process, which routes the verdicts into the warehouse unit by unit. Units go to the workers in
 turn and each worker answers its units in the order received, so what the main process reads
 back does not depend on timing.
@@ -12,9 +12,9 @@ routed are on disk, not in memory. The main process submits only a few units ahe
 bounds that disk use.
 
 The ingest may run in a thread of Dagster's process, where forking is unsafe: workers come from
-a "forkserver" (or, where there is none, "spawn") context. The forkserver imports the judge
+a "forkserver" (or, where there is none, "spawn") context. The forkserver imports the screening
 (pandas, Great Expectations) once, so that each worker starts in milliseconds; the main process
-does not import it unless it judges units itself.
+does not import it unless it screens units itself.
 """
 
 from __future__ import annotations
@@ -34,20 +34,20 @@ from pathlib import Path
 from types import TracebackType
 
 from perf_pipeline.ingest.readers import UnreadableFileError
-from perf_pipeline.ingest.verdicts import JudgeOptions, Message, Unit, UnitEnd
+from perf_pipeline.ingest.verdicts import Message, ScreenOptions, Unit, UnitEnd
 from perf_pipeline.settings import usable_cpus
 
 # What workers run, imported by them (and preloaded by the forkserver), not by the main process.
-JUDGE_MODULE = "perf_pipeline.ingest.judge"
+SCREENING_MODULE = "perf_pipeline.ingest.screening"
 
 JOIN_SECONDS = 10
-# A worker judges about a third of what the one writing process can route, and holds up to ~0.8 GB
-# while judging a 200k-line chunk: more workers than this add memory, not speed.
+# A worker screens about a third of what the one writing process can route, and holds up to ~0.8 GB
+# while screening a 200k-line chunk: more workers than this add memory, not speed.
 MAX_WORKERS = 4
 
 
 @dataclass
-class _Judged:
+class _Screened:
     """The unit's messages are in ``path``, pickled one after the other."""
 
     path: Path
@@ -60,15 +60,15 @@ class _Failed:
     error: Exception
 
 
-class Judges:
-    """Judge units in up to ``workers`` worker processes, or in this process.
+class Screeners:
+    """Screen units in up to ``workers`` worker processes, or in this process.
 
     ``submit`` returns a ticket; ``messages`` of the tickets must then be read in ticket order.
     Workers start with the second unit submitted: one unit alone would wait for them to start and
-    then be judged by one of them anyway, so it is judged here when its messages are read.
+    then be screened by one of them anyway, so it is screened here when its messages are read.
     """
 
-    def __init__(self, options: JudgeOptions, workers: int) -> None:
+    def __init__(self, options: ScreenOptions, workers: int) -> None:
         self.options = options
         self.workers = workers
         self._connections: list[Connection] = []
@@ -94,9 +94,9 @@ class Judges:
         return ticket
 
     def messages(self, ticket: int) -> Iterator[Message]:
-        """The unit's messages in order, ending with ``UnitEnd``; raises what judging it raised."""
+        """The unit's messages in order, ending with ``UnitEnd``; raises what screening it raised."""
         if ticket in self._unsent:
-            yield from _judge_unit()(self._unsent.pop(ticket), self.options)
+            yield from _screen_unit()(self._unsent.pop(ticket), self.options)
             return
         answer = self._connections[ticket % self.workers].recv()
         if isinstance(answer, _Failed):
@@ -113,12 +113,12 @@ class Judges:
         methods = multiprocessing.get_all_start_methods()
         context = multiprocessing.get_context("forkserver" if "forkserver" in methods else "spawn")
         if context.get_start_method() == "forkserver":
-            context.set_forkserver_preload([JUDGE_MODULE, __name__])
-        self._folder = Path(tempfile.mkdtemp(prefix="perf-pipeline-judges-"))
+            context.set_forkserver_preload([SCREENING_MODULE, __name__])
+        self._folder = Path(tempfile.mkdtemp(prefix="perf-pipeline-screeners-"))
         for _ in range(self.workers):
             here, there = context.Pipe()
             process = context.Process(target=_serve, args=(there, self.options), daemon=True,
-                                      name="perf-pipeline-judge")
+                                      name="perf-pipeline-screener")
             process.start()
             there.close()
             self._connections.append(here)
@@ -140,7 +140,7 @@ class Judges:
             shutil.rmtree(self._folder, ignore_errors=True)
         self._connections, self._processes, self._folder = [], [], None
 
-    def __enter__(self) -> Judges:
+    def __enter__(self) -> Screeners:
         return self
 
     def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
@@ -156,32 +156,32 @@ def default_workers() -> int:
     return min(usable_cpus(), MAX_WORKERS)
 
 
-def _judge_unit() -> Callable[[Unit, JudgeOptions], Iterator[Message]]:
-    return importlib.import_module(JUDGE_MODULE).judge_unit
+def _screen_unit() -> Callable[[Unit, ScreenOptions], Iterator[Message]]:
+    return importlib.import_module(SCREENING_MODULE).screen_unit
 
 
-def _serve(connection: Connection, options: JudgeOptions) -> None:
-    """A worker's loop: judge each unit received into its file and answer, until told to stop (None).
+def _serve(connection: Connection, options: ScreenOptions) -> None:
+    """A worker's loop: screen each unit received into its file and answer, until told to stop (None).
 
     Judging allocates millions of objects that live until the unit is written; the cyclic garbage
     collector would traverse them all again and again (it costs a third of the parsing time), so
-    it is off while a unit is judged, and run once after. What the worker inherited from the
+    it is off while a unit is screened, and run once after. What the worker inherited from the
     forkserver (the preloaded libraries) is frozen out of collection: collecting would write to
     every one of those objects and so copy the memory pages it shares with the other workers.
     """
-    judge_unit = _judge_unit()
+    screen_unit = _screen_unit()
     gc.disable()
     gc.freeze()
     while (request := connection.recv()) is not None:
         unit, path = request
         try:
             with open(path, "wb") as handle:
-                for message in judge_unit(unit, options):
+                for message in screen_unit(unit, options):
                     pickle.dump(message, handle, protocol=pickle.HIGHEST_PROTOCOL)
-            connection.send(_Judged(path))
+            connection.send(_Screened(path))
         except UnreadableFileError as exc:
             connection.send(_Failed(exc))
         except Exception:  # the main process raises it, with this traceback
-            connection.send(_Failed(RuntimeError(f"judging {', '.join(map(str, unit.paths))} failed:\n"
+            connection.send(_Failed(RuntimeError(f"screening {', '.join(map(str, unit.paths))} failed:\n"
                                                  f"{traceback.format_exc()}")))
         gc.collect()

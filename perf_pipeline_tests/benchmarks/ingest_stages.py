@@ -1,13 +1,13 @@
-"""Benchmark: where a judge worker's CPU time goes, per line, stage by stage.
+"""Benchmark: where a screening worker's CPU time goes, per line, stage by stage.
 
     python -m perf_pipeline_tests.benchmarks.ingest_stages --lines 200000
 
 ``perf-pipeline benchmark`` tells how fast the whole ingest is and how its CPU time splits between
-the writing process and the judge workers; this tells what a worker spends its time on. It
+the writing process and the screening workers; this tells what a worker spends its time on. It
 generates synthetic logs (as the ingest benchmark does: 20,000 tasks a day and their feedback,
 reviews and messages), gathers files into one unit of at least ``--lines`` lines, as the ingest
-plans a batch, and judges it here, in this process, with the cyclic garbage collector off (as a
-worker runs). The stages are timed by wrapping the judge's own functions:
+plans a batch, and screens it here, in this process, with the cyclic garbage collector off (as a
+worker runs). The stages are timed by wrapping the screening module's own functions:
 
 - reading: the lines read from the files, alone;
 - parsing: reading and ``json.loads`` of every line, less reading;
@@ -38,9 +38,9 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from perf_pipeline.ingest import judge
+from perf_pipeline.ingest import screening
 from perf_pipeline.ingest.readers import ReadStats, parse_json, read_lines
-from perf_pipeline.ingest.verdicts import JudgeOptions, Unit
+from perf_pipeline.ingest.verdicts import ScreenOptions, Unit
 from perf_pipeline.partitions import PARTITION_START
 from perf_pipeline.validation import suites
 
@@ -75,7 +75,7 @@ def _timed(run: Callable[[], Iterator[Any]]) -> tuple[float, int]:
 
 
 def stage_seconds(paths: tuple[Path, ...]) -> tuple[int, dict[str, float]]:
-    """Lines read and seconds per stage for judging ``paths`` as one unit."""
+    """Lines read and seconds per stage for screening ``paths`` as one unit."""
     def read() -> Iterator[Any]:
         for path in paths:
             yield from read_lines(path, "jsonl", ReadStats())
@@ -89,10 +89,10 @@ def stage_seconds(paths: tuple[Path, ...]) -> tuple[int, dict[str, float]]:
     parsing = _timed(read_and_parse)[0] - reading
     timers = _Timers()
     for name in ("_type_chunk", "_type_group", "normalize", "content_hash", "_drop_identical_copies"):
-        timers.wrap(judge, name)
+        timers.wrap(screening, name)
     timers.wrap(suites, "run_rules")
     unit = Unit(paths, tuple("jsonl" for _ in paths), CHUNK_LINES, together=True)
-    total = _timed(lambda: judge.judge_unit(unit, JudgeOptions(partition_start=PARTITION_START)))[0]
+    total = _timed(lambda: screening.screen_unit(unit, ScreenOptions(partition_start=PARTITION_START)))[0]
     t = timers.seconds
     grouping = t["_type_group"] - t["normalize"] - t["content_hash"] - t["_drop_identical_copies"]
     return lines, {
@@ -111,7 +111,7 @@ def stage_seconds(paths: tuple[Path, ...]) -> tuple[int, dict[str, float]]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--lines", type=int, default=200_000, help="judge a unit of at least this many lines")
+    parser.add_argument("--lines", type=int, default=200_000, help="screen a unit of at least this many lines")
     parser.add_argument("--folder", type=Path, help="generate into this folder (default: a temporary one)")
     args = parser.parse_args(argv)
     folder = args.folder or Path(tempfile.mkdtemp(prefix="perf-stages-"))
@@ -130,7 +130,7 @@ def main(argv: list[str] | None = None) -> int:
             counted += sum(1 for _ in handle)
     gc.disable()
     lines, seconds = stage_seconds(tuple(paths))
-    print(f"one unit of {len(paths)} files, {lines:,} lines, judged in this process in {seconds['total']:.1f} s")
+    print(f"one unit of {len(paths)} files, {lines:,} lines, screened in this process in {seconds['total']:.1f} s")
     for stage, value in seconds.items():
         print(f"{stage:>20}: {value / lines * 1e6:5.1f} us per line")
     return 0

@@ -1,11 +1,11 @@
-"""Judge chunks of landing lines: everything routing needs that does not depend on the warehouse.
+"""Screen chunks of landing lines: everything routing needs that does not depend on the warehouse.
 
 Parsing, typing, canonical payloads and content hashes, identical copies within the chunk and
 the Great Expectations suites depend only on the chunk's lines, so they run here, in worker
 processes when the ingest is large (``perf_pipeline.ingest.workers``). The router
 (``pipeline._Router``) receives, chunk by chunk and in order, what this module found, and adds
 what only the warehouse knows: ids already staged, or already quarantined as conflicting. The
-uniqueness rule is judged here, on the chunk; since copies identical to a warehouse copy are
+uniqueness rule is screened here, on the chunk; since copies identical to a warehouse copy are
 duplicates before that rule applies, the router skips those of the ids it flagged
 (``GroupVerdict.repeated``) and keeps its verdict for the copies left.
 """
@@ -42,9 +42,9 @@ from perf_pipeline.ingest.verdicts import (
     ChunkEnd,
     ChunkStart,
     GroupVerdict,
-    JudgeOptions,
     Message,
     Rejected,
+    ScreenOptions,
     Unit,
     UnitEnd,
 )
@@ -57,8 +57,8 @@ TABULAR_FORMATS = {"csv", "parquet"}
 SLICE_ROWS = 10_000
 
 
-def judge_unit(unit: Unit, options: JudgeOptions) -> Iterator[Message]:
-    """Read and judge a unit: per chunk a ChunkStart, its group slices, a ChunkEnd; then a UnitEnd."""
+def screen_unit(unit: Unit, options: ScreenOptions) -> Iterator[Message]:
+    """Read and screen a unit: per chunk a ChunkStart, its group slices, a ChunkEnd; then a UnitEnd."""
     stats = [ReadStats() for _ in unit.paths]
     typed: list[_TypedChunk] = []
     for chunk in _chunks(unit, stats):
@@ -131,7 +131,7 @@ class _TypedChunk:
     groups: list[_TypedGroup]
 
 
-def _type_chunk(chunk: Iterator[SourceLine], unit: Unit, options: JudgeOptions) -> _TypedChunk:
+def _type_chunk(chunk: Iterator[SourceLine], unit: Unit, options: ScreenOptions) -> _TypedChunk:
     """Parse the chunk's lines, reject those that cannot be typed, group the others by event type and type them.
 
     Lines are parsed as they are read, their record's values taken and their text dropped (see
@@ -174,7 +174,7 @@ def _type_chunk(chunk: Iterator[SourceLine], unit: Unit, options: JudgeOptions) 
     return _TypedChunk(dict(lines_read), rejected, typed)
 
 
-def _judged(chunks: list[_TypedChunk], unit: Unit, options: JudgeOptions) -> Iterator[Message]:
+def _judged(chunks: list[_TypedChunk], unit: Unit, options: ScreenOptions) -> Iterator[Message]:
     """Validate the chunks' groups, then the chunks' messages (duplicates within a chunk found per chunk)."""
     by_type: dict[str, list[_TypedGroup]] = defaultdict(list)
     for group in (group for chunk in chunks for group in chunk.groups):
@@ -247,7 +247,7 @@ def _drop_identical_copies(frame: pd.DataFrame, spec: EventSpec,
 def _validate(groups: list[_TypedGroup]) -> None:
     """Run the row rules (field and cross-field, then steps) on groups of one event type, in one GX call each.
 
-    The rules judge each row on its own, so validating several groups' rows together gives each
+    The rules screen each row on its own, so validating several groups' rows together gives each
     row the reasons it would get alone; the frames are stacked with distinct ``_row`` values and
     the reasons filed back to each group's rows.
     """
@@ -311,7 +311,7 @@ def _check_partition_range(spec: EventSpec, kept: pd.DataFrame, batch: Normalize
             f"{partition_start} .. today (UTC)"])
 
 
-def _verdicts(group: _TypedGroup, unit: Unit, options: JudgeOptions) -> Iterator[GroupVerdict]:
+def _verdicts(group: _TypedGroup, unit: Unit, options: ScreenOptions) -> Iterator[GroupVerdict]:
     """The group's kept rows, in order, with what the router needs of each (after the partition and
     uniqueness checks, which belong to the chunk), in parts of ``SLICE_ROWS`` (duplicates and repeated
     ids go with the first); the payloads are read back for one part at a time."""
