@@ -29,6 +29,8 @@ from dagster import (
 from dagster._core.definitions.asset_daemon_cursor import AssetDaemonCursor
 from dagster._serdes import deserialize_value, serialize_value
 
+from perf_pipeline.partitions import contiguous
+
 RANGE_START_TAG = "dagster/asset_partition_range_start"
 RANGE_END_TAG = "dagster/asset_partition_range_end"
 RUN_KEY_TAG = "dagster/run_key"
@@ -168,14 +170,3 @@ class Launcher:
 
     def _save_cursor(self, cursor: AssetDaemonCursor) -> None:
         self.instance.run_storage.set_cursor_values({CURSOR_KEY: serialize_value(cursor)})
-
-
-def contiguous(days: Iterable[str]) -> list[tuple[str, str]]:
-    """ISO days grouped into ranges of consecutive days: [(first, last), ...] in order."""
-    ranges: list[tuple[dt.date, dt.date]] = []
-    for day in sorted(dt.date.fromisoformat(d) for d in days):
-        if ranges and day == ranges[-1][1] + dt.timedelta(days=1):
-            ranges[-1] = (ranges[-1][0], day)
-        else:
-            ranges.append((day, day))
-    return [(first.isoformat(), last.isoformat()) for first, last in ranges]

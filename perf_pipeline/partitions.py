@@ -1,5 +1,5 @@
 """The one partitions definition (a UTC day), the partition mappings that state how a day depends on
-other days, and the days of a range. Every daily asset imports them from here.
+other days, and the days of a range and the ranges of a set of days. Every daily asset imports them from here.
 
 The first partition comes from ``PERF_PARTITION_START`` (``settings``), read once when the code
 location loads: partitions are the shape of the definitions, not a value a run could change.
@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import warnings
+from collections.abc import Iterable
 
 from dagster import BetaWarning, DailyPartitionsDefinition, TimeWindowPartitionMapping
 
@@ -38,3 +39,14 @@ def following_days(days: int) -> TimeWindowPartitionMapping:
 def days_between(first: dt.date, last: dt.date) -> list[dt.date]:
     """The days of [first, last], in order: the partitions of a range run."""
     return [first + dt.timedelta(days=k) for k in range((last - first).days + 1)]
+
+
+def contiguous(days: Iterable[str]) -> list[tuple[str, str]]:
+    """ISO days grouped into ranges of consecutive days: [(first, last), ...] in order."""
+    ranges: list[tuple[dt.date, dt.date]] = []
+    for day in sorted(dt.date.fromisoformat(d) for d in days):
+        if ranges and day == ranges[-1][1] + dt.timedelta(days=1):
+            ranges[-1] = (ranges[-1][0], day)
+        else:
+            ranges.append((day, day))
+    return [(first.isoformat(), last.isoformat()) for first, last in ranges]

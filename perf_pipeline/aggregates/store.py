@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from perf_pipeline.aggregates.rollups import WINDOWED_ENTITY_TYPES
-from perf_pipeline.scoring.store import read_frame
+from perf_pipeline.warehouse.db import read_frame
 from perf_pipeline.warehouse.schema import EVENT_TABLES, collaboration_scores, daily_rollups, task_scores
 
 TASKS = EVENT_TABLES["task"]

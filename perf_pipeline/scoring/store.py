@@ -17,6 +17,7 @@ from perf_pipeline.warehouse.db import (
     frame_to_records,
     insert_new_rows,
     insert_rows,
+    read_frame,
     run_seed,
     to_python_date,
 )
@@ -44,20 +45,6 @@ class StaleDay(NamedTuple):
 CACHE_LOOKUP_IDS = 1_000  # task ids per cache query (bound parameters stay well under driver limits)
 REVIEW_COLUMNS = ["evaluation_id", "task_id", "evaluator_agent_id", "evaluated_agent_id",
                   "accuracy", "relevance", "completeness"]
-
-
-def read_frame(conn: Connection, query: sa.Select) -> pd.DataFrame:
-    """A query's rows as a frame; timestamps as UTC (SQLite hands them back naive) and dates as dates."""
-    result = conn.execute(query)
-    frame = pd.DataFrame(result.all(), columns=list(result.keys()))
-    for column in query.selected_columns:
-        if column.name not in frame.columns:
-            continue
-        if isinstance(column.type, sa.DateTime):
-            frame[column.name] = pd.to_datetime(frame[column.name], utc=True)
-        elif isinstance(column.type, sa.Date):
-            frame[column.name] = frame[column.name].map(to_python_date, na_action="ignore")
-    return frame
 
 
 def seed_prices(conn: Connection) -> pd.DataFrame:

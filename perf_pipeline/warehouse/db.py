@@ -1,4 +1,4 @@
-"""Engines, schema creation and the one way partitions are written.
+"""Engines, schema creation, reading query results as frames, and the one way partitions are written.
 
 Every write of a partitioned table goes through ``replace_partition``: delete the partition's
 rows and insert the new ones in one transaction, so a re-run (or a run after a crash) leaves the
@@ -195,3 +195,17 @@ def to_python_date(value: Any) -> dt.date:
     if isinstance(value, np.datetime64):
         return pd.Timestamp(value).date()
     return dt.date.fromisoformat(str(value)[:10])
+
+
+def read_frame(conn: Connection, query: sa.Select) -> pd.DataFrame:
+    """A query's rows as a frame; timestamps as UTC (SQLite hands them back naive) and dates as dates."""
+    result = conn.execute(query)
+    frame = pd.DataFrame(result.all(), columns=list(result.keys()))
+    for column in query.selected_columns:
+        if column.name not in frame.columns:
+            continue
+        if isinstance(column.type, sa.DateTime):
+            frame[column.name] = pd.to_datetime(frame[column.name], utc=True)
+        elif isinstance(column.type, sa.Date):
+            frame[column.name] = frame[column.name].map(to_python_date, na_action="ignore")
+    return frame
