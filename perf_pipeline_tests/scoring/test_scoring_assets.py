@@ -70,10 +70,13 @@ def score(url: str, landing: Path, first: str, last: str | None = None, **kwargs
 
 
 def metadata(result, asset: str = "task_scores") -> dict:
+    """The run's figures for ``asset``; a run over several days names them range_<name>."""
     for event in result.get_asset_materialization_events():
         materialization = event.event_specific_data.materialization
         if materialization.asset_key.to_user_string() == asset:
-            return {k: v.value for k, v in materialization.metadata.items()}
+            tags = result.dagster_run.tags
+            ranged = tags.get(RANGE_START_TAG) not in (None, tags.get(RANGE_END_TAG))
+            return {(k.removeprefix("range_") if ranged else k): v.value for k, v in materialization.metadata.items()}
     raise AssertionError(f"{asset} not materialized")
 
 
