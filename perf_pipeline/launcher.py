@@ -151,9 +151,9 @@ class Launcher:
         what = ", ".join(k.to_user_string() for k in selection) if selection else "all assets"
         days = "" if start is None else f" {start}" if start == end else f" {start}..{end}"
         if not result.success:
-            failures = [event for event in result.all_events if event.is_failure]
-            detail = "; ".join(str(e.step_failure_data.error.message).strip() if e.step_failure_data else e.message
-                               for e in failures) or "see the run in the Dagster UI"
+            detail = "; ".join(f"{event.step_key}: {str(event.step_failure_data.error.message).strip()}"
+                               for event in result.all_events if event.is_step_failure and event.step_failure_data
+                               and event.step_failure_data.error) or "see the run in the Dagster UI"
             raise PipelineRunError(f"{job_name} ({what}{days}), run {result.run_id}, failed: {detail}")
         self.launched.runs.append(f"{job_name} {what}{days}: {result.run_id}")
         self.echo(f"{job_name}{days}: {what} (run {result.run_id[:8]})")

@@ -11,8 +11,11 @@ import sqlalchemy as sa
 
 from perf_pipeline.cli import main
 from perf_pipeline.warehouse.db import warehouse_engine
+from perf_pipeline_tests.events_factory import task, write_jsonl
+from perf_pipeline_tests.fakes.openai_server import FakeOpenAIServer
 
 COMMAND = Path(sys.executable).with_name("perf-pipeline")  # the installed console script
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def perf_pipeline(*args: str, env_home: Path, **env: str) -> subprocess.CompletedProcess:
@@ -88,3 +91,54 @@ def test_demo_builds_the_warehouse_and_a_second_run_ingests_nothing(tmp_path: Pa
     again = perf_pipeline("run", env_home=home)
     assert again.returncode == 0, again.stderr
     assert "no new events" in again.stdout and "no new files (3 already ingested)" in again.stdout
+
+
+@pytest.mark.slow
+def test_run_honours_every_documented_variable(tmp_path: Path) -> None:
+    """The judge's, the configuration's, the time zone's and the first partition's variables, set for
+    the installed command: each changes what the warehouse holds as the README says."""
+    home, landing = tmp_path / "home", tmp_path / "landing"
+    landing.mkdir()
+    write_jsonl(landing / "logs.jsonl", [
+        task("t-1", completed_at="2026-03-02T10:00:00Z", output="patched the parser"),
+        task("t-naive", assigned_at="2026-03-02T09:00:00", started_at="2026-03-02T09:01:00",
+             completed_at="2026-03-02T09:30:00", output="no offset on these times"),
+        task("t-early", assigned_at="2026-02-27T09:00:00Z", started_at="2026-02-27T09:01:00Z",
+             completed_at="2026-02-27T09:30:00Z"),
+    ])
+    config = tmp_path / "scoring.yaml"
+    config.write_text("overall:\n  weights: {quality: 1.0}\n")
+    server = FakeOpenAIServer.start()
+    try:
+        done = perf_pipeline("run", env_home=home, PERF_LANDING_DIR=str(landing), PERF_PARTITION_START="2026-03-01",
+                             PERF_DEFAULT_TIMEZONE="Europe/Paris", PERF_SCORING_CONFIG=str(config),
+                             OPENAI_API_KEY="sk-test-from-the-environment", OPENAI_BASE_URL=server.url,
+                             PERF_JUDGE_MODEL="judge-from-the-environment")
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert server.requests and all(r.body["model"] == "judge-from-the-environment" for r in server.requests)
+        assert all(r.headers["authorization"] == "Bearer sk-test-from-the-environment" for r in server.requests)
+    finally:
+        server.close()
+    assert "sk-test-from-the-environment" not in done.stdout + done.stderr
+    url = f"sqlite:///{home / 'warehouse.db'}"
+    with warehouse_engine(url).connect() as conn:
+        judged = conn.execute(sa.text("select task_id, judge_model from llm_judgements order by task_id")).all()
+        weights = conn.execute(sa.text("select distinct weights_used from task_scores")).scalars().all()
+        naive = conn.execute(sa.text("select completed_at from task_events where task_id = 't-naive'")).scalar_one()
+        early = conn.execute(sa.text("select reason_codes from quarantined_events where event_id = 't-early'")
+                             ).scalar_one()
+    assert judged == [("t-1", "judge-from-the-environment"), ("t-naive", "judge-from-the-environment")]
+    assert len(weights) == 1 and "efficiency" not in str(weights[0])  # the file's overall weights
+    assert str(naive).startswith("2026-03-02 08:30:00")  # 09:30 in Paris is 08:30 UTC
+    assert "outside_partitions" in early
+
+
+def test_the_daily_schedule_time_reaches_the_code_location(tmp_path: Path) -> None:
+    """PERF_DAILY_SCHEDULE_TIME, as Dagster's own command sees the definitions."""
+    dagster = Path(sys.executable).with_name("dagster")
+    env = {"PATH": str(Path(sys.executable).parent), "DAGSTER_HOME": str(tmp_path),
+           "PERF_DAILY_SCHEDULE_TIME": "04:15", "PERF_SENSOR_SECONDS": "7"}
+    done = subprocess.run([str(dagster), "schedule", "list", "-w", str(ROOT / "workspace.yaml")], cwd=tmp_path,
+                          env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "Schedule: daily_schedule [RUNNING]" in done.stdout and "Cron Schedule: 15 4 * * *" in done.stdout
