@@ -80,15 +80,15 @@ class Launcher:
 
     def run(self, first: dt.date | None = None, last: dt.date | None = None) -> Launched:
         """Tick the sensors, rebuild [first, last] when given, then follow the automation conditions."""
-        cursor = self._load_cursor()
+        cursor = self.load_cursor()
         if cursor is None:  # a first evaluation only records where the conditions start from
             cursor = evaluate_automation_conditions(defs=self.defs, instance=self.instance).cursor
             self._save_cursor(cursor)
-        self._tick("landing_sensor")
+        self.tick("landing_sensor")
         if first is not None and last is not None:
-            self._execute(DAILY_JOB, None, first.isoformat(), last.isoformat(), {TRIGGER_TAG: "cli_range"})
+            self.execute(DAILY_JOB, None, first.isoformat(), last.isoformat(), {TRIGGER_TAG: "cli_range"})
         for _ in range(MAX_ROUNDS):
-            launched = self._tick("late_feedback_sensor")
+            launched = self.tick("late_feedback_sensor")
             result = evaluate_automation_conditions(defs=self.defs, instance=self.instance, cursor=cursor)
             requested = {key: result.get_requested_partitions(key) for key in self.graph.materializable_asset_keys}
             requested = {key: partitions for key, partitions in requested.items() if partitions}
@@ -99,7 +99,7 @@ class Launcher:
                 return self.launched
         raise PipelineRunError(f"the automation conditions still request partitions after {MAX_ROUNDS} rounds")
 
-    def _tick(self, name: str) -> int:
+    def tick(self, name: str) -> int:
         """Evaluate sensor ``name`` once and execute its run requests; returns how many."""
         sensor = self.defs.get_sensor_def(name)
         context = build_sensor_context(instance=self.instance, resources=dict(self.defs.resources),
@@ -112,7 +112,7 @@ class Launcher:
     def _execute_request(self, request: RunRequest, job_name: str) -> None:
         tags = {**request.tags, **({RUN_KEY_TAG: request.run_key} if request.run_key else {})}
         key = request.partition_key
-        self._execute(request.job_name or job_name, request.asset_selection, key, key, tags)
+        self.execute(request.job_name or job_name, request.asset_selection, key, key, tags)
 
     def _execute_requested(self, requested: dict[AssetKey, Any]) -> None:
         """Run the requested partitions in waves: each wave, the assets none of whose requested parents
@@ -130,7 +130,7 @@ class Launcher:
                 by_days.setdefault(frozenset(partitions[key]), []).append(key)
             for days, keys in by_days.items():
                 for start, end in contiguous(days):
-                    self._execute(DAILY_JOB, keys, start, end, {TRIGGER_TAG: "automation"})
+                    self.execute(DAILY_JOB, keys, start, end, {TRIGGER_TAG: "automation"})
             remaining -= set(ready)
 
     def _waits_for(self, key: AssetKey, remaining: set[AssetKey]) -> bool:
@@ -139,8 +139,10 @@ class Launcher:
         parents = set().union(*(self.graph.get(member).parent_keys for member in together))
         return bool((parents - together) & remaining)
 
-    def _execute(self, job_name: str, keys: Iterable[AssetKey] | None, start: str | None, end: str | None,
-                 tags: dict[str, str]) -> None:
+    def execute(self, job_name: str, keys: Iterable[AssetKey] | None, start: str | None, end: str | None,
+                tags: dict[str, str]) -> None:
+        """One run of ``job_name`` (of ``keys`` only, when given) for the days ``start``..``end`` (one
+        partition, or a range as a single-run backfill runs it; None for an unpartitioned job)."""
         job = self.defs.resolve_job_def(job_name)
         selection = list(keys) if keys else None
         if start is not None and start != end:
@@ -164,7 +166,8 @@ class Launcher:
             elif materialization.asset_key == AssetKey("ingested_files"):
                 self.launched.ingest = {k: v.value for k, v in materialization.metadata.items()}
 
-    def _load_cursor(self) -> AssetDaemonCursor | None:
+    def load_cursor(self) -> AssetDaemonCursor | None:
+        """Where the CLI's evaluations of the automation conditions stand (None before the first)."""
         stored = self.instance.run_storage.get_cursor_values({CURSOR_KEY}).get(CURSOR_KEY)
         return deserialize_value(stored, AssetDaemonCursor) if stored else None
 

@@ -144,14 +144,14 @@ def test_a_late_file_requests_exactly_its_dependents_and_ends_as_a_clean_run(pip
     launcher = Launcher(defs, instance, echo=lambda _: None)
     launcher.run()
     late_file(landing)
-    assert launcher._tick("landing_sensor") == 1  # the late file's ingest run
-    cursor = launcher._load_cursor()
+    assert launcher.tick("landing_sensor") == 1  # the late file's ingest run
+    cursor = launcher.load_cursor()
     requested = evaluate_automation_conditions(defs=defs, instance=instance, cursor=cursor)
     got = {key.to_user_string(): requested.get_requested_partitions(key)
            for key in defs.resolve_asset_graph().materializable_asset_keys}
     assert {name: partitions for name, partitions in got.items() if partitions} == EXPECTED
     Launcher(defs, instance, echo=lambda _: None).run()
-    again = evaluate_automation_conditions(defs=defs, instance=instance, cursor=launcher._load_cursor())
+    again = evaluate_automation_conditions(defs=defs, instance=instance, cursor=launcher.load_cursor())
     assert again.total_requested == 0
 
     clean_defs, clean_instance, clean_landing, clean_url = pipeline("clean")

@@ -45,8 +45,8 @@ def test_a_range_run_records_each_days_own_figures(tmp_path: Path, monkeypatch: 
     defs = build_definitions()
     with instance_for_test() as instance:
         launcher = Launcher(defs, instance, echo=lambda _: None)
-        launcher._tick("landing_sensor")
-        launcher._execute("daily_job", None, DAYS[0].isoformat(), DAYS[-1].isoformat(), {})  # one run, 3 days
+        launcher.tick("landing_sensor")
+        launcher.execute("daily_job", None, DAYS[0].isoformat(), DAYS[-1].isoformat(), {})  # one run, 3 days
         tasks = observations(instance, "task_events")
         assert {day: figures["rows"] for day, figures in tasks.items()} == {
             "2026-03-01": 1, "2026-03-02": 2, "2026-03-03": 3}
