@@ -13,9 +13,14 @@ from dagster import AssetSelection, define_asset_job
 INGEST, REFERENCE, EVENTS, SCORING, AGGREGATES = "ingest", "reference", "events", "scoring", "aggregates"
 DAILY_GROUPS = (EVENTS, SCORING, AGGREGATES)
 
+# Runs tagged so are queued one at a time (dagster.yaml's tag_concurrency_limits): an ingest takes
+# every new file of the landing folder, so two at once would both find the same files.
+SERIAL_TAG = {"perf_pipeline/serial": "ingest"}
+
 ingest_job = define_asset_job(
     "ingest_job",
     selection=AssetSelection.groups(INGEST, REFERENCE),
+    tags=SERIAL_TAG,
     description=("Ingest new landing files into staging and quarantine, record the days whose events changed, "
                  "and refresh the objective templates and prices. Launched by the landing sensor."))
 

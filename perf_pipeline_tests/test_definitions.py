@@ -36,6 +36,7 @@ def test_the_assets_jobs_and_checks_are_defined() -> None:
             "task_steps", "feedback_events", "peer_evaluations", "collaboration_messages", "price_table",
             "task_scores", "collaboration_scores"} <= keys
     assert {job.name for job in defs.resolve_all_job_defs()} >= {"ingest_job", "daily_job", "scoring_job"}
+    assert defs.resolve_job_def("ingest_job").run_tags["perf_pipeline/serial"] == "ingest"  # one ingest at a time
     assert {sensor.name: sensor.default_status.value for sensor in defs.sensors} == dict.fromkeys(
         ["landing_sensor", "late_feedback_sensor", "daily_assets_automation", "freshness_checks_sensor"], "RUNNING")
     assert {schedule.name: schedule.default_status.value for schedule in defs.schedules} == {

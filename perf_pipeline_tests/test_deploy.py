@@ -71,7 +71,8 @@ def test_the_production_instance_keeps_runs_in_postgres_and_queues_them(producti
     run_queue = concurrency.run_queue_config
     assert run_queue is not None
     assert run_queue.max_concurrent_runs == 4
-    assert [(limit["key"], limit["limit"]) for limit in run_queue.tag_concurrency_limits] == [("dagster/backfill", 2)]
+    assert [(limit["key"], limit.get("value"), limit["limit"]) for limit in run_queue.tag_concurrency_limits] == [
+        ("dagster/backfill", None, 2), ("perf_pipeline/serial", "ingest", 1)]
     assert concurrency.pool_config.default_pool_limit == 2
     assert production_instance.run_retries_enabled and production_instance.run_retries_max_retries == 2
     assert production_instance.run_monitoring_enabled
