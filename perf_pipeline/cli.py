@@ -218,6 +218,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     from perf_pipeline.summary import run_summary
 
     defs = build_definitions()
+    if args.start and args.start < settings.partition_start():
+        raise UserError(f"--start {args.start} is before the first partition {settings.partition_start()} "
+                        "(PERF_PARTITION_START)")
     folder = initialized(defs.resources["landing"]).folder()
     try:
         files, ignored = discover(folder)

@@ -49,6 +49,15 @@ def test_run_builds_the_warehouse_that_perf_warehouse_url_names(warehouse_url: s
     assert "no new files (3 already ingested)" in again.stdout
 
 
+def test_a_range_before_the_first_partition_is_refused(perf_home: Path, capsys: pytest.CaptureFixture,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    (perf_home / "landing").mkdir(parents=True)
+    monkeypatch.setenv("PERF_PARTITION_START", "2026-03-01")
+    assert main(["run", "--start", "2026-02-20", "--end", "2026-03-02"]) == 1
+    assert "--start 2026-02-20 is before the first partition 2026-03-01 (PERF_PARTITION_START)" in (
+        capsys.readouterr().err)
+
+
 def test_a_bad_partition_start_is_named(tmp_path: Path) -> None:
     done = perf_pipeline("run", env_home=tmp_path, PERF_PARTITION_START="last monday")
     assert done.returncode == 1
