@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterator
+from contextlib import ExitStack
 from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
-from dagster import AssetKey, DagsterInstance, evaluate_automation_conditions, instance_for_test
+from dagster import AssetKey, evaluate_automation_conditions, instance_for_test
 
 from perf_pipeline.definitions import build_definitions
 from perf_pipeline.launcher import Launcher
@@ -94,41 +95,21 @@ EXPECTED = {
 
 
 @pytest.fixture
-def pipeline(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+def pipeline(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator:
     """A warehouse, landing folder and Dagster instance per name, with definitions built from the
-    environment as the code location builds them."""
-    opened: list[DagsterInstance] = []
+    environment as the code location builds them. Instances are closed in the reverse order of
+    opening: each sets the current definitions-state storage until it closes."""
+    with ExitStack() as instances:
 
-    def make(name: str):
-        landing = tmp_path / name / "landing"
-        landing.mkdir(parents=True)
-        url = f"sqlite:///{tmp_path / name / 'warehouse.db'}"
-        monkeypatch.setenv("PERF_WAREHOUSE_URL", url)
-        monkeypatch.setenv("PERF_LANDING_DIR", str(landing))
-        defs = build_definitions()
-        instance = instance_context.enter(name)
-        opened.append(instance)
-        return defs, instance, landing, url
+        def make(name: str):
+            landing = tmp_path / name / "landing"
+            landing.mkdir(parents=True)
+            url = f"sqlite:///{tmp_path / name / 'warehouse.db'}"
+            monkeypatch.setenv("PERF_WAREHOUSE_URL", url)
+            monkeypatch.setenv("PERF_LANDING_DIR", str(landing))
+            return build_definitions(), instances.enter_context(instance_for_test()), landing, url
 
-    instance_context = _Instances()
-    yield make
-    instance_context.close()
-
-
-class _Instances:
-    """Test instances (each in a temporary folder), closed at the end."""
-
-    def __init__(self) -> None:
-        self._contexts: list[Iterator[DagsterInstance]] = []
-
-    def enter(self, name: str) -> DagsterInstance:
-        context = instance_for_test()
-        self._contexts.append(context)
-        return context.__enter__()
-
-    def close(self) -> None:
-        for context in self._contexts:
-            context.__exit__(None, None, None)
+        yield make
 
 
 def result_rows(url: str, table: sa.Table) -> list[tuple]:

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import subprocess
 import sys
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 import sqlalchemy as sa
@@ -108,18 +110,21 @@ def test_run_honours_every_documented_variable(tmp_path: Path) -> None:
     the installed command: each changes what the warehouse holds as the README says."""
     home, landing = tmp_path / "home", tmp_path / "landing"
     landing.mkdir()
+    # Yesterday, so that the days depending on it end today; the first partition two days ago.
+    today = dt.datetime.now(dt.UTC).date()
+    day, early, first = (today - dt.timedelta(days=n) for n in (1, 5, 2))
     write_jsonl(landing / "logs.jsonl", [
-        task("t-1", completed_at="2026-03-02T10:00:00Z", output="patched the parser"),
-        task("t-naive", assigned_at="2026-03-02T09:00:00", started_at="2026-03-02T09:01:00",
-             completed_at="2026-03-02T09:30:00", output="no offset on these times"),
-        task("t-early", assigned_at="2026-02-27T09:00:00Z", started_at="2026-02-27T09:01:00Z",
-             completed_at="2026-02-27T09:30:00Z"),
+        task("t-1", completed_at=f"{day}T10:00:00Z", output="patched the parser"),
+        task("t-naive", assigned_at=f"{day}T09:00:00", started_at=f"{day}T09:01:00",
+             completed_at=f"{day}T09:30:00", output="no offset on these times"),
+        task("t-early", assigned_at=f"{early}T09:00:00Z", started_at=f"{early}T09:01:00Z",
+             completed_at=f"{early}T09:30:00Z"),
     ])
     config = tmp_path / "scoring.yaml"
     config.write_text("overall:\n  weights: {quality: 1.0}\n")
     server = FakeOpenAIServer.start()
     try:
-        done = perf_pipeline("run", env_home=home, PERF_LANDING_DIR=str(landing), PERF_PARTITION_START="2026-03-01",
+        done = perf_pipeline("run", env_home=home, PERF_LANDING_DIR=str(landing), PERF_PARTITION_START=str(first),
                              PERF_DEFAULT_TIMEZONE="Europe/Paris", PERF_SCORING_CONFIG=str(config),
                              OPENAI_API_KEY="sk-test-from-the-environment", OPENAI_BASE_URL=server.url,
                              PERF_JUDGE_MODEL="judge-from-the-environment")
@@ -138,7 +143,8 @@ def test_run_honours_every_documented_variable(tmp_path: Path) -> None:
                              ).scalar_one()
     assert judged == [("t-1", "judge-from-the-environment"), ("t-naive", "judge-from-the-environment")]
     assert len(weights) == 1 and "efficiency" not in str(weights[0])  # the file's overall weights
-    assert str(naive).startswith("2026-03-02 08:30:00")  # 09:30 in Paris is 08:30 UTC
+    paris = dt.datetime.fromisoformat(f"{day}T09:30:00").replace(tzinfo=ZoneInfo("Europe/Paris"))
+    assert str(naive).startswith(paris.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M:%S"))
     assert "outside_partitions" in early
 
 

@@ -56,7 +56,8 @@ def quarantine_share(warehouse: WarehouseResource) -> AssetCheckResult:
             sa.func.coalesce(sa.func.sum(ingested_files.c.lines_read), 0),
             sa.func.coalesce(sa.func.sum(ingested_files.c.quarantined), 0)).where(
             ingested_files.c.status == "ingested", ingested_files.c.run_id == latest_run)).one()
+    lines, quarantined = int(lines), int(quarantined)  # PostgreSQL sums are Decimals
     share = quarantined / lines if lines else 0.0
     return AssetCheckResult(passed=share <= MAX_QUARANTINE_SHARE, severity=AssetCheckSeverity.WARN, metadata={
-        "share": round(share, 4), "limit": MAX_QUARANTINE_SHARE, "lines": int(lines),
-        "quarantined": int(quarantined), "run_id": latest_run or "none"})
+        "share": round(share, 4), "limit": MAX_QUARANTINE_SHARE, "lines": lines, "quarantined": quarantined,
+        "run_id": latest_run or "none"})

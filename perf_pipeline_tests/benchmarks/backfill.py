@@ -28,6 +28,7 @@ import resource
 import sqlite3
 import tempfile
 import time
+from collections import Counter
 from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
 from multiprocessing import get_context
@@ -112,7 +113,8 @@ def _rows(conn: sa.Connection, table: sa.Table) -> Iterator[tuple[tuple, sa.Row]
 
 def compare_table(table: sa.Table, first: Path, second: Path) -> tuple[int, int, str | None]:
     """(rows in first, rows in second, None if the tables are equal, else what differs)."""
-    in_first = in_second = only_first = only_second = unequal = other = 0
+    in_first = in_second = only_first = only_second = unequal = 0
+    columns: Counter[str] = Counter()  # which columns differ says whether it is rounding or content
     largest = (0.0, "")
     with (warehouse_engine(f"sqlite:///{first}").connect() as a_conn,
           warehouse_engine(f"sqlite:///{second}").connect() as b_conn):
@@ -132,24 +134,21 @@ def compare_table(table: sa.Table, first: Path, second: Path) -> tuple[int, int,
                 if a[1] != b[1]:
                     unequal += 1
                     for column, x, y in zip(table.columns, a[1], b[1], strict=True):
-                        if x == y:
-                            continue
-                        if isinstance(x, float) and isinstance(y, float):
-                            if abs(x - y) > largest[0]:
-                                largest = (abs(x - y), f"{column.name} at {a[0]}: {x!r} vs {y!r}")
-                        else:
-                            other += 1
+                        if x != y:
+                            columns[column.name] += 1
+                        if isinstance(x, float) and isinstance(y, float) and abs(x - y) > largest[0]:
+                            largest = (abs(x - y), f"{column.name} at {a[0]}: {x!r} vs {y!r}")
                 in_first += 1
                 in_second += 1
                 a, b = next(a_rows, None), next(b_rows, None)
     if not (only_first or only_second or unequal):
         return in_first, in_second, None
-    parts = [f"{only_first} rows only after the single run, {only_second} only after the per-partition runs",
-             f"{unequal} rows with the same key differ"]
+    parts = [f"{only_first} rows only after the single run, {only_second} only after the per-partition runs"]
+    if unequal:
+        parts.append(f"{unequal} rows with the same key differ, in "
+                     + ", ".join(f"{name} ({n})" for name, n in columns.most_common()))
     if largest[0]:
         parts.append(f"largest float difference {largest[0]:.3g} ({largest[1]})")
-    if other:
-        parts.append(f"{other} non-float values differ")
     return in_first, in_second, "; ".join(parts)
 
 
@@ -180,7 +179,7 @@ def main() -> None:
         print(f"  ingested in {seconds['ingest']:.0f} s", flush=True)
 
         warehouses = {way: folder / f"{way}.db" for way in WAYS}
-        for way, warehouse in warehouses.items():
+        for warehouse in warehouses.values():
             copy_warehouse(ingested, warehouse)
         for way, warehouse in warehouses.items():
             print(f"  {WAYS[way]}:", flush=True)
