@@ -22,12 +22,14 @@ REFERENCE_ASSETS = AssetSelection.assets("price_table", "objective_templates")
 def rebuild_when_upstream_changes(ignore: AssetSelection | None = None) -> AutomationCondition:
     """True for a partition once a partition it depends on was updated (or is requested on the same
     evaluation), until it is requested or rebuilt; held while it or an upstream partition is in
-    progress. ``ignore``: upstream assets whose updates another mechanism handles."""
+    progress (the reference tables excepted: an ingest refreshes them after recording the changed
+    days, and holding on them would split one file's rebuild into several backfills).
+    ``ignore``: upstream assets whose updates another mechanism handles."""
     upstream_changed = AutomationCondition.any_deps_match(
         AutomationCondition.newly_updated() | AutomationCondition.will_be_requested())
     condition = (upstream_changed.ignore(REFERENCE_ASSETS | ignore if ignore else REFERENCE_ASSETS)
                  .since_last_handled()
-                 & ~AutomationCondition.any_deps_in_progress()
+                 & ~AutomationCondition.any_deps_in_progress().ignore(REFERENCE_ASSETS)
                  & ~AutomationCondition.in_progress())
     return condition.with_label("rebuild when an upstream partition changes")
 

@@ -11,7 +11,14 @@ from __future__ import annotations
 
 import os
 
-from dagster import DefaultSensorStatus, Definitions, EnvVar, build_sensor_for_freshness_checks, definitions
+from dagster import (
+    DefaultSensorStatus,
+    Definitions,
+    EnvVar,
+    build_sensor_for_freshness_checks,
+    definitions,
+    in_process_executor,
+)
 
 from perf_pipeline import settings
 from perf_pipeline.aggregates.assets import AGGREGATE_ASSETS
@@ -64,6 +71,10 @@ def build_definitions() -> Definitions:
                                                    default_status=DefaultSensorStatus.RUNNING)],
         schedules=[build_daily_schedule(schedule_time)],
         resources=build_resources(),
+        # Each step is a short warehouse transaction: a process per step (the default executor)
+        # spends several seconds importing the project before a step of one or two, and the
+        # warehouse pool lets only two steps run at once anyway.
+        executor=in_process_executor,
     )
 
 

@@ -58,8 +58,8 @@ REPOSITORY = "__repository__"  # the repository Dagster makes of a code location
 AUTOMATION_SENSOR = {"repositoryName": REPOSITORY, "repositoryLocationName": LOCATION,
                      "sensorName": "daily_assets_automation"}
 
-# Bounds of the waits on 2 cores. The daemon's backfill loop looks at backfills every 30 s and an
-# automation backfill launches one layer of the asset graph per look: a landed file takes four looks.
+# Bounds of the waits on 2 cores. The daemon's backfill loop looks at backfills every 30 s; each look
+# launches the next layer of an automation backfill (a landed file's days take three) or completes it.
 STARTUP_SECONDS = 180
 AUTOMATION_SECONDS = 360
 BACKFILL_SECONDS = 240
