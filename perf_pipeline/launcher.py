@@ -87,15 +87,16 @@ class Launcher:
         self.tick("landing_sensor")
         if first is not None and last is not None:
             self.execute(DAILY_JOB, None, first.isoformat(), last.isoformat(), {TRIGGER_TAG: "cli_range"})
+        # Conditions first, then the sensor, as the daemon's ticks come: an evaluation that saw both a
+        # day's build and its re-scoring at once could not tell which came last.
         for _ in range(MAX_ROUNDS):
-            launched = self.tick("late_feedback_sensor")
             result = evaluate_automation_conditions(defs=self.defs, instance=self.instance, cursor=cursor)
             requested = {key: result.get_requested_partitions(key) for key in self.graph.materializable_asset_keys}
             requested = {key: partitions for key, partitions in requested.items() if partitions}
             self._execute_requested(requested)
             cursor = result.cursor
             self._save_cursor(cursor)
-            if not requested and not launched:
+            if not self.tick("late_feedback_sensor") and not requested:
                 return self.launched
         raise PipelineRunError(f"the automation conditions still request partitions after {MAX_ROUNDS} rounds")
 
