@@ -40,6 +40,17 @@ def _postgres_schema() -> Iterator[str]:
         admin.dispose()
 
 
+@pytest.fixture(autouse=True)
+def _no_inherited_definitions_state() -> Iterator[None]:
+    """Each test starts with no current definitions-state storage. A Dagster instance sets it while
+    it is open and puts back the previous one when it closes; an instance a test (or Dagster itself)
+    leaves set would be a closed one in the next test, and loading any definitions would fail."""
+    from dagster._core.storage.defs_state.base import set_defs_state_storage
+
+    with set_defs_state_storage(None):
+        yield
+
+
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
 def warehouse_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     """A fresh, empty warehouse: a SQLite file, or a new schema on the PostgreSQL server."""
