@@ -69,6 +69,24 @@ def postgres_url() -> Iterator[str]:
 
 
 @pytest.fixture
+def instance_database() -> Iterator[sa.URL]:
+    """A new, empty database on the PostgreSQL server for a Dagster instance (dropped afterwards)."""
+    name = f"dagster_test_{uuid.uuid4().hex[:12]}"
+    admin = sa.create_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as conn:
+            conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    except sa.exc.OperationalError as exc:
+        pytest.fail(f"PostgreSQL is not answering at {POSTGRES_URL}: {exc.orig}")
+    try:
+        yield sa.engine.make_url(POSTGRES_URL).set(database=name)
+    finally:
+        with admin.connect() as conn:
+            conn.execute(sa.text(f'DROP DATABASE "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+@pytest.fixture
 def engine(warehouse_url: str) -> sa.Engine:
     return warehouse_engine(warehouse_url)
 

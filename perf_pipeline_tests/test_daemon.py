@@ -16,7 +16,6 @@ import sys
 import time
 import urllib.error
 import urllib.request
-import uuid
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, suppress
 from dataclasses import dataclass, field
@@ -44,7 +43,6 @@ from perf_pipeline_tests.events_factory import message, peer_evaluation, task, w
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent  # dagster-daemon and dagster-webserver of this environment
-POSTGRES_URL = os.environ.get("PERF_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 
 TODAY = dt.datetime.now(dt.UTC).date()
 YESTERDAY = TODAY - dt.timedelta(days=1)
@@ -92,24 +90,6 @@ def landing_file(folder: Path) -> Path:
             events.append(message(f"m-{day}-{agent}", task_id=f"t-{day}-{agent}-0", from_agent_id=agent,
                                   to_agent_id=other, sent_at=f"{day}T09:30:00Z"))
     return write_jsonl(folder / "agents.jsonl", events)
-
-
-@pytest.fixture
-def instance_database() -> Iterator[sa.URL]:
-    """A new, empty database on the PostgreSQL server for the Dagster instance (dropped afterwards)."""
-    name = f"dagster_daemon_{uuid.uuid4().hex[:12]}"
-    admin = sa.create_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT")
-    try:
-        with admin.connect() as conn:
-            conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    except sa.exc.OperationalError as exc:
-        pytest.fail(f"PostgreSQL is not answering at {POSTGRES_URL}: {exc.orig}")
-    try:
-        yield sa.engine.make_url(POSTGRES_URL).set(database=name)
-    finally:
-        with admin.connect() as conn:
-            conn.execute(sa.text(f'DROP DATABASE "{name}" WITH (FORCE)'))
-        admin.dispose()
 
 
 def stop(process: subprocess.Popen) -> None:

@@ -3,11 +3,9 @@ values launch runs on Kubernetes without inline secrets, and the image pins the 
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
 import tomllib
-import uuid
 from collections.abc import Iterator
 from importlib import metadata
 from pathlib import Path
@@ -20,26 +18,7 @@ from dagster_postgres import PostgresRunStorage
 
 ROOT = Path(__file__).resolve().parents[1]
 DEPLOY = ROOT / "deploy"
-POSTGRES_URL = os.environ.get("PERF_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 SECRET_ENV = {"PERF_WAREHOUSE_URL", "OPENAI_API_KEY", "SLACK_BOT_TOKEN"}
-
-
-@pytest.fixture
-def instance_database() -> Iterator[sa.URL]:
-    """A new, empty database on the PostgreSQL server (dropped afterwards), as the instance's would be."""
-    name = f"dagster_deploy_{uuid.uuid4().hex[:12]}"
-    admin = sa.create_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT")
-    try:
-        with admin.connect() as conn:
-            conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    except sa.exc.OperationalError as exc:
-        pytest.fail(f"PostgreSQL is not answering at {POSTGRES_URL}: {exc.orig}")
-    try:
-        yield sa.engine.make_url(POSTGRES_URL).set(database=name)
-    finally:
-        with admin.connect() as conn:
-            conn.execute(sa.text(f'DROP DATABASE "{name}" WITH (FORCE)'))
-        admin.dispose()
 
 
 @pytest.fixture
