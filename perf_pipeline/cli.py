@@ -33,7 +33,7 @@ EPILOG_RUN = """examples:
   perf-pipeline run --landing /data/agent-logs
   perf-pipeline run --start 2026-01-01 --end 2026-01-31   # rebuild a range (a backfill)
 environment: PERF_HOME, PERF_WAREHOUSE_URL, PERF_LANDING_DIR, PERF_DEFAULT_TIMEZONE,
-PERF_PARTITION_START, PERF_SCORING_CONFIG, OPENAI_API_KEY (see README)
+PERF_PARTITION_START, PERF_SCORING_CONFIG, PERF_AGGREGATES_CONFIG, OPENAI_API_KEY (see README)
 """
 EPILOG_DEMO = """examples:
   perf-pipeline demo                  # 14 days of logs for 12 agents, then the full run
@@ -334,14 +334,15 @@ def cmd_query(args: argparse.Namespace) -> int:
 
 
 def cmd_recommend(args: argparse.Namespace) -> int:
+    from perf_pipeline.aggregates.config import load_aggregates_config
     from perf_pipeline.aggregates.query import QueryError, recommendation
-    from perf_pipeline.scoring.config import ScoringConfigError, load_scoring_config
+    from perf_pipeline.config import ConfigError
 
     try:
-        config = load_scoring_config().aggregates.provider_ranking  # $PERF_SCORING_CONFIG over the defaults
+        config = load_aggregates_config().provider_ranking  # $PERF_AGGREGATES_CONFIG over the defaults
         with _warehouse_connection() as conn:
             print(recommendation(conn, args.task_type, config, args.date))
-    except (QueryError, ScoringConfigError) as exc:
+    except (QueryError, ConfigError) as exc:
         raise UserError(str(exc)) from exc
     return 0
 

@@ -29,7 +29,7 @@ from perf_pipeline.ingest.assets import ingest_landing_files, staged_events
 from perf_pipeline.ingest.checks import ingest_conservation, quarantine_share
 from perf_pipeline.ingest.sensors import build_landing_sensor
 from perf_pipeline.jobs import JOBS
-from perf_pipeline.resources import LandingZoneResource, ScoringResource, WarehouseResource
+from perf_pipeline.resources import AggregatesResource, LandingZoneResource, ScoringResource, WarehouseResource
 from perf_pipeline.schedules import build_daily_schedule
 from perf_pipeline.scoring.assets import SCORING_ASSETS, price_table_asset
 from perf_pipeline.scoring.sensors import late_feedback_sensor
@@ -44,8 +44,10 @@ RESOURCE_ENV = {
     "landing": {"path": "PERF_LANDING_DIR", "default_timezone": "PERF_DEFAULT_TIMEZONE"},
     "scoring": {"config_path": "PERF_SCORING_CONFIG", "judge_api_key": "OPENAI_API_KEY",
                 "judge_base_url": "OPENAI_BASE_URL", "judge_model": "PERF_JUDGE_MODEL"},
+    "aggregates": {"config_path": "PERF_AGGREGATES_CONFIG"},
 }
-RESOURCE_TYPES = {"warehouse": WarehouseResource, "landing": LandingZoneResource, "scoring": ScoringResource}
+RESOURCE_TYPES = {"warehouse": WarehouseResource, "landing": LandingZoneResource, "scoring": ScoringResource,
+                  "aggregates": AggregatesResource}
 
 
 def build_resources() -> dict[str, object]:

@@ -1,5 +1,5 @@
 """Dagster resources: the warehouse (the only thing that opens database connections), the landing
-zone, and scoring (its configuration and the LLM judge)."""
+zone, scoring (its configuration and the LLM judge) and the aggregates' configuration."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from pydantic import Field
 from sqlalchemy.engine import Engine
 
 from perf_pipeline import settings
+from perf_pipeline.aggregates.config import AggregatesConfig, load_aggregates_config
 from perf_pipeline.scoring.config import ScoringConfig, load_scoring_config
 from perf_pipeline.scoring.judge import JudgeClient, JudgePrice, OpenAIJudgeClient
 from perf_pipeline.warehouse.db import warehouse_engine
@@ -77,3 +78,13 @@ JUDGE_CLIENTS = {
         api_key=resource.judge_api_key, base_url=resource.judge_base_url, config=config.judge, price=price,
         max_usd=config.judge.budget.max_usd),
 }
+
+
+class AggregatesResource(ConfigurableResource):
+    """The configuration of windows, trends, baselines, anomalies and rankings: ``aggregates.yaml``
+    with the file ``PERF_AGGREGATES_CONFIG`` names merged over it."""
+
+    config_path: str | None = Field(default=None, description="YAML merged over the default aggregates.yaml.")
+
+    def config(self) -> AggregatesConfig:
+        return load_aggregates_config(self.config_path)

@@ -122,10 +122,13 @@ def test_run_honours_every_documented_variable(tmp_path: Path) -> None:
     ])
     config = tmp_path / "scoring.yaml"
     config.write_text("overall:\n  weights: {quality: 1.0}\n")
+    aggregates = tmp_path / "aggregates.yaml"
+    aggregates.write_text("windows: [3]\n")
     server = FakeOpenAIServer.start()
     try:
         done = perf_pipeline("run", env_home=home, PERF_LANDING_DIR=str(landing), PERF_PARTITION_START=str(first),
                              PERF_DEFAULT_TIMEZONE="Europe/Paris", PERF_SCORING_CONFIG=str(config),
+                             PERF_AGGREGATES_CONFIG=str(aggregates),
                              OPENAI_API_KEY="sk-test-from-the-environment", OPENAI_BASE_URL=server.url,
                              PERF_JUDGE_MODEL="judge-from-the-environment")
         assert done.returncode == 0, done.stdout + done.stderr
@@ -138,11 +141,13 @@ def test_run_honours_every_documented_variable(tmp_path: Path) -> None:
     with warehouse_engine(url).connect() as conn:
         judged = conn.execute(sa.text("select task_id, judge_model from llm_judgements order by task_id")).all()
         weights = conn.execute(sa.text("select distinct weights_used from task_scores")).scalars().all()
+        windows = conn.execute(sa.text("select distinct window_days from window_stats")).scalars().all()
         naive = conn.execute(sa.text("select completed_at from task_events where task_id = 't-naive'")).scalar_one()
         early = conn.execute(sa.text("select reason_codes from quarantined_events where event_id = 't-early'")
                              ).scalar_one()
     assert judged == [("t-1", "judge-from-the-environment"), ("t-naive", "judge-from-the-environment")]
     assert len(weights) == 1 and "efficiency" not in str(weights[0])  # the file's overall weights
+    assert windows == [3]  # the aggregates file's windows
     paris = dt.datetime.fromisoformat(f"{day}T09:30:00").replace(tzinfo=ZoneInfo("Europe/Paris"))
     assert str(naive).startswith(paris.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M:%S"))
     assert "outside_partitions" in early

@@ -44,11 +44,11 @@ from perf_pipeline.aggregates.store import (
 from perf_pipeline.aggregates.summaries import PROJECT_SUMS, node_performance, node_rollups, project_summaries
 from perf_pipeline.aggregates.trends import TheilSenTrendStrategy, daily_metric_values
 from perf_pipeline.aggregates.windows import RollingWindowStrategy
+from perf_pipeline.config import MAX_WINDOW_DAYS
 from perf_pipeline.daily import daily_asset, daily_multi_asset, partition_days, range_metadata, record_days
 from perf_pipeline.jobs import AGGREGATES
 from perf_pipeline.partitions import days_between, trailing_days
-from perf_pipeline.resources import ScoringResource, WarehouseResource
-from perf_pipeline.scoring.config import MAX_WINDOW_DAYS
+from perf_pipeline.resources import AggregatesResource, WarehouseResource
 from perf_pipeline.warehouse.db import frame_to_records, replace_partition
 from perf_pipeline.warehouse.schema import (
     anomalies,
@@ -126,9 +126,9 @@ def daily_metrics_asset(context: AssetExecutionContext, warehouse: WarehouseReso
              description=("As of each day D, per entity and window W (7, 30, 90 days): the metrics of the tasks of "
                           "(D - W, D]; fewer than 5 tasks: insufficient_data with null metrics."))
 def window_stats_asset(context: AssetExecutionContext, warehouse: WarehouseResource,
-                       scoring: ScoringResource) -> Iterator[Any]:
+                       aggregates: AggregatesResource) -> Iterator[Any]:
     first, last = partition_days(context)
-    config = scoring.config().aggregates
+    config = aggregates.config()
     with warehouse.engine().begin() as conn:
         rollups = read_rollups(conn, first - HISTORY, last)
         stats = RollingWindowStrategy(config.windows, config.min_points).compute(rollups, days_between(first, last))
@@ -148,9 +148,9 @@ def window_stats_asset(context: AssetExecutionContext, warehouse: WarehouseResou
                           "with its 95 % interval, Mann-Kendall p-value and direction (improving, stable, declining, "
                           "insufficient_data)."))
 def trends_asset(context: AssetExecutionContext, warehouse: WarehouseResource,
-                 scoring: ScoringResource) -> MaterializeResult:
+                 aggregates: AggregatesResource) -> MaterializeResult:
     first, last = partition_days(context)
-    config = scoring.config().aggregates
+    config = aggregates.config()
     strategy = TheilSenTrendStrategy(config.windows, config.trend_metrics, config.min_points,
                                      config.trend_min_relative_change)
     with warehouse.engine().begin() as conn:
@@ -171,9 +171,9 @@ def trends_asset(context: AssetExecutionContext, warehouse: WarehouseResource,
            AssetSpec("anomalies", group_name=AGGREGATES, deps=["baselines"], description=(
                "The baseline rows whose |robust z| exceeds the threshold (3.5 by default)."))])
 def baselines_and_anomalies(context: AssetExecutionContext, warehouse: WarehouseResource,
-                            scoring: ScoringResource) -> Iterator[MaterializeResult]:
+                            aggregates: AggregatesResource) -> Iterator[MaterializeResult]:
     first, last = partition_days(context)
-    config = scoring.config().aggregates
+    config = aggregates.config()
     with warehouse.engine().begin() as conn:
         daily = read_days(conn, daily_metrics, "date", first - dt.timedelta(days=config.baseline_days), last,
                           entity_type="provider_task_type")
@@ -220,9 +220,9 @@ def leaderboard_asset(context: AssetExecutionContext, warehouse: WarehouseResour
              description=("As of each day, per window: the agent with the steepest significant improving trend in "
                           "overall score, or none."))
 def most_improved_agents_asset(context: AssetExecutionContext, warehouse: WarehouseResource,
-                               scoring: ScoringResource) -> MaterializeResult:
+                               aggregates: AggregatesResource) -> MaterializeResult:
     first, last = partition_days(context)
-    config = scoring.config().aggregates
+    config = aggregates.config()
     with warehouse.engine().begin() as conn:
         agent_trends = read_days(conn, trends, "as_of_date", first, last, entity_type="agent",
                                  metric="avg_overall_score")
@@ -237,9 +237,9 @@ def most_improved_agents_asset(context: AssetExecutionContext, warehouse: Wareho
              description=("As of each day, per task type: provider/model candidates with at least 5 tasks in 30 days "
                           "ranked by a utility of quality, cost and latency (README: provider rankings)."))
 def provider_rankings_asset(context: AssetExecutionContext, warehouse: WarehouseResource,
-                            scoring: ScoringResource) -> MaterializeResult:
+                            aggregates: AggregatesResource) -> MaterializeResult:
     first, last = partition_days(context)
-    config = scoring.config().aggregates.provider_ranking
+    config = aggregates.config().provider_ranking
     with warehouse.engine().begin() as conn:
         models = read_rollups(conn, first - dt.timedelta(days=config.window_days - 1), last,
                               entity_types=["model_task_type"])
@@ -254,9 +254,9 @@ def provider_rankings_asset(context: AssetExecutionContext, warehouse: Warehouse
              description=("As of each day, per task type and pair of prompt versions: Mann-Whitney U on the quality "
                           "scores of 30 days, Holm-adjusted, with a verdict."))
 def prompt_version_comparisons_asset(context: AssetExecutionContext, warehouse: WarehouseResource,
-                                     scoring: ScoringResource) -> MaterializeResult:
+                                     aggregates: AggregatesResource) -> MaterializeResult:
     first, last = partition_days(context)
-    config = scoring.config().aggregates.prompt_comparison
+    config = aggregates.config().prompt_comparison
     with warehouse.engine().begin() as conn:
         scores = read_task_quality(conn, first - dt.timedelta(days=config.window_days - 1), last)
         compared = compare_prompt_versions(scores, days_between(first, last), **config.model_dump())
@@ -273,9 +273,9 @@ def prompt_version_comparisons_asset(context: AssetExecutionContext, warehouse: 
            AssetSpec("project_agent_stats", group_name=AGGREGATES, deps=[_history()], description=(
                "Per project, agent and window: the agent's correction, enhancement and approval rates."))])
 def project_summaries_and_agents(context: AssetExecutionContext, warehouse: WarehouseResource,
-                                 scoring: ScoringResource) -> Iterator[MaterializeResult]:
+                                 aggregates: AggregatesResource) -> Iterator[MaterializeResult]:
     first, last = partition_days(context)
-    config = scoring.config().aggregates
+    config = aggregates.config()
     with warehouse.engine().begin() as conn:
         rollups = read_rollups(conn, first - HISTORY, last, entity_types=["project", "project_agent"],
                                columns=["project_id", "agent_id", *PROJECT_SUMS])
@@ -307,9 +307,9 @@ def node_rollups_asset(context: AssetExecutionContext, warehouse: WarehouseResou
              description=("As of each day, per agent, node and window: steps, failure rate, average duration and "
                           "tokens."))
 def node_performance_asset(context: AssetExecutionContext, warehouse: WarehouseResource,
-                           scoring: ScoringResource) -> MaterializeResult:
+                           aggregates: AggregatesResource) -> MaterializeResult:
     first, last = partition_days(context)
-    config = scoring.config().aggregates
+    config = aggregates.config()
     with warehouse.engine().begin() as conn:
         rollups = read_days(conn, node_rollups_table, "date", first - HISTORY, last)
         performance = node_performance(rollups, days_between(first, last), sorted(config.windows), config.min_points)

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from perf_pipeline.scoring.config import ProviderRankingConfig
+from perf_pipeline.aggregates.config import ProviderRankingConfig
 from perf_pipeline.warehouse.schema import (
     anomalies,
     daily_rollups,

@@ -24,6 +24,7 @@ from dagster import (
 )
 
 from perf_pipeline.automation import rebuild_when_upstream_changes
+from perf_pipeline.config import ANSWER_LOOKAHEAD_DAYS, MAX_WINDOW_DAYS
 from perf_pipeline.daily import daily_asset, mean, partition_days, range_metadata, record_days
 from perf_pipeline.jobs import REFERENCE, SCORING
 from perf_pipeline.partitions import days_between, following_days, trailing_days
@@ -38,7 +39,6 @@ from perf_pipeline.scoring.checks import (
     unknown_cost_check_spec,
 )
 from perf_pipeline.scoring.components import effective_prices, reviewer_agreement
-from perf_pipeline.scoring.config import ANSWER_LOOKAHEAD_DAYS, MAX_WINDOW_DAYS
 from perf_pipeline.scoring.judge import JudgePrice
 from perf_pipeline.scoring.judging import judge_tasks
 from perf_pipeline.scoring.store import (

@@ -1,25 +1,18 @@
 """The scoring configuration: ``scoring.yaml`` in this package, with the user's file
-(``PERF_SCORING_CONFIG``) merged over it. Validated by pydantic, so a wrong key or value is an
-error that names the file and the key path."""
+(``PERF_SCORING_CONFIG``) merged over it (``perf_pipeline.config``): weights, baselines, the judge,
+the reviewer panel."""
 
 from __future__ import annotations
 
-import os
-from importlib import resources
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-import yaml
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import AfterValidator, Field, model_validator
+
+from perf_pipeline.config import ANSWER_LOOKAHEAD_DAYS, MAX_WINDOW_DAYS, Strict, load_config
 
 CONFIG_ENV = "PERF_SCORING_CONFIG"
-MAX_WINDOW_DAYS = 90  # the daily assets' partition mappings reach this far back
-ANSWER_LOOKAHEAD_DAYS = 2  # collaboration_scores of a day depend on the messages of the days after it
 Fraction = Field(ge=0.0, le=1.0)
-
-
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
 
 def _weights(*allowed: str) -> Any:
@@ -38,47 +31,47 @@ def _weights(*allowed: str) -> Any:
     return Annotated[dict[str, float], AfterValidator(valid)]
 
 
-class Strategies(_Strict):
+class Strategies(Strict):
     quality: Literal["layered"] = "layered"
     collaboration: Literal["behavioural"] = "behavioural"
     judge: Literal["openai"] = "openai"
 
 
-class Baseline(_Strict):
+class Baseline(Strict):
     baseline_days: int = Field(30, ge=1, le=MAX_WINDOW_DAYS)
     min_baseline_tasks: int = Field(5, ge=1)
 
 
-class QualityConfig(_Strict):
+class QualityConfig(Strict):
     weights: _weights("judge", "peer", "user", "code_review")
 
 
-class OverallConfig(_Strict):
+class OverallConfig(Strict):
     weights: _weights("quality", "efficiency", "cost")
 
 
-class PeerReviewConfig(_Strict):
+class PeerReviewConfig(Strict):
     leniency_days: int = Field(90, ge=1, le=MAX_WINDOW_DAYS)
     prior_reviews: float = Field(5, ge=0)
 
 
-class CollaborationConfig(_Strict):
+class CollaborationConfig(Strict):
     answer_window_hours: float = Field(24, gt=0, le=24 * ANSWER_LOOKAHEAD_DAYS)
     latency_half_life_s: float = Field(300, gt=0)
     weights: _weights("answer_rate", "latency", "helpfulness", "peer")
 
 
-class Budget(_Strict):
+class Budget(Strict):
     max_tasks: int | None = Field(None, ge=0)
     max_usd: float | None = Field(None, ge=0)
 
 
-class Sampling(_Strict):
+class Sampling(Strict):
     rate: float = Fraction
     min_per_agent_day: int = Field(3, ge=0)
 
 
-class JudgeConfig(_Strict):
+class JudgeConfig(Strict):
     rubric_version: str = Field(min_length=1)
     concurrency: int = Field(8, ge=1, le=256)
     requests_per_minute: float | None = Field(None, gt=0)
@@ -93,16 +86,16 @@ class JudgeConfig(_Strict):
     output_usd_per_mtok: float | None = Field(None, ge=0)
 
 
-class Persona(_Strict):
+class Persona(Strict):
     name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")
     model: str | None = None
     agent_id: str | None = None
     instructions: str = Field(min_length=1)
 
 
-class PanelConfig(_Strict):
+class PanelConfig(Strict):
     sample_rate: float = Fraction
-    personas: list[Persona] = []
+    personas: list[Persona] = Field(default_factory=list)
 
     @model_validator(mode="after")
     def _unique_names(self) -> PanelConfig:
@@ -112,45 +105,7 @@ class PanelConfig(_Strict):
         return self
 
 
-class ProviderRankingConfig(_Strict):
-    window_days: int = Field(30, ge=1)
-    min_tasks: int = Field(5, ge=1)
-    quality_per_cost_doubling: float = Field(0.05, ge=0)
-    quality_per_latency_doubling: float = Field(0.02, ge=0)
-    cost_floor_usd: float = Field(0.0001, gt=0)
-    latency_floor_ms: float = Field(1.0, gt=0)
-
-
-class PromptComparisonConfig(_Strict):
-    window_days: int = Field(30, ge=1)
-    min_tasks: int = Field(5, ge=2)
-    alpha: float = Field(0.05, gt=0, lt=1)
-
-
-class AggregatesConfig(_Strict):
-    windows: list[int] = Field(min_length=1)
-    min_points: int = Field(5, ge=2)
-    trend_metrics: list[str]
-    trend_min_relative_change: float = Field(0.05, ge=0)
-    baseline_days: int = Field(30, ge=2)
-    min_baseline_days: int = Field(7, ge=2)
-    anomaly_threshold: float = Field(3.5, gt=0)
-    anomaly_metrics: list[str]
-    provider_ranking: ProviderRankingConfig = ProviderRankingConfig()
-    prompt_comparison: PromptComparisonConfig = PromptComparisonConfig()
-
-    @model_validator(mode="after")
-    def _check(self) -> AggregatesConfig:
-        if any(w < 1 for w in self.windows) or len(set(self.windows)) != len(self.windows):
-            raise ValueError(f"windows must be distinct positive day counts, got {self.windows}")
-        longest = max(*self.windows, self.baseline_days, self.provider_ranking.window_days,
-                      self.prompt_comparison.window_days)
-        if longest > MAX_WINDOW_DAYS:
-            raise ValueError(f"windows and baselines longer than {MAX_WINDOW_DAYS} days are not supported")
-        return self
-
-
-class ScoringConfig(_Strict):
+class ScoringConfig(Strict):
     strategies: Strategies = Strategies()
     efficiency: Baseline = Baseline()
     cost: Baseline = Baseline()
@@ -160,42 +115,9 @@ class ScoringConfig(_Strict):
     collaboration: CollaborationConfig
     judge: JudgeConfig
     panel: PanelConfig
-    aggregates: AggregatesConfig
-
-
-class ScoringConfigError(ValueError):
-    """The scoring configuration file is unreadable or invalid; the message names the file and key."""
-
-
-def default_config_text() -> str:
-    return resources.files("perf_pipeline.scoring").joinpath("scoring.yaml").read_text(encoding="utf-8")
 
 
 def load_scoring_config(path: str | Path | None = None) -> ScoringConfig:
-    """Defaults, with ``path`` (or ``$PERF_SCORING_CONFIG``) merged over them."""
-    merged = yaml.safe_load(default_config_text())
-    source = path or os.environ.get(CONFIG_ENV) or None
-    if source:
-        try:
-            user = yaml.safe_load(Path(source).read_text(encoding="utf-8")) or {}
-        except (OSError, yaml.YAMLError) as exc:
-            raise ScoringConfigError(f"{source}: cannot read the scoring configuration: {exc}") from exc
-        if not isinstance(user, dict):
-            raise ScoringConfigError(f"{source}: expected a mapping of sections at the top level")
-        merged = _merge(merged, user)
-    try:
-        return ScoringConfig.model_validate(merged)
-    except ValidationError as exc:
-        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
-        raise ScoringConfigError(f"{source or 'scoring.yaml (defaults)'}: {problems}") from exc
-
-
-def _merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
-    """``override`` over ``base``, mappings merged key by key (lists and scalars replaced)."""
-    merged = dict(base)
-    for key, value in override.items():
-        if isinstance(value, dict) and isinstance(merged.get(key), dict):
-            merged[key] = _merge(merged[key], value)
-        else:
-            merged[key] = value
-    return merged
+    """``scoring.yaml`` with ``path`` (or ``$PERF_SCORING_CONFIG``) merged over it."""
+    return load_config(ScoringConfig, "perf_pipeline.scoring", "scoring.yaml", CONFIG_ENV, path,
+                       moved={"aggregates": "its own file: set PERF_AGGREGATES_CONFIG (README, Configuration)"})

@@ -10,8 +10,8 @@ import json
 import pytest
 
 from perf_pipeline import cli
+from perf_pipeline.aggregates.config import ProviderRankingConfig
 from perf_pipeline.aggregates.query import Filters, QueryError, recommendation, render, run_query
-from perf_pipeline.scoring.config import ProviderRankingConfig
 from perf_pipeline.warehouse.db import warehouse_engine
 from perf_pipeline.warehouse.schema import daily_rollups, leaderboard, provider_rankings, window_stats
 

@@ -30,7 +30,7 @@ from perf_pipeline.aggregates.assets import AGGREGATE_ASSETS
 from perf_pipeline.aggregates.rollups import WINDOWED_ENTITY_TYPES, daily_rollups
 from perf_pipeline.aggregates.summaries import node_rollups
 from perf_pipeline.aggregates.trends import daily_metric_values
-from perf_pipeline.resources import LandingZoneResource, ScoringResource, WarehouseResource
+from perf_pipeline.resources import AggregatesResource, LandingZoneResource, WarehouseResource
 from perf_pipeline.warehouse.db import chunked, frame_to_records, warehouse_engine
 from perf_pipeline.warehouse.schema import daily_metrics, task_events, task_scores, task_steps
 from perf_pipeline.warehouse.schema import daily_rollups as rollups_table
@@ -136,7 +136,7 @@ def build_history(url: str, days: int, agents: int, tasks_per_day: int) -> float
 def time_new_day(url: str, folder: Path, repeats: int) -> dict[str, float]:
     """Median seconds per aggregate asset to materialize NEW_DAY (re-materializing replaces the day)."""
     resources = {"warehouse": WarehouseResource(url=url), "landing": LandingZoneResource(path=str(folder)),
-                 "scoring": ScoringResource()}
+                 "aggregates": AggregatesResource()}
     instance = DagsterInstance.ephemeral()
     timings: dict[str, list[float]] = {}
     for _ in range(repeats):

@@ -17,6 +17,10 @@ tables the daily assets write hold the same rows after both ways have settled. F
 exactly equal: the pipeline sums with fsum and reads in key order; when they differ, the largest
 difference is reported.
 
+``--no-settle`` times the two backfills alone, without settling or comparing: at 90 days of 10,000
+tasks each settle re-runs most of the range, which doubles a run of hours; the equality is then
+checked on a smaller range of the same generator.
+
 Each pipeline step (the ingest, each way) runs in a fresh process, so the RSS peak is that step's
 own and neither way starts with the other's caches or memory.
 """
@@ -66,9 +70,10 @@ def _peak_rss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
 
 
-def _pipeline_step(step: str, warehouse: Path, landing: Path, days: list[dt.date]) -> tuple[float, float, float]:
-    """Run ``step`` (ingest, single_run or per_partition) on ``warehouse``; (seconds, seconds to
-    settle, peak RSS in MiB).
+def _pipeline_step(step: str, warehouse: Path, landing: Path, days: list[dt.date],
+                   settle: bool = True) -> tuple[float, float, float]:
+    """Run ``step`` (ingest, single_run or per_partition) on ``warehouse``, then settle it unless
+    told not to; (seconds, seconds to settle, peak RSS in MiB).
 
     Runs in a child process: the environment is set before the definitions are built, because
     resources read it then."""
@@ -98,15 +103,16 @@ def _pipeline_step(step: str, warehouse: Path, landing: Path, days: list[dt.date
                 if k % 10 == 0 or k == len(days):  # a long run shows it is moving, and its pace
                     print(f"    {k}/{len(days)} days ({time.perf_counter() - started:.0f} s)", flush=True)
         seconds = time.perf_counter() - started
-        if step != "ingest":
+        if step != "ingest" and settle:
             launcher.run()
         return seconds, time.perf_counter() - started - seconds, _peak_rss_mib()
 
 
-def in_fresh_process(step: str, warehouse: Path, landing: Path, days: list[dt.date]) -> tuple[float, float, float]:
+def in_fresh_process(step: str, warehouse: Path, landing: Path, days: list[dt.date],
+                     settle: bool = True) -> tuple[float, float, float]:
     # spawn, not fork: this process may hold threads and SQLite connections a fork would copy.
     with ProcessPoolExecutor(1, mp_context=get_context("spawn")) as pool:
-        return pool.submit(_pipeline_step, step, warehouse, landing, days).result()
+        return pool.submit(_pipeline_step, step, warehouse, landing, days, settle).result()
 
 
 def copy_warehouse(source: Path, target: Path) -> None:
@@ -168,6 +174,9 @@ def main() -> None:
     parser.add_argument("--days", type=int, default=90)
     parser.add_argument("--tasks-per-day", type=int, default=10_000)
     parser.add_argument("--agents", type=int, default=200)
+    parser.add_argument("--no-settle", dest="settle", action="store_false",
+                        help="time the two backfills only: no settling, so no comparison of the tables "
+                             "(unsettled, the ways differ by design)")
     args = parser.parse_args()
     # The judge stays off: with a key, scoring would call the LLM and the times would be its latency.
     os.environ.pop("OPENAI_API_KEY", None)
@@ -195,13 +204,15 @@ def main() -> None:
             copy_warehouse(ingested, warehouse)
         for way, warehouse in warehouses.items():
             print(f"  {WAYS[way]}:", flush=True)
-            seconds[way], settle[way], peak[way] = in_fresh_process(way, warehouse, landing, days)
-            print(f"    {seconds[way]:.0f} s, then {settle[way]:.0f} s to settle; peak RSS {peak[way]:,.0f} MiB",
+            seconds[way], settle[way], peak[way] = in_fresh_process(way, warehouse, landing, days, args.settle)
+            settled = f", then {settle[way]:.0f} s to settle" if args.settle else ""
+            print(f"    {seconds[way]:.0f} s{settled}; peak RSS {peak[way]:,.0f} MiB",
                   flush=True)
 
-        print("  tables after both ways, settled:")
         differences: dict[str, str] = {}
-        for table in COMPARED_TABLES:
+        if args.settle:
+            print("  tables after both ways, settled:")
+        for table in COMPARED_TABLES if args.settle else []:
             single, per_partition, difference = compare_table(table, *warehouses.values())
             rows = f"{single:,}" if single == per_partition else f"{single:,} / {per_partition:,}"
             print(f"    {table.name:22s} {rows:>12s} rows  {difference or 'equal'}", flush=True)
@@ -215,9 +226,13 @@ def main() -> None:
     print(f"generate                {seconds['generate']:8.1f} s")
     print(f"ingest                  {seconds['ingest']:8.1f} s   (peak RSS {peak['ingest']:,.0f} MiB)")
     for way, label in WAYS.items():
-        print(f"{label:23s} {seconds[way]:8.1f} s   then {settle[way]:.1f} s to settle (peak RSS {peak[way]:,.0f} MiB)")
+        settled = f"then {settle[way]:.1f} s to settle " if args.settle else ""
+        print(f"{label:23s} {seconds[way]:8.1f} s   {settled}(peak RSS {peak[way]:,.0f} MiB)")
     print(f"per-partition / single  {seconds['per_partition'] / seconds['single_run']:8.2f}x")
-    print(f"equal                   {'no: ' + ', '.join(differences) if differences else 'yes'}")
+    if args.settle:
+        print(f"equal                   {'no: ' + ', '.join(differences) if differences else 'yes'}")
+    else:
+        print("equal                   not compared (--no-settle)")
 
 
 if __name__ == "__main__":

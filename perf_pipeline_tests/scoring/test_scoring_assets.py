@@ -9,13 +9,14 @@ import sqlalchemy as sa
 import yaml
 from dagster import DagsterInstance, build_sensor_context, materialize
 
+from perf_pipeline.config import ConfigError
 from perf_pipeline.events.assets import DAILY_EVENT_ASSETS, objective_templates_asset
 from perf_pipeline.ingest.assets import ingest_landing_files
 from perf_pipeline.launcher import RANGE_END_TAG, RANGE_START_TAG
-from perf_pipeline.resources import LandingZoneResource, ScoringResource, WarehouseResource
+from perf_pipeline.resources import AggregatesResource, LandingZoneResource, ScoringResource, WarehouseResource
 from perf_pipeline.scoring import judge as judge_module
 from perf_pipeline.scoring.assets import SCORING_ASSETS, price_table_asset
-from perf_pipeline.scoring.config import ScoringConfigError, load_scoring_config
+from perf_pipeline.scoring.config import load_scoring_config
 from perf_pipeline.scoring.sensors import late_feedback_sensor
 from perf_pipeline.scoring.store import stale_score_days
 from perf_pipeline.warehouse.db import warehouse_engine
@@ -51,7 +52,7 @@ def resources(url: str, landing: Path, server: FakeOpenAIServer | None = None, c
                               judge_api_key="sk-test-0123456789abcdef" if server else None,
                               judge_base_url=server.url if server else None)
     return {"warehouse": WarehouseResource(url=url), "landing": LandingZoneResource(path=str(landing)),
-            "scoring": scoring}
+            "scoring": scoring, "aggregates": AggregatesResource()}
 
 
 def ingest_and_build(url: str, landing: Path, first: str, last: str) -> None:
@@ -269,11 +270,11 @@ def test_backfill_range_equals_day_by_day(tmp_path: Path, landing: Path) -> None
 
 def test_a_wrong_configuration_names_the_file_and_the_key(config_file) -> None:
     path = config_file(quality={"weights": {"judge": -1}}, judge={"concurrency": 0})
-    with pytest.raises(ScoringConfigError) as error:
+    with pytest.raises(ConfigError) as error:
         load_scoring_config(path)
     message = str(error.value)
     assert path in message and "judge.concurrency" in message and "quality" in message
-    with pytest.raises(ScoringConfigError, match="unknown weight"):
+    with pytest.raises(ConfigError, match="unknown weight"):
         load_scoring_config(config_file(quality={"weights": {"vibes": 1.0}}))
 
 
