@@ -35,6 +35,12 @@ EPILOG_RUN = """examples:
 environment: PERF_HOME, PERF_WAREHOUSE_URL, PERF_LANDING_DIR, PERF_DEFAULT_TIMEZONE,
 PERF_PARTITION_START, PERF_SCORING_CONFIG, PERF_AGGREGATES_CONFIG, OPENAI_API_KEY (see README)
 """
+EPILOG_SILENCE = """examples:
+  perf-pipeline silence add --rule low_success_rate --entity agent-07 --until 3d --reason "retraining, known"
+  perf-pipeline silence add --rule provider_anomaly --until 2026-12-01T09:00 --reason "provider incident"
+  perf-pipeline silence list --all
+  perf-pipeline silence expire 3
+"""
 EPILOG_DEMO = """examples:
   perf-pipeline demo                  # 14 days of logs for 12 agents, then the full run
   perf-pipeline demo --days 30 --agents 24
@@ -79,6 +85,20 @@ def _date(text: str) -> dt.date:
         raise argparse.ArgumentTypeError(f"{text!r} is not a date like 2026-01-31") from exc
 
 
+def _until(text: str) -> dt.datetime | dt.timedelta:
+    """An end time: ISO 8601 (a naive time is UTC; a date means its midnight UTC) or a duration from now."""
+    units = {"m": "minutes", "h": "hours", "d": "days"}
+    if text[-1:] in units and text[:-1].isdigit():
+        return dt.timedelta(**{units[text[-1]]: int(text[:-1])})
+    try:
+        moment = dt.datetime.fromisoformat(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is neither a time like 2026-12-01T09:00 (UTC unless an offset is given) nor a duration "
+            "like 30m, 8h or 3d") from exc
+    return moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)
+
+
 def _positive(text: str) -> int:
     value = int(text)
     if value < 1:
@@ -119,9 +139,27 @@ def _parser() -> argparse.ArgumentParser:
     schema.add_argument("--write", action="store_true", help="rewrite sql/ddl/*.sql")
     schema.set_defaults(handler=cmd_schema)
 
-    query = commands.add_parser("query", help="print window stats, trends, leaderboards, anomalies or rankings",
+    silence = commands.add_parser("silence", help="silence alerts of a rule (and entity) for a while; list, expire",
+                                  formatter_class=argparse.RawDescriptionHelpFormatter, epilog=EPILOG_SILENCE)
+    silences = silence.add_subparsers(dest="action", required=True)
+    add = silences.add_parser("add", help="silence a rule, or one entity of it, until a time")
+    add.add_argument("--rule", required=True, help="the rule's name (alerts.yaml)")
+    add.add_argument("--entity", help="one entity id (an agent id, provider/task_type, ...); default: all")
+    add.add_argument("--until", required=True, type=_until,
+                     help="end of the silence: an ISO time (UTC unless it has an offset), a date, or 30m, 8h, 3d")
+    add.add_argument("--reason", required=True, help="why (shown with the silenced alerts)")
+    add.set_defaults(handler=cmd_silence_add)
+    listing = silences.add_parser("list", help="the active silences (--all: ended and expired ones too)")
+    listing.add_argument("--all", action="store_true", dest="include_ended")
+    listing.set_defaults(handler=cmd_silence_list)
+    expire = silences.add_parser("expire", help="end a silence now")
+    expire.add_argument("silence_id", type=_positive, metavar="ID")
+    expire.set_defaults(handler=cmd_silence_expire)
+
+    query = commands.add_parser("query", help="print window stats, trends, leaderboards, anomalies, rankings or alerts",
                                 formatter_class=argparse.RawDescriptionHelpFormatter, epilog=EPILOG_QUERY)
-    query.add_argument("what", choices=["window-stats", "trends", "leaderboard", "anomalies", "provider-rankings"])
+    query.add_argument("what", choices=["window-stats", "trends", "leaderboard", "anomalies", "provider-rankings",
+                                        "alerts"])
     query.add_argument("--entity-type", help="agent, department, project, provider, model, task_type, "
                                              "provider_task_type or prompt_version")
     query.add_argument("--entity", help="entity id (an agent id, provider/task_type, ...)")
@@ -316,6 +354,63 @@ def _warehouse_connection():
     if url.startswith("sqlite:///") and not Path(url.removeprefix("sqlite:///")).exists():
         raise UserError(f"no warehouse at {settings.redact_url(url)}: run `perf-pipeline run` (or demo) first")
     return warehouse_engine(url).connect()
+
+
+def _silences():
+    """A transaction on the warehouse, and the alert rules (a silence must name one)."""
+    from perf_pipeline.alerts.config import load_alerts_config
+    from perf_pipeline.config import ConfigError
+    from perf_pipeline.warehouse.db import warehouse_engine
+
+    try:
+        config = load_alerts_config()
+    except ConfigError as exc:
+        raise UserError(str(exc)) from exc
+    return warehouse_engine(settings.warehouse_url()).begin(), config
+
+
+def cmd_silence_add(args: argparse.Namespace) -> int:
+    from perf_pipeline.alerts.store import SilenceError, add_silence
+
+    transaction, config = _silences()
+    if config.rule(args.rule) is None:
+        raise UserError(f"--rule {args.rule!r} is not a rule; the rules are: "
+                        + ", ".join(rule.name for rule in config.rules))
+    now = dt.datetime.now(dt.UTC)
+    until = now + args.until if isinstance(args.until, dt.timedelta) else args.until
+    try:
+        with transaction as conn:
+            silence_id = add_silence(conn, args.rule, args.entity, until, args.reason, now,
+                                     os.environ.get("USER"))
+    except SilenceError as exc:
+        raise UserError(str(exc)) from exc
+    print(f"silence {silence_id}: {args.rule} for {args.entity or 'every entity'} until "
+          f"{until.isoformat(timespec='minutes')} ({args.reason.strip()})")
+    return 0
+
+
+def cmd_silence_list(args: argparse.Namespace) -> int:
+    from perf_pipeline.aggregates.query import render
+    from perf_pipeline.alerts.store import list_silences
+
+    transaction, _ = _silences()
+    with transaction as conn:
+        rows = list_silences(conn, dt.datetime.now(dt.UTC), args.include_ended)
+    print(render(rows, "table") if rows else "no active silences" + (" or past ones" if args.include_ended else ""))
+    return 0
+
+
+def cmd_silence_expire(args: argparse.Namespace) -> int:
+    from perf_pipeline.alerts.store import SilenceError, expire_silence
+
+    transaction, _ = _silences()
+    try:
+        with transaction as conn:
+            expire_silence(conn, args.silence_id, dt.datetime.now(dt.UTC))
+    except SilenceError as exc:
+        raise UserError(str(exc)) from exc
+    print(f"silence {args.silence_id} expired: its alerts notify again from the next evaluation")
+    return 0
 
 
 def cmd_query(args: argparse.Namespace) -> int:

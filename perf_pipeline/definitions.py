@@ -23,19 +23,28 @@ from dagster import (
 from perf_pipeline import settings
 from perf_pipeline.aggregates.assets import AGGREGATE_ASSETS
 from perf_pipeline.aggregates.checks import build_freshness_checks
+from perf_pipeline.alerts.assets import ALERT_ASSETS
 from perf_pipeline.automation import build_automation_sensor
 from perf_pipeline.events.assets import DAILY_EVENT_ASSETS, objective_templates_asset
 from perf_pipeline.ingest.assets import ingest_landing_files, staged_events
 from perf_pipeline.ingest.checks import ingest_conservation, quarantine_share
 from perf_pipeline.ingest.sensors import build_landing_sensor
 from perf_pipeline.jobs import JOBS
-from perf_pipeline.resources import AggregatesResource, LandingZoneResource, ScoringResource, WarehouseResource
+from perf_pipeline.notify.sensors import build_notification_sender, build_run_failure_notifier
+from perf_pipeline.resources import (
+    AggregatesResource,
+    AlertsResource,
+    LandingZoneResource,
+    NotifyResource,
+    ScoringResource,
+    WarehouseResource,
+)
 from perf_pipeline.schedules import build_daily_schedule
 from perf_pipeline.scoring.assets import SCORING_ASSETS, price_table_asset
 from perf_pipeline.scoring.sensors import late_feedback_sensor
 
 ASSETS = [ingest_landing_files, staged_events, objective_templates_asset, price_table_asset, *DAILY_EVENT_ASSETS,
-          *SCORING_ASSETS, *AGGREGATE_ASSETS]
+          *SCORING_ASSETS, *AGGREGATE_ASSETS, *ALERT_ASSETS]
 
 # resource -> field -> the environment variable it comes from, when that is set (otherwise the
 # field's default, which the resource resolves at run time).
@@ -45,9 +54,13 @@ RESOURCE_ENV = {
     "scoring": {"config_path": "PERF_SCORING_CONFIG", "judge_api_key": "OPENAI_API_KEY",
                 "judge_base_url": "OPENAI_BASE_URL", "judge_model": "PERF_JUDGE_MODEL"},
     "aggregates": {"config_path": "PERF_AGGREGATES_CONFIG"},
+    "alerts": {"config_path": "PERF_ALERTS_CONFIG"},
+    "notify": {"slack_token": "SLACK_BOT_TOKEN", "slack_channel": "PERF_SLACK_CHANNEL",
+               "escalation_channel": "PERF_SLACK_ESCALATION_CHANNEL", "slack_base_url": "PERF_SLACK_BASE_URL",
+               "webhook_urls": "PERF_WEBHOOK_URLS", "webhook_secret": "PERF_WEBHOOK_SECRET"},
 }
 RESOURCE_TYPES = {"warehouse": WarehouseResource, "landing": LandingZoneResource, "scoring": ScoringResource,
-                  "aggregates": AggregatesResource}
+                  "aggregates": AggregatesResource, "alerts": AlertsResource, "notify": NotifyResource}
 
 
 def build_resources() -> dict[str, object]:
@@ -70,7 +83,9 @@ def build_definitions() -> Definitions:
         sensors=[build_landing_sensor(settings.sensor_seconds()), late_feedback_sensor,
                  build_automation_sensor(settings.sensor_seconds()),
                  build_sensor_for_freshness_checks(freshness_checks=freshness, name="freshness_checks_sensor",
-                                                   default_status=DefaultSensorStatus.RUNNING)],
+                                                   default_status=DefaultSensorStatus.RUNNING),
+                 build_notification_sender(settings.sensor_seconds()),
+                 build_run_failure_notifier(settings.sensor_seconds())],
         schedules=[build_daily_schedule(schedule_time)],
         resources=build_resources(),
         # Each step is a short warehouse transaction: a process per step (the default executor)

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 from dagster import AssetSelection, define_asset_job
 
-# Groups in the order the data flows; every asset of the last three is daily partitioned.
-INGEST, REFERENCE, EVENTS, SCORING, AGGREGATES = "ingest", "reference", "events", "scoring", "aggregates"
-DAILY_GROUPS = (EVENTS, SCORING, AGGREGATES)
+# Groups in the order the data flows; every asset of the last four is daily partitioned.
+INGEST, REFERENCE, EVENTS, SCORING, AGGREGATES, ALERTS = (
+    "ingest", "reference", "events", "scoring", "aggregates", "alerts")
+DAILY_GROUPS = (EVENTS, SCORING, AGGREGATES, ALERTS)
 
 # Runs tagged so are queued one at a time (dagster.yaml's tag_concurrency_limits): an ingest takes
 # every new file of the landing folder, so two at once would both find the same files.
@@ -28,8 +29,8 @@ daily_job = define_asset_job(
     "daily_job",
     selection=AssetSelection.groups(*DAILY_GROUPS),
     description=("Every daily asset for a day (or, as one run, a range of days): event tables, scores, rollups, "
-                 "windows, trends, baselines and rankings. Launched by the daily schedule, by perf-pipeline run "
-                 "and by backfills."))
+                 "windows, trends, baselines, rankings and alerts. Launched by the daily schedule, by "
+                 "perf-pipeline run and by backfills."))
 
 scoring_job = define_asset_job(
     "scoring_job", selection=AssetSelection.groups(SCORING),

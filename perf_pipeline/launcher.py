@@ -1,10 +1,11 @@
 """Launch, in this process, what the Dagster daemon would launch: the CLI's ``run`` and ``demo``.
 
 This module holds no rule of the pipeline. It ticks the project's own sensors (the landing sensor,
-then the late feedback sensor), evaluates the daily assets' automation conditions with Dagster's
-evaluator, and executes what they request as runs of the project's named jobs, until nothing more is
-requested. A range rebuild (``--start/--end``) is what a single-run backfill of ``daily_job`` does.
-So the CLI, the daemon and a backfill from the UI build the same warehouse.
+then the late feedback sensor, and last the notification sender), evaluates the daily assets'
+automation conditions with Dagster's evaluator, and executes what they request as runs of the
+project's named jobs, until nothing more is requested. A range rebuild (``--start/--end``) is what
+a single-run backfill of ``daily_job`` does. So the CLI, the daemon and a backfill from the UI
+build the same warehouse.
 
 The automation cursor is kept on the Dagster instance and saved after each evaluation whose requested
 runs all succeeded: a run that fails (or a crash) leaves the previous cursor, and the next
@@ -97,6 +98,7 @@ class Launcher:
             cursor = result.cursor
             self._save_cursor(cursor)
             if not self.tick("late_feedback_sensor") and not requested:
+                self.tick("notification_sender")  # what the runs announced leaves now, as the daemon would send it
                 return self.launched
         raise PipelineRunError(f"the automation conditions still request partitions after {MAX_ROUNDS} rounds")
 

@@ -1,8 +1,11 @@
 """Dagster resources: the warehouse (the only thing that opens database connections), the landing
-zone, scoring (its configuration and the LLM judge) and the aggregates' configuration."""
+zone, scoring (its configuration and the LLM judge), the aggregates' and the alerts' configuration,
+and where notifications go (Slack, webhooks)."""
 
 from __future__ import annotations
 
+import datetime as dt
+import hashlib
 from pathlib import Path
 
 from dagster import ConfigurableResource
@@ -11,6 +14,10 @@ from sqlalchemy.engine import Engine
 
 from perf_pipeline import settings
 from perf_pipeline.aggregates.config import AggregatesConfig, load_aggregates_config
+from perf_pipeline.alerts.config import AlertsConfig, load_alerts_config
+from perf_pipeline.notify.outbox import SLACK, WEBHOOK
+from perf_pipeline.notify.slack import SlackSender
+from perf_pipeline.notify.webhook import WebhookSender
 from perf_pipeline.scoring.config import ScoringConfig, load_scoring_config
 from perf_pipeline.scoring.judge import JudgeClient, JudgePrice, OpenAIJudgeClient
 from perf_pipeline.warehouse.db import warehouse_engine
@@ -88,3 +95,61 @@ class AggregatesResource(ConfigurableResource):
 
     def config(self) -> AggregatesConfig:
         return load_aggregates_config(self.config_path)
+
+
+class AlertsResource(ConfigurableResource):
+    """The alert rules and lifecycle: ``alerts.yaml`` with the file ``PERF_ALERTS_CONFIG`` names
+    merged over it, and the time the alerts take as now."""
+
+    config_path: str | None = Field(default=None, description="YAML merged over the default alerts.yaml.")
+    clock: str | None = Field(default=None, description=(
+        "ISO 8601 time the alerts take as now (a replay, a test); unset: the real clock."))
+
+    def config(self) -> AlertsConfig:
+        return load_alerts_config(self.config_path)
+
+    def now(self) -> dt.datetime:
+        if self.clock:
+            moment = dt.datetime.fromisoformat(self.clock)
+            return moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)
+        return dt.datetime.now(dt.UTC)
+
+
+def webhook_id(url: str) -> str:
+    """How the outbox names a webhook: a hash of its URL, which may carry a secret token."""
+    return hashlib.sha256(url.encode()).hexdigest()[:16]
+
+
+class NotifyResource(ConfigurableResource):
+    """Where notifications go, from the environment (each an ``EnvVar``, never shown in the UI):
+    ``SLACK_BOT_TOKEN``, ``PERF_SLACK_CHANNEL``, ``PERF_SLACK_ESCALATION_CHANNEL``,
+    ``PERF_SLACK_BASE_URL``, ``PERF_WEBHOOK_URLS`` (comma-separated) and ``PERF_WEBHOOK_SECRET``."""
+
+    slack_token: str | None = Field(default=None, description="Slack bot token (a secret).")
+    slack_channel: str | None = Field(default=None, description="Channel of alerts, reports and failed runs.")
+    escalation_channel: str | None = Field(default=None, description="Channel of escalations; default the channel.")
+    slack_base_url: str | None = Field(default=None, description="Slack Web API base URL; default Slack's.")
+    webhook_urls: str | None = Field(default=None, description="Comma-separated webhook URLs (may hold secrets).")
+    webhook_secret: str | None = Field(default=None, description="Key of the bodies' HMAC-SHA256 signature.")
+
+    def urls(self) -> list[str]:
+        return [url.strip() for url in (self.webhook_urls or "").split(",") if url.strip()]
+
+    def destinations(self, escalation: bool = False) -> list[tuple[str, str]]:
+        """(channel, target) of each destination: the Slack channel (the escalation channel for an
+        escalation) when one is set, and every webhook."""
+        found = []
+        channel = (self.escalation_channel if escalation else None) or self.slack_channel
+        if channel:
+            found.append((SLACK, channel))
+        found.extend((WEBHOOK, webhook_id(url)) for url in self.urls())
+        return found
+
+    def webhook_url(self, target: str) -> str | None:
+        return next((url for url in self.urls() if webhook_id(url) == target), None)
+
+    def slack_sender(self) -> SlackSender | None:
+        return SlackSender(token=self.slack_token, base_url=self.slack_base_url) if self.slack_token else None
+
+    def webhook_sender(self) -> WebhookSender:
+        return WebhookSender(secret=self.webhook_secret)

@@ -20,6 +20,7 @@ from sqlalchemy.engine import Connection
 
 from perf_pipeline.aggregates.config import ProviderRankingConfig
 from perf_pipeline.warehouse.schema import (
+    alerts,
     anomalies,
     daily_rollups,
     leaderboard,
@@ -78,6 +79,10 @@ VIEWS = {
                               ("as_of_date", "task_type", "rank", "provider", "model", "status", "n_tasks",
                                "avg_quality_score", "avg_cost_per_task", "p50_response_time_ms", "utility"),
                               frozenset({"entity", "task_type"})),
+    "alerts": View(alerts, "as_of_date", ("as_of_date", "rule", "entity_type", "entity_id"),
+                   ("as_of_date", "rule", "entity_type", "entity_id", "status", "severity", "started_on", "metric",
+                    "observed", "threshold", "baseline", "n_tasks", "silenced_by"),
+                   frozenset({"entity_type", "entity", "metric"})),
 }
 _OPTION = {"entity_type": "--entity-type", "entity": "--entity", "department": "--department",
            "project": "--project", "window": "--window", "metric": "--metric", "task_type": "--task-type"}

@@ -547,12 +547,116 @@ node_performance = sa.Table(
     comment="Per agent, node and window: step count, failure rate, average duration and tokens.",
 )
 
+
+def _evidence_columns() -> list[sa.Column]:
+    return [
+        sa.Column("severity", sa.String(16), nullable=False, comment="warning or critical (the rule's)"),
+        sa.Column("kind", sa.String(16), nullable=False, comment="threshold, anomaly or trend"),
+        sa.Column("metric", sa.Text(), nullable=True),
+        sa.Column("window_days", sa.Integer(), nullable=True, comment="the window; for anomalies the baseline days"),
+        sa.Column("observed", sa.Float(), nullable=True, comment="the metric's value, or the trend's slope per day"),
+        sa.Column("threshold", sa.Float(), nullable=True, comment="the rule's limit, for thresholds"),
+        sa.Column("baseline", sa.Float(), nullable=True, comment="the baseline median, for anomalies"),
+        sa.Column("n_tasks", sa.BigInteger(), nullable=True, comment="tasks of the window, or points of the trend"),
+        sa.Column("evidence", JSON, nullable=True, comment="the other figures: robust z, trend interval, p-value"),
+    ]
+
+
+alert_conditions = sa.Table(
+    "alert_conditions",
+    metadata,
+    sa.Column("as_of_date", sa.Date(), primary_key=True),
+    sa.Column("rule", sa.Text(), primary_key=True),
+    *_entity_columns(),
+    *_evidence_columns(),
+    comment="The rules that hold as of each day, per entity, with their evidence (a pure function of the day's "
+            "window_stats, anomalies and trends).",
+)
+
+alerts = sa.Table(
+    "alerts",
+    metadata,
+    sa.Column("as_of_date", sa.Date(), primary_key=True),
+    sa.Column("rule", sa.Text(), primary_key=True),
+    *_entity_columns(),
+    sa.Column("status", sa.String(16), nullable=False, comment="firing, or resolved (from the first day it no "
+                                                                "longer holds, for resolve_after days)"),
+    sa.Column("started_on", sa.Date(), nullable=False, comment="first day of the alert (flaps inside resolve_after "
+                                                               "do not start a new one); at most 90 days back"),
+    sa.Column("last_held_on", sa.Date(), nullable=False),
+    sa.Column("resolved_on", sa.Date(), nullable=True),
+    sa.Column("resolution_final", sa.Boolean(), nullable=False,
+              comment="resolved for resolve_after days: the resolved notification goes out"),
+    sa.Column("escalated", sa.Boolean(), nullable=False, comment="firing for escalate_after days or more"),
+    sa.Column("silenced_by", sa.Integer(), nullable=True,
+              comment="the silence that held back its notifications (days within the notify lookback)"),
+    *_evidence_columns(),
+    comment="Each alert's state as of each day, keyed by rule and entity, with the evidence of its last firing day.",
+)
+
+alert_notifications = sa.Table(
+    "alert_notifications",
+    metadata,
+    sa.Column("notification_key", sa.Text(), primary_key=True,
+              comment="rule|entity_type|entity_id|started_on|kind[|day]: what was announced, once"),
+    sa.Column("rule", sa.Text(), nullable=False),
+    sa.Column("entity_type", sa.String(32), nullable=False),
+    sa.Column("entity_id", sa.Text(), nullable=False),
+    sa.Column("started_on", sa.Date(), nullable=False),
+    sa.Column("kind", sa.String(16), nullable=False, comment="firing, repeat, escalation or resolved"),
+    sa.Column("as_of_date", sa.Date(), nullable=False, comment="the evaluation that announced it"),
+    sa.Column("message_key", sa.Text(), nullable=False, comment="the grouped message (notification_outbox)"),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    comment="The ledger of alert notifications: each announcement once, whatever re-runs and backfills do.",
+)
+sa.Index("ix_alert_notifications_alert", alert_notifications.c.rule, alert_notifications.c.entity_type,
+         alert_notifications.c.entity_id, alert_notifications.c.started_on)
+
+silences = sa.Table(
+    "silences",
+    metadata,
+    sa.Column("silence_id", sa.Integer(), primary_key=True, autoincrement=True),
+    sa.Column("rule", sa.Text(), nullable=False),
+    sa.Column("entity_id", sa.Text(), nullable=True, comment="null: every entity of the rule"),
+    sa.Column("starts_at", UTCDateTime, nullable=False),
+    sa.Column("ends_at", UTCDateTime, nullable=False),
+    sa.Column("reason", sa.Text(), nullable=False),
+    sa.Column("created_by", sa.Text(), nullable=True),
+    sa.Column("expired_at", UTCDateTime, nullable=True, comment="set by silence expire: ended before ends_at"),
+    comment="Silences: alerts they match are recorded and shown as silenced, never sent.",
+)
+
+notification_outbox = sa.Table(
+    "notification_outbox",
+    metadata,
+    sa.Column("delivery_key", sa.Text(), primary_key=True,
+              comment="the idempotency key: message key and destination (webhooks receive it as Idempotency-Key)"),
+    sa.Column("message_key", sa.Text(), nullable=False),
+    sa.Column("channel", sa.String(16), nullable=False, comment="slack or webhook"),
+    sa.Column("target", sa.Text(), nullable=False,
+              comment="the Slack channel, or the webhook's id (a hash of its URL, which may hold a secret)"),
+    sa.Column("kind", sa.String(24), nullable=False, comment="alert kinds, run_failure, report"),
+    sa.Column("payload", JSON, nullable=False, comment="Slack: text, blocks, files; webhook: the JSON document"),
+    sa.Column("status", sa.String(16), nullable=False, comment="pending, sent or dead (after max_attempts)"),
+    sa.Column("attempts", sa.Integer(), nullable=False),
+    sa.Column("next_attempt_at", UTCDateTime, nullable=False),
+    sa.Column("last_error", sa.Text(), nullable=True),
+    sa.Column("ambiguous", sa.Boolean(), nullable=False,
+              comment="the last attempt may have been delivered (its response was lost)"),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("sent_at", UTCDateTime, nullable=True),
+    sa.Column("receipt", sa.Text(), nullable=True, comment="Slack's message ts, or the webhook's HTTP status"),
+    comment="Notifications to deliver: written in the transaction of what caused them, sent and retried by the "
+            "notification_sender sensor (at least once; a lost response gives at most one duplicate).",
+)
+sa.Index("ix_notification_outbox_status_next", notification_outbox.c.status, notification_outbox.c.next_attempt_at)
+
 # Aggregates are read and replaced by day range (with an entity type): without these, each new
 # day would scan the whole history of its table, and its cost would grow with the history.
 for _table, _columns in ((daily_rollups, ("date", "entity_type")), (daily_metrics, ("date", "entity_type")),
                          (window_stats, ("as_of_date", "entity_type")),
                          (trends, ("as_of_date", "entity_type")), (baselines, ("date",)), (anomalies, ("date",)),
-                         (node_rollups, ("date",))):
+                         (node_rollups, ("date",)), (alert_conditions, ("as_of_date",)), (alerts, ("as_of_date",))):
     sa.Index(f"ix_{_table.name}_{'_'.join(_columns)}", *[_table.c[c] for c in _columns])
 del _table, _columns
 
@@ -570,4 +674,5 @@ DDL_GROUPS: dict[str, list[sa.Table]] = {
     "050_aggregates.sql": [daily_rollups, daily_metrics, window_stats, trends, baselines, anomalies],
     "060_rankings.sql": [leaderboard, most_improved_agents, provider_rankings, prompt_version_comparisons,
                          project_summaries, project_agent_stats, node_rollups, node_performance],
+    "070_alerts.sql": [alert_conditions, alerts, alert_notifications, silences, notification_outbox],
 }

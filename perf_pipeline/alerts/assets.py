@@ -1,0 +1,121 @@
+"""Alert assets: ``alert_conditions`` (which rules hold as of each day) and ``alerts`` (each alert's
+state, and the notifications it sends, written to the outbox in the same transaction).
+
+Both are daily partitioned like the aggregates they read, so a backfill recomputes their history;
+only the days within ``notify_lookback_days`` of today announce anything, so a backfill of old days
+sends nothing (README: Alerts).
+"""
+
+import datetime as dt
+from collections.abc import Iterator
+from typing import Any
+
+import pandas as pd
+from dagster import AssetDep, AssetExecutionContext, MaterializeResult
+
+from perf_pipeline.alerts.checks import delivery_check, delivery_check_spec
+from perf_pipeline.alerts.config import check_windows
+from perf_pipeline.alerts.lifecycle import ESCALATION, FIRING, RESOLVED, alert_states, announcements, group_messages
+from perf_pipeline.alerts.messages import slack_payload, webhook_payload
+from perf_pipeline.alerts.rules import held_conditions
+from perf_pipeline.alerts.store import (
+    active_silences,
+    ledger_entries,
+    read_conditions,
+    read_sources,
+    record_announcements,
+    silence_matcher,
+)
+from perf_pipeline.config import MAX_WINDOW_DAYS
+from perf_pipeline.daily import daily_asset, partition_days, range_metadata, record_days
+from perf_pipeline.jobs import ALERTS
+from perf_pipeline.notify.outbox import SLACK, WEBHOOK, enqueue
+from perf_pipeline.partitions import days_between, trailing_days
+from perf_pipeline.resources import AggregatesResource, AlertsResource, NotifyResource, WarehouseResource
+from perf_pipeline.warehouse.db import frame_to_records, replace_partition
+from perf_pipeline.warehouse.schema import alert_conditions
+from perf_pipeline.warehouse.schema import alerts as alerts_table
+
+
+@daily_asset(name="alert_conditions", group_name=ALERTS, deps=["window_stats", "anomalies", "trends"],
+             description=("As of each day, per rule and entity: the rules that hold (a window_stats threshold, an "
+                          "anomaly, a significant trend) with their evidence. Never on insufficient data or a null "
+                          "metric."))
+def alert_conditions_asset(context: AssetExecutionContext, warehouse: WarehouseResource, alerts: AlertsResource,
+                           aggregates: AggregatesResource) -> MaterializeResult:
+    first, last = partition_days(context)
+    config = alerts.config()
+    check_windows(config, aggregates.config())
+    entity_types = sorted({t for rule in config.rules for t in rule.entity_types})
+    with warehouse.engine().begin() as conn:
+        held = held_conditions(config.rules, *read_sources(conn, first, last, entity_types))
+        rows = replace_partition(conn, alert_conditions, first, last, frame_to_records(held),
+                                 date_column="as_of_date")
+    record_days(context, "alert_conditions", held, "as_of_date", _by_rule)
+    return MaterializeResult(metadata=range_metadata(context, {
+        "partition_range": f"{first}..{last}", "rows": rows, "rules": len(config.rules)}))
+
+
+def _by_rule(_day: dt.date, rows: pd.DataFrame) -> dict[str, Any]:
+    return {"rows": len(rows), **{f"held_{rule}": int(n) for rule, n in rows.groupby("rule").size().items()}}
+
+
+def _state_figures(_day: dt.date, rows: pd.DataFrame) -> dict[str, Any]:
+    status = rows["status"] if not rows.empty else pd.Series(dtype=str)
+    return {"firing": int((status == FIRING).sum()), "resolved": int((status == RESOLVED).sum()),
+            "silenced": int(rows["silenced_by"].notna().sum()) if not rows.empty else 0}
+
+
+@daily_asset(name="alerts", group_name=ALERTS,
+             deps=[AssetDep("alert_conditions", partition_mapping=trailing_days(MAX_WINDOW_DAYS))],
+             check_specs=[delivery_check_spec()],
+             description=("Each alert (rule + entity) as of each day: firing, or resolved, since when, escalated, "
+                          "silenced, with its evidence. Days within notify_lookback_days of today write their "
+                          "notifications (first firing, repeat, escalation, resolved) to the outbox, grouped by "
+                          "rule; the notification_sender sensor delivers them."))
+def alerts_asset(context: AssetExecutionContext, warehouse: WarehouseResource, alerts: AlertsResource,
+                 notify: NotifyResource) -> Iterator[Any]:
+    first, last = partition_days(context)
+    config = alerts.config()
+    now = alerts.now()
+    today = now.date()
+    recent = today - dt.timedelta(days=config.lifecycle.notify_lookback_days)
+    with warehouse.engine().begin() as conn:
+        held = read_conditions(conn, first - dt.timedelta(days=MAX_WINDOW_DAYS - 1), last)
+        states = alert_states(held, days_between(first, last), config.lifecycle)
+        eligible = states[(states["as_of_date"] >= recent) & (states["as_of_date"] <= today)]
+        found, silenced = announcements(eligible, ledger_entries(conn, eligible), config.lifecycle,
+                                        silence_matcher(active_silences(conn, now)))
+        if silenced:
+            keys = list(zip(states["as_of_date"], states["rule"], states["entity_type"], states["entity_id"],
+                            strict=True))
+            states["silenced_by"] = [silenced.get(key) for key in keys]
+        rows = replace_partition(conn, alerts_table, first, last, frame_to_records(states), date_column="as_of_date")
+        messages = group_messages(found)
+        undeliverable = 0
+        for message in messages:
+            destinations = notify.destinations(escalation=message.kind == ESCALATION)
+            if not destinations:
+                undeliverable += len(message.announcements)
+                continue  # not recorded: announced once a destination is configured
+            mentions = (config.owners_of(message.rule, [a.state["entity_id"] for a in message.announcements])
+                        if message.kind == ESCALATION else [])
+            enqueue(conn, message.message_key, message.kind, destinations,
+                    {SLACK: slack_payload(message, mentions), WEBHOOK: webhook_payload(message)}, now)
+            record_announcements(conn, [(a, message.message_key) for a in message.announcements], now)
+        check = delivery_check(conn)
+    if undeliverable:
+        context.log.warning(f"{undeliverable} alert notification(s) not sent: no destination is configured "
+                            "(set PERF_SLACK_CHANNEL and SLACK_BOT_TOKEN, or PERF_WEBHOOK_URLS); they will be "
+                            "announced by the first evaluation after one is")
+    record_days(context, "alerts", states, "as_of_date", _state_figures)
+    yield MaterializeResult(metadata=range_metadata(context, {
+        "partition_range": f"{first}..{last}", "rows": rows,
+        "firing": int((states["status"] == FIRING).sum()) if not states.empty else 0,
+        "notifications": sum(len(m.announcements) for m in messages) - undeliverable,
+        "messages": len(messages), "silenced": len(silenced), "without_destination": undeliverable,
+        "notify_from": recent.isoformat()}))
+    yield check
+
+
+ALERT_ASSETS = [alert_conditions_asset, alerts_asset]

@@ -1,0 +1,127 @@
+"""Reading and writing the alert tables: held conditions, states, the notification ledger and silences."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable
+from typing import Any
+
+import pandas as pd
+import sqlalchemy as sa
+from sqlalchemy import Connection
+
+from perf_pipeline.alerts.lifecycle import KEY, Announcement
+from perf_pipeline.alerts.rules import CONDITION_COLUMNS
+from perf_pipeline.warehouse.db import insert_new_rows, read_frame, to_python_date
+from perf_pipeline.warehouse.schema import (
+    alert_conditions,
+    alert_notifications,
+    anomalies,
+    silences,
+    trends,
+    window_stats,
+)
+
+
+class SilenceError(ValueError):
+    """A silence that cannot be added or expired; the message says why."""
+
+
+def read_sources(conn: Connection, first: dt.date, last: dt.date,
+                 entity_types: list[str]) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """The ``window_stats``, ``anomalies`` and ``trends`` rows of [first, last] for ``entity_types``."""
+    def rows(table: sa.Table, date_column: str) -> pd.DataFrame:
+        frame = read_frame(conn, sa.select(table).where(table.c[date_column].between(first, last),
+                                                        table.c.entity_type.in_(entity_types)))
+        if not frame.empty:
+            frame[date_column] = frame[date_column].map(to_python_date)
+        return frame
+
+    return rows(window_stats, "as_of_date"), rows(anomalies, "date"), rows(trends, "as_of_date")
+
+
+def read_conditions(conn: Connection, first: dt.date, last: dt.date) -> pd.DataFrame:
+    frame = read_frame(conn, sa.select(*[alert_conditions.c[c] for c in CONDITION_COLUMNS])
+                       .where(alert_conditions.c.as_of_date.between(first, last)))
+    if frame.empty:
+        return pd.DataFrame(columns=CONDITION_COLUMNS)
+    frame["as_of_date"] = frame["as_of_date"].map(to_python_date)
+    return frame
+
+
+def ledger_entries(conn: Connection, alerts: pd.DataFrame) -> list[dict[str, Any]]:
+    """The ledger's entries of the alerts (rule, entity and started_on) in ``alerts``."""
+    if alerts.empty:
+        return []
+    t = alert_notifications
+    wanted = {(r["rule"], r["entity_type"], r["entity_id"], r["started_on"]) for r in alerts.to_dict("records")}
+    rules = sorted({w[0] for w in wanted})
+    first_start = min(w[3] for w in wanted)
+    query = sa.select(t).where(t.c.rule.in_(rules), t.c.started_on >= first_start)
+    entries = []
+    for row in conn.execute(query).mappings():
+        entry = dict(row)
+        entry["started_on"] = to_python_date(entry["started_on"])
+        entry["as_of_date"] = to_python_date(entry["as_of_date"])
+        if (entry["rule"], entry["entity_type"], entry["entity_id"], entry["started_on"]) in wanted:
+            entries.append(entry)
+    return entries
+
+
+def record_announcements(conn: Connection, found: Iterable[tuple[Announcement, str]], now: dt.datetime) -> None:
+    """Add each (announcement, message key) to the ledger, one entry per key it carries."""
+    rows = []
+    for announcement, message_key in found:
+        state = announcement.state
+        for kind, key in announcement.entries:
+            rows.append({"notification_key": key, **{c: state[c] for c in KEY}, "started_on": state["started_on"],
+                         "kind": kind, "as_of_date": announcement.as_of_date, "message_key": message_key,
+                         "created_at": now})
+    insert_new_rows(conn, alert_notifications, rows)
+
+
+def active_silences(conn: Connection, now: dt.datetime) -> list[dict[str, Any]]:
+    t = silences
+    query = (sa.select(t).where(t.c.starts_at <= now, t.c.ends_at > now, t.c.expired_at.is_(None))
+             .order_by(t.c.silence_id))
+    return [dict(row) for row in conn.execute(query).mappings()]
+
+
+def silence_matcher(active: list[dict[str, Any]]):
+    """A function (rule, entity_id) -> the id of the first active silence that matches, or None."""
+    def match(rule: str, entity_id: str) -> int | None:
+        for silence in active:
+            if silence["rule"] == rule and silence["entity_id"] in (None, entity_id):
+                return int(silence["silence_id"])
+        return None
+
+    return match
+
+
+def add_silence(conn: Connection, rule: str, entity_id: str | None, until: dt.datetime, reason: str,
+                now: dt.datetime, created_by: str | None) -> int:
+    if until <= now:
+        raise SilenceError(f"--until {until.isoformat()} is not in the future (now {now.isoformat()})")
+    if not reason.strip():
+        raise SilenceError("--reason must say why the alert is silenced")
+    result = conn.execute(silences.insert().values(rule=rule, entity_id=entity_id, starts_at=now, ends_at=until,
+                                                   reason=reason.strip(), created_by=created_by, expired_at=None))
+    return int(result.inserted_primary_key[0])
+
+
+def list_silences(conn: Connection, now: dt.datetime, include_ended: bool) -> list[dict[str, Any]]:
+    t = silences
+    query = sa.select(t).order_by(t.c.silence_id)
+    if not include_ended:
+        query = query.where(t.c.ends_at > now, t.c.expired_at.is_(None))
+    return [dict(row) for row in conn.execute(query).mappings()]
+
+
+def expire_silence(conn: Connection, silence_id: int, now: dt.datetime) -> None:
+    t = silences
+    row = conn.execute(sa.select(t.c.ends_at, t.c.expired_at).where(t.c.silence_id == silence_id)).first()
+    if row is None:
+        raise SilenceError(f"no silence {silence_id} (perf-pipeline silence list --all shows them)")
+    if row.expired_at is not None:
+        raise SilenceError(f"silence {silence_id} was already expired at {row.expired_at}")
+    conn.execute(t.update().where(t.c.silence_id == silence_id).values(expired_at=now))
