@@ -106,7 +106,7 @@ def notification_key(state: dict[str, Any], kind: str, day: dt.date | None = Non
 
 def announcements(states: pd.DataFrame, ledger: Iterable[dict[str, Any]], lifecycle: Lifecycle,
                   silence_of: Callable[[str, str], int | None]) -> tuple[list[Announcement], dict[tuple, int]]:
-    """What the states of the evaluated days announce, day by day in order, given the ledger's
+    """What the latest state of each alert among the evaluated days announces, given the ledger's
     entries for these alerts (``kind``, ``as_of_date``, ``notification_key`` and the alert's key and
     ``started_on``), and which alerts a silence holds back: (announcements, {(day, rule,
     entity_type, entity_id): silence id}). Silenced announcements are not recorded, so an alert
@@ -120,7 +120,10 @@ def announcements(states: pd.DataFrame, ledger: Iterable[dict[str, Any]], lifecy
     repeat_after = dt.timedelta(days=lifecycle.repeat_interval_days)
     found: list[Announcement] = []
     silenced: dict[tuple, int] = {}
-    for state in states.sort_values(["as_of_date", *KEY]).to_dict("records"):
+    # Each alert speaks once per evaluation, with its latest state: a run that catches up on several
+    # recent days announces what holds now, not each day's step.
+    latest = states.sort_values("as_of_date").drop_duplicates([*KEY, "started_on"], keep="last")
+    for state in latest.sort_values(["as_of_date", *KEY]).to_dict("records"):
         day = state["as_of_date"]
         alert = (state["rule"], state["entity_type"], state["entity_id"], state["started_on"])
         kinds = {kind for kind, _ in announced[alert]}

@@ -165,7 +165,16 @@ def _failure_text(context: SensorEvaluationContext, run_id: str) -> str:
         records = context.instance.get_records_for_run(run_id, of_type=event_type, limit=1).records
         if records:
             entry = records[0].event_log_entry
-            message = entry.dagster_event.message if entry.dagster_event else entry.user_message
+            event = entry.dagster_event
+            failure = event.step_failure_data if event and event.is_step_failure else None
+            if failure and failure.error:
+                error = failure.error
+                # Dagster wraps the asset's own error: say that one (not what it was raised from).
+                while error.cause is not None and (error.cls_name or "").startswith("Dagster"):
+                    error = error.cause
+                message = f"{event.step_key}: {error.message.strip()}"
+            else:
+                message = (event.message if event else None) or entry.user_message
             return redact(message or "")[0][:1000]
     return "no failure message was recorded"
 

@@ -20,7 +20,7 @@ from dagster import DagsterInstance, build_sensor_context, instance_for_test, ma
 from perf_pipeline.alerts.assets import ALERT_ASSETS
 from perf_pipeline.alerts.store import add_silence, expire_silence
 from perf_pipeline.launcher import RANGE_END_TAG, RANGE_START_TAG
-from perf_pipeline.notify.sensors import body_bytes, build_notification_sender
+from perf_pipeline.notify.sensors import body_bytes, build_notification_sender, build_run_failure_notifier
 from perf_pipeline.notify.webhook import IDEMPOTENCY_HEADER, PAYLOAD_SCHEMA, verify
 from perf_pipeline.resources import AggregatesResource, AlertsResource, NotifyResource, WarehouseResource
 from perf_pipeline.warehouse.db import warehouse_engine
@@ -175,7 +175,8 @@ def test_a_flapping_entity_opens_no_new_alert(deployment: Deployment) -> None:
         deployment.plant(n, agent_1=rate)
         deployment.evaluate(n)
         deployment.tick()
-    assert [h.rsplit(": ", 1)[1] for h in deployment.headers()] == ["1 agent firing", "1 agent escalated"]  # day 4: unresolved for 5 days
+    # No second "firing": day 4 is the same alert, unresolved for 5 days, so it escalates.
+    assert [h.rsplit(": ", 1)[1] for h in deployment.headers()] == ["1 agent firing", "1 agent escalated"]
 
 
 def test_a_silenced_alert_is_recorded_and_not_sent_until_its_silence_ends(deployment: Deployment) -> None:
@@ -274,3 +275,31 @@ def test_a_backfill_of_sixty_old_days_sends_nothing(deployment: Deployment) -> N
         assert firing.scalar_one() == 30  # the state is right all the same
     metadata = result.asset_materializations_for_node("alerts")[0].metadata
     assert metadata["range_notifications"].value == 0
+
+
+def test_a_failed_run_is_posted_once_through_the_outbox(deployment: Deployment, tmp_path: Path) -> None:
+    notifier = build_run_failure_notifier(30)
+
+    def tick(cursor: str | None):
+        context = build_sensor_context(instance=deployment.instance, cursor=cursor,
+                                       resources=deployment.resources(dt.datetime.now(dt.UTC)))
+        return notifier.evaluate_tick(context)
+
+    start = tick(None)  # a new deployment watches from now on
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("rules:\n  - name: x\n    severity: loud\n")
+    resources = {**deployment.resources(dt.datetime.now(dt.UTC)),
+                 "alerts": AlertsResource(config_path=str(broken))}
+    failed = materialize(ALERT_ASSETS, resources=resources, instance=deployment.instance,
+                         partition_key=day(0).isoformat(), raise_on_error=False)
+    assert not failed.success
+    found = tick(start.cursor)
+    assert "1 failed run(s)" in found.skip_message
+    assert tick(found.cursor).skip_message == "no failed run since the last tick"
+    deployment.tick()
+    [message] = deployment.slack.messages()
+    text = json.dumps(message["blocks"])
+    assert "Run failed" in text and failed.run_id in text and "broken.yaml" in text and "line 3" in text
+    [posted] = deployment.webhook.requests
+    document = json.loads(posted.body)
+    assert document["type"] == "run_failure" and document["run_id"] == failed.run_id

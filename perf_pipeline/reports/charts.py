@@ -1,0 +1,89 @@
+"""The reports' charts as PNG bytes: the daily overall score of the top and the declining agents, and
+the cost per task of each provider over the period.
+
+Each chart is drawn on a Figure of its own with matplotlib's Agg renderer (no pyplot: no global
+state shared between runs in threads), at a fixed size and resolution and without the metadata
+matplotlib would stamp, so one report always gives the same bytes. A chart with nothing to draw is
+None, and the report says "no data" rather than showing empty axes.
+"""
+
+from __future__ import annotations
+
+import io
+from datetime import timedelta
+
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.dates import DateFormatter
+from matplotlib.figure import Figure
+
+from perf_pipeline.aggregates.trends import DECLINING
+from perf_pipeline.reports.content import HISTORY_DAYS, Report, usd
+
+SIZE_INCHES = (8.0, 4.0)
+DPI = 100
+SCORE_TREND, COST_PER_TASK = "score_trend", "cost_per_task"
+TITLES = {SCORE_TREND: f"Daily overall score, last {HISTORY_DAYS} days",
+          COST_PER_TASK: "Average cost per task by provider"}
+
+
+def charts(report: Report) -> dict[str, bytes]:
+    """The charts that have data, by name (SCORE_TREND, COST_PER_TASK)."""
+    drawn = {SCORE_TREND: score_trend(report), COST_PER_TASK: cost_per_task(report)}
+    return {name: png for name, png in drawn.items() if png is not None}
+
+
+def score_trend(report: Report) -> bytes | None:
+    """Daily average overall score of the top ranked agents and of the declining ones (dashed)."""
+    series = [s for s in report.score_history if s.points]
+    if not series:
+        return None
+    figure = _figure()
+    axes = figure.add_subplot()
+    for s in series:
+        days, scores = zip(*s.points, strict=True)
+        axes.plot(days, scores, marker="o", markersize=3, linewidth=1.6,
+                  linestyle="--" if s.role == DECLINING else "-", label=f"{s.agent_id} ({s.role})")
+    last = report.period.last
+    axes.set_xlim(last - timedelta(days=HISTORY_DAYS - 1), last)
+    axes.set_ylim(0, 1)
+    axes.set_ylabel("average overall score")
+    axes.xaxis.set_major_formatter(DateFormatter("%m-%d"))
+    axes.grid(alpha=0.3)
+    axes.legend(loc="lower left", fontsize="small", ncols=2)
+    axes.set_title(TITLES[SCORE_TREND])
+    return _png(figure)
+
+
+def cost_per_task(report: Report) -> bytes | None:
+    """Average cost per task of each provider's tasks of known cost; providers whose costs are all
+    unknown are named under the axis, without a bar (an unknown cost is not a zero)."""
+    costs = report.provider_costs
+    if not any(c.avg_cost_per_task is not None for c in costs):
+        return None
+    figure = _figure()
+    axes = figure.add_subplot()
+    positions = range(len(costs))
+    heights = [c.avg_cost_per_task or 0.0 for c in costs]
+    bars = axes.bar(positions, heights, color="#4C78A8")
+    labels = [f"{usd(c.avg_cost_per_task)}\nn = {c.n_cost}" if c.avg_cost_per_task is not None else ""
+              for c in costs]
+    axes.bar_label(bars, labels=labels, fontsize="small", padding=2)
+    axes.set_xticks(list(positions), [c.provider if c.avg_cost_per_task is not None else f"{c.provider}\n(cost unknown)"
+                                      for c in costs])
+    axes.set_ylabel("USD per task")
+    axes.set_ylim(0, max(heights) * 1.25)
+    axes.grid(axis="y", alpha=0.3)
+    axes.set_title(f"{TITLES[COST_PER_TASK]}, {report.period.label}")
+    return _png(figure)
+
+
+def _figure() -> Figure:
+    figure = Figure(figsize=SIZE_INCHES, dpi=DPI, layout="constrained")
+    FigureCanvasAgg(figure)
+    return figure
+
+
+def _png(figure: Figure) -> bytes:
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=DPI, metadata={"Software": None})
+    return buffer.getvalue()
