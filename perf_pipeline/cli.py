@@ -41,6 +41,10 @@ EPILOG_SILENCE = """examples:
   perf-pipeline silence list --all
   perf-pipeline silence expire 3
 """
+EPILOG_REPORT = """examples:
+  perf-pipeline report send --kind weekly --period 2026-W40
+  perf-pipeline report send --kind daily --period 2026-10-02 --again
+"""
 EPILOG_DEMO = """examples:
   perf-pipeline demo                  # 14 days of logs for 12 agents, then the full run
   perf-pipeline demo --days 30 --agents 24
@@ -155,6 +159,15 @@ def _parser() -> argparse.ArgumentParser:
     expire = silences.add_parser("expire", help="end a silence now")
     expire.add_argument("silence_id", type=_positive, metavar="ID")
     expire.set_defaults(handler=cmd_silence_expire)
+
+    report = commands.add_parser("report", help="post a stored daily or weekly report (one a backfill did not post)",
+                                 formatter_class=argparse.RawDescriptionHelpFormatter, epilog=EPILOG_REPORT)
+    reports = report.add_subparsers(dest="action", required=True)
+    send = reports.add_parser("send", help="post a report to Slack and the webhooks (once, unless --again)")
+    send.add_argument("--kind", required=True, choices=["daily", "weekly"])
+    send.add_argument("--period", required=True, help="the day (2026-03-04) or the ISO week (2026-W10)")
+    send.add_argument("--again", action="store_true", help="post another copy of a report already posted")
+    send.set_defaults(handler=cmd_report_send)
 
     query = commands.add_parser("query", help="print window stats, trends, leaderboards, anomalies, rankings or alerts",
                                 formatter_class=argparse.RawDescriptionHelpFormatter, epilog=EPILOG_QUERY)
@@ -410,6 +423,40 @@ def cmd_silence_expire(args: argparse.Namespace) -> int:
     except SilenceError as exc:
         raise UserError(str(exc)) from exc
     print(f"silence {args.silence_id} expired: its alerts notify again from the next evaluation")
+    return 0
+
+
+def cmd_report_send(args: argparse.Namespace) -> int:
+    """Put the stored report in the outbox, then deliver it as the notification_sender sensor would."""
+    ensure_dagster_home()
+    from dagster import DagsterInstance
+
+    from perf_pipeline.definitions import build_definitions
+    from perf_pipeline.launcher import Launcher, initialized
+    from perf_pipeline.reports.publish import post, posted
+
+    defs = build_definitions()
+    notify = initialized(defs.resources["notify"])
+    destinations = notify.destinations()
+    if not destinations:
+        raise UserError("no destination: set PERF_SLACK_CHANNEL and SLACK_BOT_TOKEN, or PERF_WEBHOOK_URLS")
+    now = dt.datetime.now(dt.UTC)
+    with _warehouse_connection() as conn, conn.begin():
+        try:
+            key = post(conn, args.kind, args.period, destinations, now,
+                       copy=now.strftime("again-%Y%m%dT%H%M%S") if args.again else None)
+        except LookupError as exc:
+            raise UserError(str(exc)) from exc
+        before = {(r["channel"], r["target"]): r for r in posted(conn, key)}
+    already = [r for r in before.values() if r["status"] == "sent"]
+    if already and len(already) == len(destinations):
+        raise UserError(f"the {args.kind} report {args.period} was already posted to every destination; "
+                        "--again posts another copy")
+    with DagsterInstance.get() as instance:
+        Launcher(defs, instance).tick("notification_sender")
+    with _warehouse_connection() as conn:
+        for row in posted(conn, key):
+            print(f"{row['channel']} {row['target'] if row['channel'] == 'slack' else '(webhook)'}: {row['status']}")
     return 0
 
 

@@ -31,20 +31,22 @@ from perf_pipeline.ingest.checks import ingest_conservation, quarantine_share
 from perf_pipeline.ingest.sensors import build_landing_sensor
 from perf_pipeline.jobs import JOBS
 from perf_pipeline.notify.sensors import build_notification_sender, build_run_failure_notifier
+from perf_pipeline.reports.assets import REPORT_ASSETS
 from perf_pipeline.resources import (
     AggregatesResource,
     AlertsResource,
     LandingZoneResource,
     NotifyResource,
+    ReportsResource,
     ScoringResource,
     WarehouseResource,
 )
-from perf_pipeline.schedules import build_daily_schedule
+from perf_pipeline.schedules import build_daily_schedule, build_weekly_schedule
 from perf_pipeline.scoring.assets import SCORING_ASSETS, price_table_asset
 from perf_pipeline.scoring.sensors import late_feedback_sensor
 
 ASSETS = [ingest_landing_files, staged_events, objective_templates_asset, price_table_asset, *DAILY_EVENT_ASSETS,
-          *SCORING_ASSETS, *AGGREGATE_ASSETS, *ALERT_ASSETS]
+          *SCORING_ASSETS, *AGGREGATE_ASSETS, *ALERT_ASSETS, *REPORT_ASSETS]
 
 # resource -> field -> the environment variable it comes from, when that is set (otherwise the
 # field's default, which the resource resolves at run time).
@@ -55,12 +57,14 @@ RESOURCE_ENV = {
                 "judge_base_url": "OPENAI_BASE_URL", "judge_model": "PERF_JUDGE_MODEL"},
     "aggregates": {"config_path": "PERF_AGGREGATES_CONFIG"},
     "alerts": {"config_path": "PERF_ALERTS_CONFIG"},
+    "reports": {"path": "PERF_REPORTS_DIR"},
     "notify": {"slack_token": "SLACK_BOT_TOKEN", "slack_channel": "PERF_SLACK_CHANNEL",
                "escalation_channel": "PERF_SLACK_ESCALATION_CHANNEL", "slack_base_url": "PERF_SLACK_BASE_URL",
                "webhook_urls": "PERF_WEBHOOK_URLS", "webhook_secret": "PERF_WEBHOOK_SECRET"},
 }
 RESOURCE_TYPES = {"warehouse": WarehouseResource, "landing": LandingZoneResource, "scoring": ScoringResource,
-                  "aggregates": AggregatesResource, "alerts": AlertsResource, "notify": NotifyResource}
+                  "aggregates": AggregatesResource, "alerts": AlertsResource, "notify": NotifyResource,
+                  "reports": ReportsResource}
 
 
 def build_resources() -> dict[str, object]:
@@ -86,7 +90,7 @@ def build_definitions() -> Definitions:
                                                    default_status=DefaultSensorStatus.RUNNING),
                  build_notification_sender(settings.sensor_seconds()),
                  build_run_failure_notifier(settings.sensor_seconds())],
-        schedules=[build_daily_schedule(schedule_time)],
+        schedules=[build_daily_schedule(schedule_time), build_weekly_schedule(schedule_time)],
         resources=build_resources(),
         # Each step is a short warehouse transaction: a process per step (the default executor)
         # spends several seconds importing the project before a step of one or two, and the

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 from dagster import AssetSelection, define_asset_job
 
-# Groups in the order the data flows; every asset of the last four is daily partitioned.
-INGEST, REFERENCE, EVENTS, SCORING, AGGREGATES, ALERTS = (
-    "ingest", "reference", "events", "scoring", "aggregates", "alerts")
+# Groups in the order the data flows; every asset of the daily groups is daily partitioned, and
+# daily_report too (weekly_report is weekly).
+INGEST, REFERENCE, EVENTS, SCORING, AGGREGATES, ALERTS, REPORTS = (
+    "ingest", "reference", "events", "scoring", "aggregates", "alerts", "reports")
 DAILY_GROUPS = (EVENTS, SCORING, AGGREGATES, ALERTS)
 
 # Runs tagged so are queued one at a time (dagster.yaml's tag_concurrency_limits): an ingest takes
@@ -27,14 +28,18 @@ ingest_job = define_asset_job(
 
 daily_job = define_asset_job(
     "daily_job",
-    selection=AssetSelection.groups(*DAILY_GROUPS),
+    selection=AssetSelection.groups(*DAILY_GROUPS) | AssetSelection.assets("daily_report"),
     description=("Every daily asset for a day (or, as one run, a range of days): event tables, scores, rollups, "
-                 "windows, trends, baselines, rankings and alerts. Launched by the daily schedule, by "
-                 "perf-pipeline run and by backfills."))
+                 "windows, trends, baselines, rankings, alerts and the daily report. Launched by the daily "
+                 "schedule, by perf-pipeline run and by backfills."))
 
 scoring_job = define_asset_job(
     "scoring_job", selection=AssetSelection.groups(SCORING),
     description=("Score the tasks of a day (or range) and the agents' collaboration; judged tasks come from the "
                  "cache. Launched by the late feedback sensor."))
 
-JOBS = [ingest_job, daily_job, scoring_job]
+weekly_job = define_asset_job(
+    "weekly_job", selection=AssetSelection.assets("weekly_report"),
+    description="The weekly report of an ISO week. Launched by the weekly schedule on Mondays, and by backfills.")
+
+JOBS = [ingest_job, daily_job, scoring_job, weekly_job]

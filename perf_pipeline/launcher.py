@@ -37,7 +37,8 @@ RANGE_END_TAG = "dagster/asset_partition_range_end"
 RUN_KEY_TAG = "dagster/run_key"
 TRIGGER_TAG = "perf_pipeline/trigger"
 CURSOR_KEY = "perf_pipeline/cli_automation_cursor"
-DAILY_JOB = "daily_job"
+DAILY_JOB, WEEKLY_JOB = "daily_job", "weekly_job"
+PARTITIONED_JOBS = (DAILY_JOB, WEEKLY_JOB)
 # Sensors the CLI ticks, in order: new files first, then scores made stale by late feedback.
 SENSORS = ("landing_sensor", "late_feedback_sensor")
 # Each round runs what the previous one's runs made stale; a chain of the daily assets settles in a
@@ -132,9 +133,20 @@ class Launcher:
             for key in ready:
                 by_days.setdefault(frozenset(partitions[key]), []).append(key)
             for days, keys in by_days.items():
-                for start, end in contiguous(days):
-                    self.execute(DAILY_JOB, keys, start, end, {TRIGGER_TAG: "automation"})
+                for job, members in self._by_job(keys).items():
+                    for start, end in contiguous(days, step_days=7 if job == WEEKLY_JOB else 1):
+                        self.execute(job, members, start, end, {TRIGGER_TAG: "automation"})
             remaining -= set(ready)
+
+    def _by_job(self, keys: list[AssetKey]) -> dict[str, list[AssetKey]]:
+        """The keys by the named job that runs them: daily_job for the daily partitions, weekly_job
+        for the weekly report."""
+        jobs: dict[str, list[AssetKey]] = {}
+        for key in keys:
+            name = next(name for name in PARTITIONED_JOBS
+                        if key in self.defs.resolve_job_def(name).asset_layer.executable_asset_keys)
+            jobs.setdefault(name, []).append(key)
+        return jobs
 
     def _waits_for(self, key: AssetKey, remaining: set[AssetKey]) -> bool:
         """Whether ``key``, or an asset computed with it, has a parent still to run."""

@@ -11,7 +11,7 @@ import datetime as dt
 import warnings
 from collections.abc import Iterable
 
-from dagster import BetaWarning, DailyPartitionsDefinition, TimeWindowPartitionMapping
+from dagster import BetaWarning, DailyPartitionsDefinition, TimeWindowPartitionMapping, WeeklyPartitionsDefinition
 
 from perf_pipeline import settings
 
@@ -23,6 +23,10 @@ PARTITION_START = settings.partition_start()
 
 # end_offset=1 makes today's partition exist, so today's tasks can be processed before midnight.
 daily_partitions = DailyPartitionsDefinition(start_date=PARTITION_START.isoformat(), timezone="UTC", end_offset=1)
+# ISO weeks, Monday to Sunday, from the first Monday on or after the first day; a week's partition
+# exists once the week is over. A weekly asset depends on the days of its week (the default mapping).
+FIRST_MONDAY = PARTITION_START + dt.timedelta(days=-PARTITION_START.weekday() % 7)
+weekly_partitions = WeeklyPartitionsDefinition(start_date=FIRST_MONDAY.isoformat(), timezone="UTC", day_offset=1)
 
 
 def trailing_days(days: int) -> TimeWindowPartitionMapping:
@@ -41,11 +45,12 @@ def days_between(first: dt.date, last: dt.date) -> list[dt.date]:
     return [first + dt.timedelta(days=k) for k in range((last - first).days + 1)]
 
 
-def contiguous(days: Iterable[str]) -> list[tuple[str, str]]:
-    """ISO days grouped into ranges of consecutive days: [(first, last), ...] in order."""
+def contiguous(days: Iterable[str], step_days: int = 1) -> list[tuple[str, str]]:
+    """Partition keys (ISO days) grouped into ranges of consecutive partitions, ``step_days`` apart
+    (7 for weeks): [(first, last), ...] in order."""
     ranges: list[tuple[dt.date, dt.date]] = []
     for day in sorted(dt.date.fromisoformat(d) for d in days):
-        if ranges and day == ranges[-1][1] + dt.timedelta(days=1):
+        if ranges and day == ranges[-1][1] + dt.timedelta(days=step_days):
             ranges[-1] = (ranges[-1][0], day)
         else:
             ranges.append((day, day))

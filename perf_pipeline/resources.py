@@ -153,3 +153,13 @@ class NotifyResource(ConfigurableResource):
 
     def webhook_sender(self) -> WebhookSender:
         return WebhookSender(secret=self.webhook_secret)
+
+
+class ReportsResource(ConfigurableResource):
+    """Where the reports' files go: ``PERF_REPORTS_DIR``, default ``$PERF_HOME/reports`` (a shared
+    volume in a deployment where runs have their own pods)."""
+
+    path: str | None = Field(default=None, description="Folder of the reports' HTML, Markdown and charts.")
+
+    def folder(self) -> Path:
+        return Path(self.path).resolve() if self.path else settings.reports_dir()

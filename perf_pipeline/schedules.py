@@ -1,4 +1,5 @@
-"""The daily schedule: every day, the previous day's partition of every daily asset.
+"""The schedules: every day, the previous day's partition of every daily asset; every Monday, an
+hour later, the previous week's report.
 
 The landing sensor and the automation condition rebuild the days new files touch; this builds the
 days no file touched, because windows and trends move every day even without new tasks. Built on
@@ -11,7 +12,7 @@ import datetime as dt
 
 from dagster import DefaultScheduleStatus, RunRequest, ScheduleDefinition, ScheduleEvaluationContext, schedule
 
-from perf_pipeline.jobs import daily_job
+from perf_pipeline.jobs import daily_job, weekly_job
 
 
 def build_daily_schedule(at: dt.time) -> ScheduleDefinition:
@@ -25,3 +26,20 @@ def build_daily_schedule(at: dt.time) -> ScheduleDefinition:
         return RunRequest(run_key=f"daily:{day}", partition_key=day, tags={"perf_pipeline/trigger": "schedule"})
 
     return daily_schedule
+
+
+def build_weekly_schedule(daily_at: dt.time) -> ScheduleDefinition:
+    """On Mondays, an hour after the daily schedule (which builds Sunday first), the previous ISO
+    week's partition of ``weekly_job``."""
+    at = (dt.datetime.combine(dt.date.min, daily_at) + dt.timedelta(hours=1)).time()
+
+    @schedule(name="weekly_schedule", job=weekly_job, cron_schedule=f"{at.minute} {at.hour} * * 1",
+              execution_timezone="UTC", default_status=DefaultScheduleStatus.RUNNING, description=(
+                  f"On Mondays at {at:%H:%M} UTC, builds the previous week's report."))
+    def weekly_schedule(context: ScheduleEvaluationContext) -> RunRequest:
+        monday = (context.scheduled_execution_time.astimezone(dt.UTC) - dt.timedelta(days=7)).date()
+        monday -= dt.timedelta(days=monday.weekday())
+        return RunRequest(run_key=f"weekly:{monday}", partition_key=monday.isoformat(),
+                          tags={"perf_pipeline/trigger": "schedule"})
+
+    return weekly_schedule

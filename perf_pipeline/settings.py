@@ -9,6 +9,7 @@ Read lazily (never at import of this module) so that a test or the CLI can set t
 | ``PERF_WAREHOUSE_URL``    | ``sqlite:///$PERF_HOME/warehouse.db`` |
 | ``PERF_LANDING_DIR``      | ``$PERF_HOME/landing``               |
 | ``PERF_DEFAULT_TIMEZONE`` | unset: timestamps without a UTC offset are quarantined |
+| ``PERF_REPORTS_DIR``      | ``$PERF_HOME/reports``: the reports' HTML and charts |
 | ``PERF_PARTITION_START``  | ``2026-01-01``: the first daily partition |
 | ``PERF_SENSOR_SECONDS``   | ``30``: seconds between ticks of the landing and automation sensors |
 | ``PERF_DAILY_SCHEDULE_TIME`` | ``02:00``: when (UTC) the daily schedule builds the previous day |
@@ -48,6 +49,11 @@ def warehouse_url() -> str:
 def landing_dir() -> Path:
     configured = os.environ.get("PERF_LANDING_DIR")
     return Path(configured).resolve() if configured else perf_home() / "landing"
+
+
+def reports_dir() -> Path:
+    configured = os.environ.get("PERF_REPORTS_DIR")
+    return Path(configured).resolve() if configured else perf_home() / "reports"
 
 
 def default_timezone() -> str | None:

@@ -68,19 +68,28 @@ def _thresholds(rule: Rule, condition: Threshold, stats: pd.DataFrame) -> list[d
 
 
 def _anomalies(rule: Rule, condition: Anomaly, anomalies: pd.DataFrame) -> list[dict[str, Any]]:
-    rows = []
+    """One row per entity and day (an alert is keyed by rule + entity): the metric furthest from its
+    baseline speaks, the others are listed in the evidence."""
+    by_alert: dict[tuple, list[Any]] = {}
     for row in _of(anomalies, rule).itertuples(index=False):
         if not row.is_anomaly or (condition.metrics is not None and row.metric not in condition.metrics):
             continue
         if condition.direction != "any" and row.direction != condition.direction:
             continue
-        rows.append({**_base(rule, row, row.date), "metric": row.metric, "window_days": int(row.baseline_days),
+        by_alert.setdefault((row.date, row.entity_type, row.entity_id), []).append(row)
+    rows = []
+    for (day, _, _), found in sorted(by_alert.items()):
+        found.sort(key=lambda r: (-abs(r.robust_z) if _known(r.robust_z) else 0.0, r.metric))
+        row = found[0]
+        rows.append({**_base(rule, row, day), "metric": row.metric, "window_days": int(row.baseline_days),
                      "observed": float(row.observed), "threshold": None,
                      "baseline": float(row.baseline_median) if _known(row.baseline_median) else None,
                      "n_tasks": None,
                      "evidence": {"robust_z": float(row.robust_z) if _known(row.robust_z) else None,
                                   "baseline_mad": float(row.baseline_mad) if _known(row.baseline_mad) else None,
-                                  "direction": row.direction}})
+                                  "direction": row.direction,
+                                  "metrics": {r.metric: float(r.robust_z) if _known(r.robust_z) else None
+                                              for r in found}}})
     return rows
 
 

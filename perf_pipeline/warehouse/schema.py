@@ -649,6 +649,21 @@ notification_outbox = sa.Table(
     comment="Notifications to deliver: written in the transaction of what caused them, sent and retried by the "
             "notification_sender sensor (at least once; a lost response gives at most one duplicate).",
 )
+reports = sa.Table(
+    "reports",
+    metadata,
+    sa.Column("kind", sa.String(16), primary_key=True, comment="daily or weekly"),
+    sa.Column("period", sa.String(16), primary_key=True, comment="2026-03-04, or the ISO week 2026-W10"),
+    sa.Column("first_day", sa.Date(), nullable=False),
+    sa.Column("last_day", sa.Date(), nullable=False),
+    sa.Column("markdown", sa.Text(), nullable=False),
+    sa.Column("html_path", sa.Text(), nullable=False, comment="the self-contained HTML report under PERF_REPORTS_DIR"),
+    sa.Column("chart_paths", JSON, nullable=False, comment="the charts' PNG files, posted with the Slack summary"),
+    sa.Column("slack_blocks", JSON, nullable=False, comment="the Block Kit summary"),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    comment="The daily and weekly reports, as last rendered; notification_outbox says where they were posted.",
+)
+
 sa.Index("ix_notification_outbox_status_next", notification_outbox.c.status, notification_outbox.c.next_attempt_at)
 
 # Aggregates are read and replaced by day range (with an entity type): without these, each new
@@ -675,4 +690,5 @@ DDL_GROUPS: dict[str, list[sa.Table]] = {
     "060_rankings.sql": [leaderboard, most_improved_agents, provider_rankings, prompt_version_comparisons,
                          project_summaries, project_agent_stats, node_rollups, node_performance],
     "070_alerts.sql": [alert_conditions, alerts, alert_notifications, silences, notification_outbox],
+    "080_reports.sql": [reports],
 }

@@ -15,7 +15,7 @@ from perf_pipeline_tests.fakes.slack_server import FakeSlackServer
 from perf_pipeline_tests.fakes.webhook_receiver import FakeWebhookReceiver
 from perf_pipeline_tests.test_cli import perf_pipeline
 
-TOKEN, SECRET, CHANNEL = "xoxb-e2e-0123456789-token", "whsec-e2e-secret", "C0ALERTS"
+TOKEN, SECRET, CHANNEL, ONCALL = "xoxb-e2e-0123456789-token", "whsec-e2e-secret", "C0ALERTS", "C0ONCALL"
 RULES = """
 rules:
   - name: low_success_rate
@@ -54,29 +54,43 @@ def test_a_falling_success_rate_alerts_with_its_evidence_and_a_steady_agent_does
     write_jsonl(landing / "tasks.jsonl", planted(days))
     rules = tmp_path / "alerts.yaml"
     rules.write_text(RULES)
-    slack = FakeSlackServer.start(token=TOKEN, channels=(CHANNEL,))
+    slack = FakeSlackServer.start(token=TOKEN, channels=(CHANNEL, ONCALL))
     webhook = FakeWebhookReceiver.start()
     try:
         done = perf_pipeline("run", env_home=tmp_path / "home", PERF_LANDING_DIR=str(landing),
                              PERF_PARTITION_START=str(days[0]), PERF_ALERTS_CONFIG=str(rules),
                              SLACK_BOT_TOKEN=TOKEN, PERF_SLACK_CHANNEL=CHANNEL, PERF_SLACK_BASE_URL=slack.url,
-                             PERF_WEBHOOK_URLS=f"{webhook.url}/alerts", PERF_WEBHOOK_SECRET=SECRET)
+                             PERF_SLACK_ESCALATION_CHANNEL=ONCALL,
+                             PERF_WEBHOOK_URLS=f"{webhook.url}/alerts", PERF_WEBHOOK_SECRET=SECRET,
+                             PERF_REPORTS_DIR=str(tmp_path / "reports"))
         assert done.returncode == 0, done.stdout + done.stderr
-        messages = slack.messages(CHANNEL)
-        requests = list(webhook.requests)
+        posted = slack.messages()
+        received = list(webhook.requests)
     finally:
         slack.close()
         webhook.close()
     assert TOKEN not in done.stdout + done.stderr and SECRET not in done.stdout + done.stderr
+    # The daily reports of the two days before today (over, and recent), with their HTML files, and
+    # the report of the last week that is over.
+    reports = [m["text"] for m in posted if m["text"].startswith("The ")]
+    last_monday = today - dt.timedelta(days=today.weekday() + 7)
+    year, week, _ = last_monday.isocalendar()
+    assert reports == [*(f"The daily report for {today - dt.timedelta(days=n)}" for n in (2, 1)),
+                       f"The weekly report for {year}-W{week:02d}"]
+    assert all((tmp_path / "reports" / "daily" / str(today - dt.timedelta(days=n)) / "report.html").exists()
+               for n in (2, 1))
     # One alert, announced once, though the run built several days within the notify lookback.
+    messages = [m for m in posted if not m["text"].startswith("The ")]
+    requests = [r for r in received if json.loads(r.body)["type"] == "alert"]
     assert len(messages) == 1 and len(requests) == 1, [m["text"] for m in messages]
+    assert messages[0]["channel"] == ONCALL and all(m["channel"] == CHANNEL for m in posted if m is not messages[0])
     text = json.dumps(messages[0]["blocks"])
     assert "agent-falling" in text and "agent-steady" not in text and "agent-sparse" not in text
     document = json.loads(requests[0].body)
     [alert] = document["alerts"]
     # As of today (the run built today's partition too): the 7-day window holds 6 days of 3 successes
     # in 6 tasks. The rule first held 4 days ago (33 of 42), so the first announcement is already an
-    # escalation (escalate_after_days 3), sent to the channel as no escalation channel is set.
+    # escalation (escalate_after_days 3), sent to the escalation channel.
     assert document["as_of_date"] == today.isoformat() and document["notification"] == "escalation"
     assert alert["entity_id"] == "agent-falling" and alert["started_on"] == str(today - dt.timedelta(days=4))
     assert alert["observed"] == 0.5 and alert["threshold"] == 0.8 and alert["n_tasks"] == 36

@@ -149,3 +149,18 @@ def test_thresholds_never_fire_on_missing_data(row: dict, fires: bool) -> None:
     assert len(found) == int(fires)
     if fires:
         assert found.iloc[0][["observed", "threshold", "n_tasks", "window_days"]].tolist() == [0.5, 0.8, 10, 7]
+
+
+def anomaly_row(metric: str, z: float, direction: str = "worse") -> dict:
+    return {"entity_type": "provider_task_type", "entity_id": "openai/bug_fix", "date": D0, "metric": metric,
+            "observed": 2.0, "baseline_median": 1.0, "baseline_mad": 0.1, "baseline_days": 30, "robust_z": z,
+            "is_anomaly": True, "direction": direction}
+
+
+def test_several_anomalous_metrics_of_an_entity_are_one_alert_led_by_the_furthest() -> None:
+    rules = [load_alerts_config().rule("provider_anomaly")]
+    anomalies = pd.DataFrame([anomaly_row("avg_cost_per_task", 4.0), anomaly_row("success_rate", -6.5),
+                              anomaly_row("p95_response_time_ms", 9.0, direction="better")])
+    [row] = held_conditions(rules, pd.DataFrame(), anomalies, pd.DataFrame()).to_dict("records")
+    assert row["metric"] == "success_rate" and row["evidence"]["robust_z"] == -6.5
+    assert row["evidence"]["metrics"] == {"success_rate": -6.5, "avg_cost_per_task": 4.0}

@@ -48,6 +48,8 @@ from perf_pipeline.partitions import PARTITION_START, days_between
 from perf_pipeline.synthetic.generator import generate_logs
 from perf_pipeline.warehouse.db import warehouse_engine
 from perf_pipeline.warehouse.schema import (
+    alert_conditions,
+    alerts,
     collaboration_scores,
     daily_rollups,
     leaderboard,
@@ -62,7 +64,7 @@ SEED = 7
 # Warnings and errors only: the assets' INFO progress lines would be thousands over 90 days.
 RUN_CONFIG = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 COMPARED_TABLES = [task_events, task_scores, collaboration_scores, daily_rollups, window_stats, trends, leaderboard,
-                   provider_rankings]
+                   provider_rankings, alert_conditions, alerts]
 WAYS = {"single_run": "single-run backfill", "per_partition": "per-partition backfill"}
 
 

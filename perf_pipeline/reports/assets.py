@@ -1,0 +1,72 @@
+"""Report assets: ``daily_report`` (a day) and ``weekly_report`` (an ISO week, Monday to Sunday).
+
+Each renders its period (``reports.publish``): the HTML with its charts and the Markdown under
+``PERF_REPORTS_DIR``, a row of the ``reports`` table, and, when its period is over and recent, the
+Slack summary and webhook document in the notification outbox, once per period and destination.
+The notification_sender sensor posts them.
+"""
+
+import datetime as dt
+from typing import Any
+
+from dagster import AssetExecutionContext, MaterializeResult, MetadataValue, asset
+
+from perf_pipeline.automation import rebuild_when_upstream_changes
+from perf_pipeline.daily import daily_asset, partition_days, range_metadata
+from perf_pipeline.jobs import REPORTS
+from perf_pipeline.partitions import days_between, weekly_partitions
+from perf_pipeline.reports.content import Period
+from perf_pipeline.reports.publish import due, post, render, save
+from perf_pipeline.resources import AlertsResource, NotifyResource, ReportsResource, WarehouseResource
+
+# What a report reads, on the days of its period.
+REPORT_DEPS = ["task_events", "task_scores", "daily_metrics", "window_stats", "trends", "anomalies", "leaderboard",
+               "most_improved_agents", "provider_rankings", "prompt_version_comparisons", "alerts"]
+
+
+def _publish(context: AssetExecutionContext, periods: list[Period], warehouse: WarehouseResource,
+             reports: ReportsResource, notify: NotifyResource, now: dt.datetime) -> dict[str, Any]:
+    """Render, save and (when due) post each period; the figures of the last one."""
+    folder = reports.folder()
+    posted = 0
+    for period in periods:
+        with warehouse.engine().begin() as conn:
+            rendered = render(conn, period, folder)
+            save(conn, rendered, now)
+            destinations = notify.destinations()
+            if due(period, now.date()) and destinations:
+                post(conn, period.kind, period.label, destinations, now)
+                posted += 1
+        context.log.info(f"{rendered.title}: {rendered.html_path}")
+    figures = rendered.figures
+    return {"period": period.label, "html": MetadataValue.path(str(rendered.html_path)),
+            "preview": MetadataValue.md(rendered.markdown[:4000]), "posted": posted,
+            **{k: v for k, v in figures.items() if isinstance(v, int | float)}}
+
+
+@daily_asset(name="daily_report", group_name=REPORTS, deps=REPORT_DEPS, description=(
+    "The day's report: tasks, success rate, cost and evaluation cost, SLA compliance, the leaderboard, trends, "
+    "anomalies and alerts, provider rankings, prompt findings and recommendations with their evidence; HTML with "
+    "charts under PERF_REPORTS_DIR, posted to Slack and the webhooks once the day is over."))
+def daily_report_asset(context: AssetExecutionContext, warehouse: WarehouseResource, reports: ReportsResource,
+                       notify: NotifyResource, alerts: AlertsResource) -> MaterializeResult:
+    first, last = partition_days(context)
+    figures = _publish(context, [Period.daily(day) for day in days_between(first, last)], warehouse, reports,
+                       notify, alerts.now())
+    return MaterializeResult(metadata=range_metadata(context, figures))
+
+
+@asset(name="weekly_report", group_name=REPORTS, partitions_def=weekly_partitions, deps=REPORT_DEPS,
+       automation_condition=rebuild_when_upstream_changes(), pool="warehouse", description=(
+           "The ISO week's report (Monday to Sunday), as the daily one; built by the weekly schedule on Mondays and "
+           "posted once, in the week after its week."))
+def weekly_report_asset(context: AssetExecutionContext, warehouse: WarehouseResource, reports: ReportsResource,
+                        notify: NotifyResource, alerts: AlertsResource) -> MaterializeResult:
+    window = context.partition_time_window
+    mondays = [window.start.date() + dt.timedelta(days=7 * k) for k in range((window.end - window.start).days // 7)]
+    figures = _publish(context, [Period.weekly(monday) for monday in mondays], warehouse, reports, notify,
+                       alerts.now())
+    return MaterializeResult(metadata=figures)
+
+
+REPORT_ASSETS = [daily_report_asset, weekly_report_asset]
