@@ -15,7 +15,15 @@ from dagster import AssetKey, evaluate_automation_conditions, instance_for_test
 from perf_pipeline.definitions import build_definitions
 from perf_pipeline.launcher import Launcher
 from perf_pipeline.warehouse.db import warehouse_engine
-from perf_pipeline.warehouse.schema import DDL_GROUPS, EVENT_TABLES, collaboration_scores, task_scores, task_steps
+from perf_pipeline.warehouse.schema import (
+    DDL_GROUPS,
+    EVENT_TABLES,
+    alert_conditions,
+    alerts,
+    collaboration_scores,
+    task_scores,
+    task_steps,
+)
 from perf_pipeline_tests.events_factory import feedback, message, peer_evaluation, task, write_jsonl
 
 # Up to yesterday, as in production: the partitions end today, so the days after the late day that
@@ -27,7 +35,7 @@ LAST = TODAY - dt.timedelta(days=1)
 LATE = LAST - dt.timedelta(days=40)
 # Compared table by table; the ledger, staging and quarantine record files and runs, not results.
 RESULT_TABLES = [*EVENT_TABLES.values(), task_steps, task_scores, collaboration_scores,
-                 *DDL_GROUPS["050_aggregates.sql"], *DDL_GROUPS["060_rankings.sql"]]
+                 *DDL_GROUPS["050_aggregates.sql"], *DDL_GROUPS["060_rankings.sql"], alert_conditions, alerts]
 LINEAGE_COLUMNS = {"source_file", "line_number"}
 
 
@@ -74,6 +82,13 @@ def days(first: int, last: int) -> set[str]:
             if LATE + dt.timedelta(days=k) <= TODAY}
 
 
+def weeks(first: int, last: int) -> set[str]:
+    """The Mondays of the weeks over (the weekly partitions) that hold a day of days(first, last)."""
+    mondays = {dt.date.fromisoformat(day) - dt.timedelta(days=dt.date.fromisoformat(day).weekday())
+               for day in days(first, last)}
+    return {monday.isoformat() for monday in mondays if monday + dt.timedelta(days=7) <= TODAY}
+
+
 # What each asset's partition mappings make depend on the late day (offsets from it): the event
 # tables that day; scores for 90 days (baselines and leniency hold it); collaboration from 2 days
 # before (its requests are answered by the day's messages); windows, trends and rankings for 90 days
@@ -91,7 +106,14 @@ EXPECTED = {
     "prompt_version_comparisons": days(0, 178),
     "baselines": days(-2, 179),
     "anomalies": days(-2, 179),
+    "alert_conditions": days(-2, 179),
+    # The states of the 90 days after each changed condition, and the reports that read them.
+    "alerts": days(-2, 268),
+    "daily_report": days(-2, 268),
 }
+# Weekly partitions are not run with daily ones, so Dagster requests them on the next evaluation,
+# once their days are updated (its will_be_requested only counts parents of the same run).
+EXPECTED_LATER = {"weekly_report": weeks(-2, 268)}
 
 
 @pytest.fixture
@@ -131,7 +153,8 @@ def test_a_late_file_requests_exactly_its_dependents_and_ends_as_a_clean_run(pip
     got = {key.to_user_string(): requested.get_requested_partitions(key)
            for key in defs.resolve_asset_graph().materializable_asset_keys}
     assert {name: partitions for name, partitions in got.items() if partitions} == EXPECTED
-    Launcher(defs, instance, echo=lambda _: None).run()
+    rebuilt = Launcher(defs, instance, echo=lambda _: None).run()
+    assert {"weekly_report": set(map(str, rebuilt.days("weekly_report")))} == EXPECTED_LATER
     again = evaluate_automation_conditions(defs=defs, instance=instance, cursor=launcher.load_cursor())
     assert again.total_requested == 0
 

@@ -35,24 +35,27 @@ def test_the_assets_jobs_and_checks_are_defined() -> None:
     assert {"ingested_files", "staged_events", "quarantined_events", "objective_templates", "task_events",
             "task_steps", "feedback_events", "peer_evaluations", "collaboration_messages", "price_table",
             "task_scores", "collaboration_scores"} <= keys
-    assert {job.name for job in defs.resolve_all_job_defs()} >= {"ingest_job", "daily_job", "scoring_job"}
+    assert {job.name for job in defs.resolve_all_job_defs()} >= {"ingest_job", "daily_job", "scoring_job",
+                                                                 "weekly_job"}
     assert defs.resolve_job_def("ingest_job").run_tags["perf_pipeline/serial"] == "ingest"  # one ingest at a time
     assert {sensor.name: sensor.default_status.value for sensor in defs.sensors} == dict.fromkeys(
-        ["landing_sensor", "late_feedback_sensor", "daily_assets_automation", "freshness_checks_sensor"], "RUNNING")
+        ["landing_sensor", "late_feedback_sensor", "daily_assets_automation", "freshness_checks_sensor",
+         "notification_sender", "run_failure_notifier"], "RUNNING")
     assert {schedule.name: schedule.default_status.value for schedule in defs.schedules} == {
-        "daily_schedule": "RUNNING"}
+        "daily_schedule": "RUNNING", "weekly_schedule": "RUNNING"}
     assert ("quarantined_events", "quarantine_share") in {(k.asset_key.to_user_string(), k.name)
                                                          for k in graph.asset_check_keys}
     check_keys = {(k.asset_key.to_user_string(), k.name) for k in graph.asset_check_keys}
     assert ("ingested_files", "ingest_conservation") in check_keys
     assert ("task_events", "matches_staging") in check_keys
     assert ("task_scores", "one_valid_score_per_task") in check_keys
+    assert ("alerts", "notifications_delivered") in check_keys
     assert graph.get(AssetKey("task_events")).partitions_def is not None
 
 
 def test_every_asset_is_described_grouped_and_every_daily_asset_automated() -> None:
     graph = build_definitions().resolve_asset_graph()
-    groups = ["ingest", "reference", "events", "scoring", "aggregates"]  # the order the data flows
+    groups = ["ingest", "reference", "events", "scoring", "aggregates", "alerts", "reports"]  # as the data flows
     for key in graph.get_all_asset_keys():
         node = graph.get(key)
         assert node.description, key

@@ -9,7 +9,7 @@ The notification_sender sensor posts them.
 import datetime as dt
 from typing import Any
 
-from dagster import AssetExecutionContext, MaterializeResult, MetadataValue, asset
+from dagster import AssetExecutionContext, BackfillPolicy, MaterializeResult, MetadataValue, asset
 
 from perf_pipeline.automation import rebuild_when_upstream_changes
 from perf_pipeline.daily import daily_asset, partition_days, range_metadata
@@ -17,7 +17,13 @@ from perf_pipeline.jobs import REPORTS
 from perf_pipeline.partitions import days_between, weekly_partitions
 from perf_pipeline.reports.content import Period
 from perf_pipeline.reports.publish import due, post, render, save
-from perf_pipeline.resources import AlertsResource, NotifyResource, ReportsResource, WarehouseResource
+from perf_pipeline.resources import (
+    WAREHOUSE_POOL,
+    AlertsResource,
+    NotifyResource,
+    ReportsResource,
+    WarehouseResource,
+)
 
 # What a report reads, on the days of its period.
 REPORT_DEPS = ["task_events", "task_scores", "daily_metrics", "window_stats", "trends", "anomalies", "leaderboard",
@@ -57,7 +63,8 @@ def daily_report_asset(context: AssetExecutionContext, warehouse: WarehouseResou
 
 
 @asset(name="weekly_report", group_name=REPORTS, partitions_def=weekly_partitions, deps=REPORT_DEPS,
-       automation_condition=rebuild_when_upstream_changes(), pool="warehouse", description=(
+       automation_condition=rebuild_when_upstream_changes(), backfill_policy=BackfillPolicy.single_run(),
+       pool=WAREHOUSE_POOL, description=(
            "The ISO week's report (Monday to Sunday), as the daily one; built by the weekly schedule on Mondays and "
            "posted once, in the week after its week."))
 def weekly_report_asset(context: AssetExecutionContext, warehouse: WarehouseResource, reports: ReportsResource,
