@@ -39,6 +39,9 @@ def build_automation_sensor(minimum_interval_seconds: int) -> AutomationConditio
     every ``minimum_interval_seconds`` (``PERF_SENSOR_SECONDS``)."""
     return AutomationConditionSensorDefinition(
         "daily_assets_automation", target=AssetSelection.all(), default_status=DefaultSensorStatus.RUNNING,
-        minimum_interval_seconds=minimum_interval_seconds, description=(
+        minimum_interval_seconds=minimum_interval_seconds,
+        # Dagster runs what this sensor requests as backfills of its own asset job, not of a named
+        # job: the tag says, in the UI's run list, that the automation condition launched them.
+        run_tags={"perf_pipeline/trigger": "automation"}, description=(
             "Evaluates every daily asset's automation condition: partitions whose upstream partitions changed "
             "are requested, as one backfill per evaluation."))

@@ -41,6 +41,8 @@ def test_the_assets_jobs_and_checks_are_defined() -> None:
     assert {sensor.name: sensor.default_status.value for sensor in defs.sensors} == dict.fromkeys(
         ["landing_sensor", "late_feedback_sensor", "daily_assets_automation", "freshness_checks_sensor",
          "notification_sender", "run_failure_notifier"], "RUNNING")
+    automation = next(sensor for sensor in defs.sensors if sensor.name == "daily_assets_automation")
+    assert automation.run_tags == {"perf_pipeline/trigger": "automation"}  # its runs say who launched them
     assert {schedule.name: schedule.default_status.value for schedule in defs.schedules} == {
         "daily_schedule": "RUNNING", "weekly_schedule": "RUNNING"}
     assert ("quarantined_events", "quarantine_share") in {(k.asset_key.to_user_string(), k.name)
