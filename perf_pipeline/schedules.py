@@ -29,16 +29,18 @@ def build_daily_schedule(at: dt.time) -> ScheduleDefinition:
 
 
 def build_weekly_schedule(daily_at: dt.time) -> ScheduleDefinition:
-    """On Mondays, an hour after the daily schedule (which builds Sunday first), the previous ISO
-    week's partition of ``weekly_job``."""
-    at = (dt.datetime.combine(dt.date.min, daily_at) + dt.timedelta(hours=1)).time()
+    """An hour after the daily schedule builds Sunday (on Mondays, or Tuesdays when that hour is past
+    midnight), the previous ISO week's partition of ``weekly_job``."""
+    later = dt.datetime.combine(dt.date(2026, 3, 2), daily_at) + dt.timedelta(hours=1)  # a Monday
+    at, weekday = later.time(), later.isoweekday()  # past midnight: Tuesday, after Sunday was built
+    day_name = later.strftime("%A")
 
-    @schedule(name="weekly_schedule", job=weekly_job, cron_schedule=f"{at.minute} {at.hour} * * 1",
+    @schedule(name="weekly_schedule", job=weekly_job, cron_schedule=f"{at.minute} {at.hour} * * {weekday}",
               execution_timezone="UTC", default_status=DefaultScheduleStatus.RUNNING, description=(
-                  f"On Mondays at {at:%H:%M} UTC, builds the previous week's report."))
+                  f"On {day_name}s at {at:%H:%M} UTC, builds the previous week's report."))
     def weekly_schedule(context: ScheduleEvaluationContext) -> RunRequest:
-        monday = (context.scheduled_execution_time.astimezone(dt.UTC) - dt.timedelta(days=7)).date()
-        monday -= dt.timedelta(days=monday.weekday())
+        day = context.scheduled_execution_time.astimezone(dt.UTC).date()
+        monday = day - dt.timedelta(days=day.weekday() + 7)
         return RunRequest(run_key=f"weekly:{monday}", partition_key=monday.isoformat(),
                           tags={"perf_pipeline/trigger": "schedule"})
 
