@@ -25,6 +25,8 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+from perf_pipeline_tests.fakes.loopback import LoopbackServer
+
 DEFAULT_SCORES = {"accuracy": 0.7, "relevance": 0.8, "completeness": 0.6}
 OUTPUT_SECTION = re.compile(r"Output:\n<<<UNTRUSTED-(?P<nonce>[0-9a-f]+)\n(?P<text>.*?)\nUNTRUSTED-(?P=nonce)>>>",
                             re.DOTALL)
@@ -44,7 +46,7 @@ class Received:
 
 
 @dataclass
-class FakeOpenAIServer:
+class FakeOpenAIServer(LoopbackServer):
     """Start with ``FakeOpenAIServer.start(latency_s=...)``; ``url`` is the client's base_url."""
 
     latency_s: float = 0.0
@@ -58,22 +60,12 @@ class FakeOpenAIServer:
     @classmethod
     def start(cls, latency_s: float = 0.0) -> FakeOpenAIServer:
         server = cls(latency_s=latency_s)
-        handler = type("Handler", (_Handler,), {"fake": server})
-        server._httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-        server._httpd.daemon_threads = True
-        server._httpd.request_queue_size = 128
-        threading.Thread(target=server._httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+        server._serve(_Handler, request_queue_size=128)
         return server
 
     @property
     def url(self) -> str:
-        host, port = self._httpd.server_address[:2]
-        return f"http://{host}:{port}/v1"
-
-    def close(self) -> None:
-        if self._httpd is not None:
-            self._httpd.shutdown()
-            self._httpd.server_close()
+        return f"{self.origin}/v1"
 
     def reset(self) -> None:
         with self._lock:

@@ -20,6 +20,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
+from perf_pipeline_tests.fakes.loopback import LoopbackServer
+
 MAX_BLOCKS, MAX_SECTION_TEXT, MAX_HEADER_TEXT, MAX_TEXT = 50, 3000, 150, 40_000
 
 
@@ -56,7 +58,7 @@ class _Fault:
 
 
 @dataclass
-class FakeSlackServer:
+class FakeSlackServer(LoopbackServer):
     """Start with ``FakeSlackServer.start(token=..., channels=...)``; ``url`` is the client's base_url."""
 
     token: str = "xoxb-test-token"
@@ -74,25 +76,12 @@ class FakeSlackServer:
     def start(cls, token: str = "xoxb-test-token", channels: tuple[str, ...] = ("C0ALERTS",),
               history_readable: bool = True) -> FakeSlackServer:
         server = cls(token=token, channels=frozenset(channels), history_readable=history_readable)
-        handler = type("Handler", (_Handler,), {"fake": server})
-        server._httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-        server._httpd.daemon_threads = True
-        threading.Thread(target=server._httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+        server._serve(_Handler)
         return server
-
-    @property
-    def origin(self) -> str:
-        host, port = self._httpd.server_address[:2]
-        return f"http://{host}:{port}"
 
     @property
     def url(self) -> str:
         return f"{self.origin}/api/"
-
-    def close(self) -> None:
-        if self._httpd is not None:
-            self._httpd.shutdown()
-            self._httpd.server_close()
 
     def fail_next(self, status: int = 500, count: int = 1, retry_after: float | None = None,
                   method: str | None = None) -> None:

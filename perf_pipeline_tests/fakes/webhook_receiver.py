@@ -16,6 +16,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from perf_pipeline.notify.webhook import IDEMPOTENCY_HEADER, SIGNATURE_HEADER, verify
+from perf_pipeline_tests.fakes.loopback import LoopbackServer
 
 
 @dataclass
@@ -36,7 +37,7 @@ class _Fault:
 
 
 @dataclass
-class FakeWebhookReceiver:
+class FakeWebhookReceiver(LoopbackServer):
     """Start with ``FakeWebhookReceiver.start()``; post to ``url`` + any path."""
 
     requests: list[Received] = field(default_factory=list)
@@ -48,21 +49,12 @@ class FakeWebhookReceiver:
     @classmethod
     def start(cls) -> FakeWebhookReceiver:
         receiver = cls()
-        handler = type("Handler", (_Handler,), {"fake": receiver})
-        receiver._httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-        receiver._httpd.daemon_threads = True
-        threading.Thread(target=receiver._httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+        receiver._serve(_Handler)
         return receiver
 
     @property
     def url(self) -> str:
-        host, port = self._httpd.server_address[:2]
-        return f"http://{host}:{port}"
-
-    def close(self) -> None:
-        if self._httpd is not None:
-            self._httpd.shutdown()
-            self._httpd.server_close()
+        return self.origin
 
     def fail_next(self, status: int, count: int = 1, retry_after: float | None = None,
                   location: str | None = None) -> None:
