@@ -100,7 +100,7 @@ def _until(text: str) -> dt.datetime | dt.timedelta:
         raise argparse.ArgumentTypeError(
             f"{text!r} is neither a time like 2026-12-01T09:00 (UTC unless an offset is given) nor a duration "
             "like 30m, 8h or 3d") from exc
-    return moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)
+    return moment.astimezone(dt.UTC) if moment.tzinfo else moment.replace(tzinfo=dt.UTC)
 
 
 def _positive(text: str) -> int:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import re
 from pathlib import Path
 
 from dagster import ConfigurableResource
@@ -20,6 +21,7 @@ from perf_pipeline.notify.slack import SlackSender
 from perf_pipeline.notify.webhook import WebhookSender
 from perf_pipeline.scoring.config import ScoringConfig, load_scoring_config
 from perf_pipeline.scoring.judge import JudgeClient, JudgePrice, OpenAIJudgeClient
+from perf_pipeline.settings import SettingError
 from perf_pipeline.warehouse.db import warehouse_engine
 
 # Dagster concurrency pool of the steps that read and write the warehouse heavily (every daily asset):
@@ -109,10 +111,14 @@ class AlertsResource(ConfigurableResource):
         return load_alerts_config(self.config_path)
 
     def now(self) -> dt.datetime:
+        """In UTC: SQLite keeps times without their offset, so every stored time is UTC."""
         if self.clock:
             moment = dt.datetime.fromisoformat(self.clock)
-            return moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)
+            return moment.astimezone(dt.UTC) if moment.tzinfo else moment.replace(tzinfo=dt.UTC)
         return dt.datetime.now(dt.UTC)
+
+
+SLACK_CHANNEL_ID = re.compile(r"[CGD][A-Z0-9]{6,}")
 
 
 def webhook_id(url: str) -> str:
@@ -135,10 +141,21 @@ class NotifyResource(ConfigurableResource):
     def urls(self) -> list[str]:
         return [url.strip() for url in (self.webhook_urls or "").split(",") if url.strip()]
 
+    def secrets(self) -> list[str]:
+        """What must never leave in a message: the token, the signing secret, the webhook URLs."""
+        return [value for value in (self.slack_token, self.webhook_secret, *self.urls()) if value and len(value) >= 8]
+
     def destinations(self, escalation: bool = False) -> list[tuple[str, str]]:
         """(channel, target) of each destination: the Slack channel (the escalation channel for an
         escalation) when one is set, and every webhook."""
         found = []
+        for variable, value in (("PERF_SLACK_CHANNEL", self.slack_channel),
+                                ("PERF_SLACK_ESCALATION_CHANNEL", self.escalation_channel)):
+            if value and not SLACK_CHANNEL_ID.fullmatch(value):
+                # chat.postMessage takes "#name", but uploads and history need the ID: with a name,
+                # charts and the lost-response check would fail on every attempt.
+                raise SettingError(f"{variable}={value!r} is not a Slack channel ID like C0123456789 (in Slack: "
+                                   "the channel's details, About, Channel ID)")
         channel = (self.escalation_channel if escalation else None) or self.slack_channel
         if channel:
             found.append((SLACK, channel))

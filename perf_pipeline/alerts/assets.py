@@ -20,6 +20,7 @@ from perf_pipeline.alerts.messages import slack_payload, webhook_payload
 from perf_pipeline.alerts.rules import held_conditions
 from perf_pipeline.alerts.store import (
     active_silences,
+    begin_evaluation,
     ledger_entries,
     read_conditions,
     read_sources,
@@ -32,7 +33,7 @@ from perf_pipeline.jobs import ALERTS
 from perf_pipeline.notify.outbox import SLACK, WEBHOOK, enqueue
 from perf_pipeline.partitions import days_between, trailing_days
 from perf_pipeline.resources import AggregatesResource, AlertsResource, NotifyResource, WarehouseResource
-from perf_pipeline.warehouse.db import frame_to_records, replace_partition
+from perf_pipeline.warehouse.db import frame_to_records, insert_rows, replace_partition
 from perf_pipeline.warehouse.schema import alert_conditions
 from perf_pipeline.warehouse.schema import alerts as alerts_table
 
@@ -81,16 +82,18 @@ def alerts_asset(context: AssetExecutionContext, warehouse: WarehouseResource, a
     today = now.date()
     recent = today - dt.timedelta(days=config.lifecycle.notify_lookback_days)
     with warehouse.engine().begin() as conn:
+        begin_evaluation(conn, first, last)
         held = read_conditions(conn, first - dt.timedelta(days=MAX_WINDOW_DAYS - 1), last)
         states = alert_states(held, days_between(first, last), config.lifecycle)
-        eligible = states[(states["as_of_date"] >= recent) & (states["as_of_date"] <= today)]
-        found, silenced = announcements(eligible, ledger_entries(conn, eligible), config.lifecycle,
-                                        silence_matcher(active_silences(conn, now)))
-        if silenced:
-            keys = list(zip(states["as_of_date"], states["rule"], states["entity_type"], states["entity_id"],
-                            strict=True))
-            states["silenced_by"] = [silenced.get(key) for key in keys]
-        rows = replace_partition(conn, alerts_table, first, last, frame_to_records(states), date_column="as_of_date")
+        recent_days = (states["as_of_date"] >= recent) & (states["as_of_date"] <= today)
+        match = silence_matcher(active_silences(conn, now))
+        # The days that may notify show the silences that hold them back (older days: none, whatever
+        # silences there are now).
+        states["silenced_by"] = [match(rule, entity) if is_recent else None for rule, entity, is_recent
+                                 in zip(states["rule"], states["entity_id"], recent_days, strict=True)]
+        eligible = states[recent_days]
+        found, _ = announcements(eligible, ledger_entries(conn, eligible), config.lifecycle, match)
+        rows = insert_rows(conn, alerts_table, frame_to_records(states))
         messages = group_messages(found)
         undeliverable = 0
         for message in messages:
@@ -113,7 +116,8 @@ def alerts_asset(context: AssetExecutionContext, warehouse: WarehouseResource, a
         "partition_range": f"{first}..{last}", "rows": rows,
         "firing": int((states["status"] == FIRING).sum()) if not states.empty else 0,
         "notifications": sum(len(m.announcements) for m in messages) - undeliverable,
-        "messages": len(messages), "silenced": len(silenced), "without_destination": undeliverable,
+        "messages": len(messages), "silenced": int(states["silenced_by"].notna().sum()) if not states.empty else 0,
+        "without_destination": undeliverable,
         "notify_from": recent.isoformat()}))
     yield check
 

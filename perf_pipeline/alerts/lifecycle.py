@@ -105,7 +105,8 @@ def notification_key(state: dict[str, Any], kind: str, day: dt.date | None = Non
 
 
 def announcements(states: pd.DataFrame, ledger: Iterable[dict[str, Any]], lifecycle: Lifecycle,
-                  silence_of: Callable[[str, str], int | None]) -> tuple[list[Announcement], dict[tuple, int]]:
+                  silence_of: Callable[[str, str], int | None],
+                  history_days: int = MAX_WINDOW_DAYS) -> tuple[list[Announcement], dict[tuple, int]]:
     """What the latest state of each alert among the evaluated days announces, given the ledger's
     entries for these alerts (``kind``, ``as_of_date``, ``notification_key`` and the alert's key and
     ``started_on``), and which alerts a silence holds back: (announcements, {(day, rule,
@@ -117,6 +118,14 @@ def announcements(states: pd.DataFrame, ledger: Iterable[dict[str, Any]], lifecy
         alert = (entry["rule"], entry["entity_type"], entry["entity_id"], entry["started_on"])
         announced[alert].append((entry["kind"], entry["as_of_date"]))
         keys.add(entry["notification_key"])
+    # An alert firing for longer than the history a state sees starts, for that state, on the first
+    # day of its window, one day later each day: it is the alert still open in the ledger.
+    open_since: dict[tuple, dt.date] = {}
+    for (rule, entity_type, entity_id, started), said in announced.items():
+        kinds_said = {kind for kind, _ in said}
+        if FIRST in kinds_said and RESOLUTION not in kinds_said:
+            key = (rule, entity_type, entity_id)
+            open_since[key] = min(open_since.get(key, started), started)
     repeat_after = dt.timedelta(days=lifecycle.repeat_interval_days)
     found: list[Announcement] = []
     silenced: dict[tuple, int] = {}
@@ -126,6 +135,10 @@ def announcements(states: pd.DataFrame, ledger: Iterable[dict[str, Any]], lifecy
     for state in latest.sort_values(["as_of_date", *KEY]).to_dict("records"):
         day = state["as_of_date"]
         alert = (state["rule"], state["entity_type"], state["entity_id"], state["started_on"])
+        window_start = day - dt.timedelta(days=history_days - 1)
+        if state["started_on"] == window_start and not announced[alert] and alert[:3] in open_since:
+            state = {**state, "started_on": open_since[alert[:3]]}
+            alert = (*alert[:3], state["started_on"])
         kinds = {kind for kind, _ in announced[alert]}
         kind: str | None = None
         if state["status"] == FIRING:

@@ -16,6 +16,7 @@ from perf_pipeline.warehouse.db import insert_new_rows, read_frame, to_python_da
 from perf_pipeline.warehouse.schema import (
     alert_conditions,
     alert_notifications,
+    alerts,
     anomalies,
     silences,
     trends,
@@ -40,6 +41,20 @@ def read_sources(conn: Connection, first: dt.date, last: dt.date,
     return rows(window_stats, "as_of_date"), rows(anomalies, "date"), rows(trends, "as_of_date")
 
 
+# Key of the PostgreSQL advisory lock that serializes alert evaluations (a bigint of ours: "perfalrt").
+ALERTS_LOCK = 0x70657266_616C7274
+
+
+def begin_evaluation(conn: Connection, first: dt.date, last: dt.date) -> None:
+    """Serialize the evaluations of alerts, first thing in the transaction: two runs at once (the
+    schedule's and the automation's) would both read the ledger before either wrote it, and announce
+    the same alert twice. PostgreSQL: an advisory lock held to the end of the transaction; SQLite:
+    the write lock, taken by deleting the days' states (which the evaluation replaces anyway)."""
+    if conn.dialect.name == "postgresql":
+        conn.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": ALERTS_LOCK})
+    conn.execute(alerts.delete().where(alerts.c.as_of_date.between(first, last)))
+
+
 def read_conditions(conn: Connection, first: dt.date, last: dt.date) -> pd.DataFrame:
     frame = read_frame(conn, sa.select(*[alert_conditions.c[c] for c in CONDITION_COLUMNS])
                        .where(alert_conditions.c.as_of_date.between(first, last)))
@@ -50,20 +65,18 @@ def read_conditions(conn: Connection, first: dt.date, last: dt.date) -> pd.DataF
 
 
 def ledger_entries(conn: Connection, alerts: pd.DataFrame) -> list[dict[str, Any]]:
-    """The ledger's entries of the alerts (rule, entity and started_on) in ``alerts``."""
+    """The ledger's entries of the rules and entities in ``alerts``, of every start (an alert firing
+    for longer than the 90 days a state sees started before its ``started_on``)."""
     if alerts.empty:
         return []
     t = alert_notifications
-    wanted = {(r["rule"], r["entity_type"], r["entity_id"], r["started_on"]) for r in alerts.to_dict("records")}
-    rules = sorted({w[0] for w in wanted})
-    first_start = min(w[3] for w in wanted)
-    query = sa.select(t).where(t.c.rule.in_(rules), t.c.started_on >= first_start)
+    wanted = {(r["rule"], r["entity_type"], r["entity_id"]) for r in alerts.to_dict("records")}
     entries = []
-    for row in conn.execute(query).mappings():
+    for row in conn.execute(sa.select(t).where(t.c.rule.in_(sorted({w[0] for w in wanted})))).mappings():
         entry = dict(row)
-        entry["started_on"] = to_python_date(entry["started_on"])
-        entry["as_of_date"] = to_python_date(entry["as_of_date"])
-        if (entry["rule"], entry["entity_type"], entry["entity_id"], entry["started_on"]) in wanted:
+        if (entry["rule"], entry["entity_type"], entry["entity_id"]) in wanted:
+            entry["started_on"] = to_python_date(entry["started_on"])
+            entry["as_of_date"] = to_python_date(entry["as_of_date"])
             entries.append(entry)
     return entries
 

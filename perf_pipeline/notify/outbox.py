@@ -63,10 +63,31 @@ def due(conn: Connection, now: dt.datetime, limit: int) -> list[Delivery]:
     return [Delivery(*row) for row in conn.execute(query)]
 
 
+def claim(conn: Connection, delivery: Delivery, now: dt.datetime, lease_seconds: float) -> bool:
+    """Take the row for one attempt, before sending: it is not due again for ``lease_seconds``, and
+    counts as possibly delivered (``ambiguous``) until the attempt is recorded. So two senders (the
+    daemon's sensor and a ``perf-pipeline run``) never send it at once, and after a crash between the
+    send and its record the next attempt first looks whether it landed. False: another sender has it."""
+    t = notification_outbox
+    taken = conn.execute(t.update().where(t.c.delivery_key == delivery.delivery_key, t.c.status == PENDING,
+                                          t.c.next_attempt_at <= now)
+                         .values(next_attempt_at=now + dt.timedelta(seconds=lease_seconds), ambiguous=True))
+    return taken.rowcount == 1
+
+
+def defer(conn: Connection, channel: str, target: str, until: dt.datetime, error: str) -> int:
+    """Hold every pending row of a misconfigured destination until ``until``, attempts untouched (the
+    other destinations' rows come first meanwhile); how many."""
+    t = notification_outbox
+    held = conn.execute(t.update().where(t.c.channel == channel, t.c.target == target, t.c.status == PENDING)
+                        .values(next_attempt_at=until, last_error=error[:2000]))
+    return held.rowcount
+
+
 def mark_sent(conn: Connection, delivery_key: str, now: dt.datetime, receipt: str) -> None:
     t = notification_outbox
     conn.execute(t.update().where(t.c.delivery_key == delivery_key).values(
-        status=SENT, sent_at=now, receipt=receipt, attempts=t.c.attempts + 1, last_error=None))
+        status=SENT, sent_at=now, receipt=receipt, attempts=t.c.attempts + 1, last_error=None, ambiguous=False))
 
 
 def backoff(attempts: int, base_seconds: float, max_seconds: float) -> float:

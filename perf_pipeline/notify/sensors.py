@@ -27,14 +27,28 @@ from dagster import (
 
 from perf_pipeline.notify import blocks
 from perf_pipeline.notify.errors import DeliveryError
-from perf_pipeline.notify.outbox import SLACK, WEBHOOK, backoff, counts, due, enqueue, mark_failed, mark_sent
+from perf_pipeline.notify.outbox import (
+    SLACK,
+    WEBHOOK,
+    backoff,
+    claim,
+    counts,
+    defer,
+    due,
+    enqueue,
+    mark_failed,
+    mark_sent,
+)
 from perf_pipeline.notify.slack import SlackMessage
 from perf_pipeline.notify.webhook import PAYLOAD_SCHEMA
 from perf_pipeline.resources import AlertsResource, NotifyResource, WarehouseResource
-from perf_pipeline.scoring.redact import redact
+from perf_pipeline.scoring.redact import environment_secrets, redact
 
-# A tick stops starting new deliveries after this many seconds (Dagster gives a sensor tick 60 s).
-TICK_BUDGET_S = 40
+# A tick starts no new delivery after this many seconds: Dagster gives a sensor tick 60 s, and one
+# delivery takes at most about 25 (10 s timeouts, a 429 waited out only up to 5 s).
+TICK_BUDGET_S = 25
+# A claimed row is not due again for this long: an attempt is over by then, or its sender died.
+LEASE_S = 120
 FAILED_RUNS_PER_TICK = 50
 
 
@@ -65,25 +79,26 @@ def deliver(context: SensorEvaluationContext, warehouse: WarehouseResource, noti
         pending = due(conn, dt.datetime.now(dt.UTC), settings.messages_per_tick)
     slack, webhooks = notify.slack_sender(), notify.webhook_sender()
     sent = failed = 0
-    blocked: set[tuple[str, str]] = set()  # misconfigured destinations: the rest of their rows wait
     for delivery in pending:
-        if time.monotonic() - started > TICK_BUDGET_S:
+        if time.monotonic() - started > TICK_BUDGET_S:  # the rest waits for the next tick
             break
-        destination = (delivery.channel, delivery.target)
-        if destination in blocked:
-            continue
+        now = dt.datetime.now(dt.UTC)
+        with engine.begin() as conn:
+            if not claim(conn, delivery, now, LEASE_S):
+                continue  # sent meanwhile, or being sent by another sender, or deferred
         try:
             receipt = _send(delivery, slack, webhooks, notify)
         except DeliveryError as exc:
             failed += 1
+            now = dt.datetime.now(dt.UTC)
             wait = max(exc.retry_after or 0.0, backoff(delivery.attempts + 1, settings.backoff_seconds,
                                                           settings.max_backoff_seconds))
             with engine.begin() as conn:
-                status = mark_failed(conn, delivery, dt.datetime.now(dt.UTC), str(exc),
-                                     counts=not exc.configuration, ambiguous=exc.ambiguous, wait_seconds=wait,
-                                     max_attempts=settings.max_attempts)
+                status = mark_failed(conn, delivery, now, str(exc), counts=not exc.configuration,
+                                     ambiguous=exc.ambiguous, wait_seconds=wait, max_attempts=settings.max_attempts)
+                if exc.configuration:  # the destination's other rows wait too, so that the others go first
+                    defer(conn, delivery.channel, delivery.target, now + dt.timedelta(seconds=wait), str(exc))
             if exc.configuration:
-                blocked.add(destination)
                 context.log.error(f"{exc} — the {delivery.channel} notifications wait until this is fixed")
             else:
                 context.log.warning(f"{delivery.kind} notification {delivery.delivery_key}: {exc} "
@@ -143,7 +158,7 @@ def build_run_failure_notifier(seconds: int):
             for record in records:
                 if destinations:
                     run = record.dagster_run
-                    error = _failure_text(context, run.run_id)
+                    error = _failure_text(context, run.run_id, notify.secrets())
                     key = f"run_failure|{run.run_id}"
                     enqueue(conn, key, "run_failure", destinations,
                             {SLACK: _slack_failure(run.job_name, run.run_id, run.tags, error),
@@ -159,7 +174,7 @@ def build_run_failure_notifier(seconds: int):
     return run_failure_notifier
 
 
-def _failure_text(context: SensorEvaluationContext, run_id: str) -> str:
+def _failure_text(context: SensorEvaluationContext, run_id: str, secrets: list[str]) -> str:
     """The first failure message of the run, secrets masked, at most 1,000 characters."""
     for event_type in (DagsterEventType.STEP_FAILURE, DagsterEventType.RUN_FAILURE):
         records = context.instance.get_records_for_run(run_id, of_type=event_type, limit=1).records
@@ -175,7 +190,7 @@ def _failure_text(context: SensorEvaluationContext, run_id: str) -> str:
                 message = f"{event.step_key}: {error.message.strip()}"
             else:
                 message = (event.message if event else None) or entry.user_message
-            return redact(message or "")[0][:1000]
+            return redact(message or "", [*environment_secrets(), *secrets])[0][:1000]
     return "no failure message was recorded"
 
 

@@ -53,17 +53,34 @@ class SlackMessage:
         object.__setattr__(self, "files", tuple(Path(path) for path in self.files))
 
 
+class ShortRateLimitRetryHandler(RateLimitErrorRetryHandler):
+    """Waits out a 429 inside the call only when Slack asks for at most ``max_wait_s`` seconds; a
+    longer wait comes back as a DeliveryError with ``retry_after``, and the outbox schedules the
+    retry, so that a sensor tick never sleeps past Dagster's time limit."""
+
+    def __init__(self, max_retry_count: int, max_wait_s: float) -> None:
+        super().__init__(max_retry_count=max_retry_count)
+        self.max_wait_s = max_wait_s
+
+    def _can_retry(self, *, state, request, response=None, error=None) -> bool:
+        if not super()._can_retry(state=state, request=request, response=response, error=error):
+            return False
+        wait = parse_retry_after(next((v[0] if isinstance(v, list) else v for k, v in response.headers.items()
+                                       if k.lower() == "retry-after"), None))
+        return wait is None or wait <= self.max_wait_s
+
+
 class SlackSender:
     """Posts :class:`SlackMessage` s; every failure comes out as a :class:`DeliveryError`."""
 
     def __init__(self, token: str, base_url: str | None = None, timeout: float = 10.0,
-                 rate_limit_retries: int = 3) -> None:
+                 rate_limit_retries: int = 3, max_rate_limit_wait_s: float = 5.0) -> None:
         options = {} if base_url is None else {"base_url": base_url}
         self._client = WebClient(token=token, timeout=timeout, **options)
         # The SDK's default handler also repeats a request whose connection broke after it was sent, which posts
         # a message twice when only the response was lost; a URLError comes before the request went out.
         self._client.retry_handlers = [ConnectionErrorRetryHandler(error_types=[URLError]),
-                                       RateLimitErrorRetryHandler(max_retry_count=rate_limit_retries)]
+                                       ShortRateLimitRetryHandler(rate_limit_retries, max_rate_limit_wait_s)]
 
     def send(self, message: SlackMessage) -> str:
         """Post the message, then upload its charts into its thread; returns the message's ``ts``.

@@ -52,9 +52,9 @@ def day(n: int) -> dt.date:
 class Deployment:
     """A warehouse, the two receivers, and the resources that point at them."""
 
-    def __init__(self, tmp_path: Path, slack: FakeSlackServer, webhook: FakeWebhookReceiver,
+    def __init__(self, tmp_path: Path, url: str, slack: FakeSlackServer, webhook: FakeWebhookReceiver,
                  instance: DagsterInstance) -> None:
-        self.url = f"sqlite:///{tmp_path / 'warehouse.db'}"
+        self.url = url
         self.config = tmp_path / "alerts.yaml"
         self.config.write_text(CONFIG)
         self.slack, self.webhook, self.instance = slack, webhook, instance
@@ -110,12 +110,13 @@ class Deployment:
 
 
 @pytest.fixture
-def deployment(tmp_path: Path) -> Iterator[Deployment]:
+def deployment(tmp_path: Path, warehouse_url: str) -> Iterator[Deployment]:
+    """On SQLite and on PostgreSQL (JSONB payloads, timestamptz, ON CONFLICT, the advisory lock)."""
     slack = FakeSlackServer.start(token=TOKEN, channels=(CHANNEL, ESCALATIONS))
     webhook = FakeWebhookReceiver.start()
     try:
         with instance_for_test() as instance:
-            yield Deployment(tmp_path, slack, webhook, instance)
+            yield Deployment(tmp_path, warehouse_url, slack, webhook, instance)
     finally:
         slack.close()
         webhook.close()
@@ -303,3 +304,10 @@ def test_a_failed_run_is_posted_once_through_the_outbox(deployment: Deployment, 
     [posted] = deployment.webhook.requests
     document = json.loads(posted.body)
     assert document["type"] == "run_failure" and document["run_id"] == failed.run_id
+
+
+def test_a_slack_channel_name_is_refused_with_what_to_set() -> None:
+    from perf_pipeline.settings import SettingError
+
+    with pytest.raises(SettingError, match=r"PERF_SLACK_CHANNEL='#alerts' is not a Slack channel ID like C0123456789"):
+        NotifyResource(slack_token=TOKEN, slack_channel="#alerts").destinations()

@@ -164,3 +164,11 @@ def test_several_anomalous_metrics_of_an_entity_are_one_alert_led_by_the_furthes
     [row] = held_conditions(rules, pd.DataFrame(), anomalies, pd.DataFrame()).to_dict("records")
     assert row["metric"] == "success_rate" and row["evidence"]["robust_z"] == -6.5
     assert row["evidence"]["metrics"] == {"success_rate": -6.5, "avg_cost_per_task": 4.0}
+
+
+def test_an_alert_firing_longer_than_the_history_stays_one_alert() -> None:
+    """Past 90 days a state's start slides with its window; the announcements still see the alert
+    first announced on day 0: repeats every 3 days, never a second first firing or escalation."""
+    said = announce_days(held(list(range(0, 130))), range(0, 130))
+    assert said[:2] == [(0, FIRST), (3, ESCALATION)]
+    assert said[2:] == [(n, REPEAT) for n in range(6, 130, 3)]
