@@ -433,7 +433,7 @@ def cmd_report_send(args: argparse.Namespace) -> int:
 
     from perf_pipeline.definitions import build_definitions
     from perf_pipeline.launcher import Launcher, initialized
-    from perf_pipeline.reports.publish import post, posted
+    from perf_pipeline.reports.publish import AlreadyPosted, post, posted
 
     defs = build_definitions()
     notify = initialized(defs.resources["notify"])
@@ -445,13 +445,8 @@ def cmd_report_send(args: argparse.Namespace) -> int:
         try:
             key = post(conn, args.kind, args.period, destinations, now,
                        copy=now.strftime("again-%Y%m%dT%H%M%S") if args.again else None)
-        except LookupError as exc:
+        except (LookupError, AlreadyPosted) as exc:
             raise UserError(str(exc)) from exc
-        before = {(r["channel"], r["target"]): r for r in posted(conn, key)}
-    already = [r for r in before.values() if r["status"] == "sent"]
-    if already and len(already) == len(destinations):
-        raise UserError(f"the {args.kind} report {args.period} was already posted to every destination; "
-                        "--again posts another copy")
     with DagsterInstance.get() as instance:
         Launcher(defs, instance).tick("notification_sender")
     with _warehouse_connection() as conn:

@@ -72,13 +72,31 @@ def load_config(model: type[Model], package: str, defaults: str, env_var: str,
         for error in exc.errors():
             loc = tuple(error["loc"])
             line = _line(user_text, loc) if user_text is not None else None
-            problems.append(f"{'line ' + str(line) + ', ' if line else ''}{'.'.join(map(str, loc))}: {error['msg']}")
+            problems.append(f"{'line ' + str(line) + ', ' if line else ''}{_path(loc, merged)}: {error['msg']}")
         raise ConfigError(f"{where}: " + "; ".join(problems)) from exc
 
 
 def default_text(package: str, defaults: str) -> str:
     """The text of a package's default configuration file."""
     return resources.files(package).joinpath(defaults).read_text(encoding="utf-8")
+
+
+def _path(loc: tuple[Any, ...], data: Any) -> str:
+    """``loc`` as a dotted key path; an item of a list that has a name is called by it
+    (``rules[low_success_rate].window_days``, not ``rules.0.window_days``)."""
+    parts: list[str] = []
+    for part in loc:
+        named = (isinstance(part, int) and isinstance(data, list) and part < len(data)
+                 and isinstance(data[part], dict) and data[part].get("name"))
+        if named and parts:
+            parts[-1] += f"[{data[part]['name']}]"
+        else:
+            parts.append(str(part))
+        try:
+            data = data[part]
+        except (KeyError, IndexError, TypeError):
+            data = None
+    return ".".join(parts)
 
 
 def _line(text: str, loc: tuple[Any, ...]) -> int | None:

@@ -23,10 +23,15 @@ PARTITION_START = settings.partition_start()
 
 # end_offset=1 makes today's partition exist, so today's tasks can be processed before midnight.
 daily_partitions = DailyPartitionsDefinition(start_date=PARTITION_START.isoformat(), timezone="UTC", end_offset=1)
-# ISO weeks, Monday to Sunday, from the first Monday on or after the first day; a week's partition
-# exists once the week is over. A weekly asset depends on the days of its week (the default mapping).
-FIRST_MONDAY = PARTITION_START + dt.timedelta(days=-PARTITION_START.weekday() % 7)
+# ISO weeks, Monday to Sunday, from the week that holds the first day (so every day is in a week's
+# report); a week's partition exists once the week is over.
+FIRST_MONDAY = PARTITION_START - dt.timedelta(days=PARTITION_START.weekday())
 weekly_partitions = WeeklyPartitionsDefinition(start_date=FIRST_MONDAY.isoformat(), timezone="UTC", day_offset=1)
+
+
+def days_of_week() -> TimeWindowPartitionMapping:
+    """A week depends on its days; the first week's days before the first partition do not exist."""
+    return TimeWindowPartitionMapping(allow_nonexistent_upstream_partitions=True)
 
 
 def trailing_days(days: int) -> TimeWindowPartitionMapping:

@@ -131,10 +131,15 @@ def check_windows(config: AlertsConfig, aggregates: AggregatesConfig) -> None:
     problems = []
     for rule in config.rules:
         if rule.window_days is not None and rule.window_days not in aggregates.windows:
-            problems.append(f"rules.{rule.name}.window_days: {rule.window_days} is not one of the aggregates' "
+            problems.append(f"rules[{rule.name}].window_days: {rule.window_days} is not one of the aggregates' "
                             f"windows {aggregates.windows}")
         if rule.condition.kind == "trend" and rule.condition.metric not in aggregates.trend_metrics:
-            problems.append(f"rules.{rule.name}.condition.metric: no trend of {rule.condition.metric!r} is computed "
+            problems.append(f"rules[{rule.name}].condition.metric: no trend of {rule.condition.metric!r} is computed "
                             f"(trend_metrics: {aggregates.trend_metrics})")
+        if rule.condition.kind == "anomaly":
+            unknown = sorted(set(rule.condition.metrics or []) - set(aggregates.anomaly_metrics))
+            if unknown:
+                problems.append(f"rules[{rule.name}].condition.metrics: {unknown} are not anomaly metrics "
+                                f"(anomaly_metrics: {aggregates.anomaly_metrics})")
     if problems:
         raise ConfigError(f"alert rules ({CONFIG_ENV} or the defaults): " + "; ".join(problems))

@@ -9,12 +9,12 @@ The notification_sender sensor posts them.
 import datetime as dt
 from typing import Any
 
-from dagster import AssetExecutionContext, BackfillPolicy, MaterializeResult, MetadataValue, asset
+from dagster import AssetDep, AssetExecutionContext, BackfillPolicy, MaterializeResult, MetadataValue, asset
 
 from perf_pipeline.automation import rebuild_when_upstream_changes
 from perf_pipeline.daily import daily_asset, partition_days, range_metadata
 from perf_pipeline.jobs import REPORTS
-from perf_pipeline.partitions import days_between, weekly_partitions
+from perf_pipeline.partitions import days_between, days_of_week, weekly_partitions
 from perf_pipeline.reports.content import Period
 from perf_pipeline.reports.publish import due, post, render, save
 from perf_pipeline.resources import (
@@ -62,7 +62,8 @@ def daily_report_asset(context: AssetExecutionContext, warehouse: WarehouseResou
     return MaterializeResult(metadata=range_metadata(context, figures))
 
 
-@asset(name="weekly_report", group_name=REPORTS, partitions_def=weekly_partitions, deps=REPORT_DEPS,
+@asset(name="weekly_report", group_name=REPORTS, partitions_def=weekly_partitions,
+       deps=[AssetDep(key, partition_mapping=days_of_week()) for key in REPORT_DEPS],
        automation_condition=rebuild_when_upstream_changes(), backfill_policy=BackfillPolicy.single_run(),
        pool=WAREHOUSE_POOL, description=(
            "The ISO week's report (Monday to Sunday), as the daily one; built by the weekly schedule on Mondays and "

@@ -82,15 +82,26 @@ def due(period: Period, today: dt.date) -> bool:
     return period.last < today and period.last >= today - dt.timedelta(days=days)
 
 
+class AlreadyPosted(Exception):
+    """Every destination has the report already; the message says when."""
+
+
 def post(conn: Connection, kind: str, label: str, destinations: list[tuple[str, str]], now: dt.datetime,
          copy: str | None = None) -> str:
     """Put the stored report of (kind, label) in the outbox for ``destinations``; its message key.
-    A key already in the outbox adds nothing: a report is posted once per destination, unless
-    ``copy`` names another posting of it (``report send --again``)."""
+    A destination that has it already gets nothing more: a report is posted once per destination,
+    unless ``copy`` names another posting of it (``report send --again``). ``AlreadyPosted`` when
+    every destination has it, ``LookupError`` when there is no such report."""
     row = conn.execute(sa.select(reports).where(reports.c.kind == kind, reports.c.period == label)).mappings().first()
     if row is None:
         raise LookupError(f"no {kind} report for {label}: materialize {kind}_report for that period first")
     key = f"report|{kind}|{label}" + (f"|{copy}" if copy else "")
+    queued = {(r["channel"], r["target"]): r for r in posted(conn, key)}
+    if destinations and all(d in queued for d in destinations):
+        when = ", ".join(f"{r['channel']} {r['status']}" + (f" at {r['sent_at']}" if r["sent_at"] else "")
+                         for r in queued.values())
+        raise AlreadyPosted(f"the {kind} report {label} is already in the outbox of every destination ({when}); "
+                            "--again posts another copy")
     slack = {"text": f"The {kind} report for {label}", "blocks": row["slack_blocks"], "files": row["chart_paths"]}
     webhook = {"schema": PAYLOAD_SCHEMA, "type": "report", "message_key": key, "kind": kind, "period": label,
                "first_day": str(row["first_day"])[:10], "last_day": str(row["last_day"])[:10],

@@ -117,7 +117,7 @@ def test_a_backfill_of_old_periods_posts_nothing_until_asked(setup: Setup) -> No
     assert sent.returncode == 0, sent.stdout + sent.stderr
     assert f"slack {CHANNEL}: sent" in sent.stdout and TOKEN not in sent.stdout + sent.stderr
     again = perf_pipeline("report", "send", "--kind", "weekly", "--period", "2026-W11", env_home=home, **env)
-    assert again.returncode == 1 and "already posted" in again.stderr
+    assert again.returncode == 1 and "already in the outbox of every destination (slack sent at" in again.stderr
     copy = perf_pipeline("report", "send", "--kind", "weekly", "--period", "2026-W11", "--again",
                          env_home=home, **env)
     assert copy.returncode == 0, copy.stderr
@@ -129,4 +129,5 @@ def test_a_backfill_of_old_periods_posts_nothing_until_asked(setup: Setup) -> No
 def test_the_report_assets_are_in_their_group_with_the_weekly_partitions() -> None:
     daily, weekly = REPORT_ASSETS
     assert daily.partitions_def.get_partition_keys()[0] == "2026-01-01"
-    assert weekly.partitions_def.get_partition_keys()[:2] == ["2026-01-05", "2026-01-12"]  # Mondays
+    # Mondays, from the week that holds the first day (2026-01-01, a Thursday)
+    assert weekly.partitions_def.get_partition_keys()[:2] == ["2025-12-29", "2026-01-05"]
