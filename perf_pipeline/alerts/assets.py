@@ -13,8 +13,8 @@ from typing import Any
 import pandas as pd
 from dagster import AssetDep, AssetExecutionContext, MaterializeResult
 
-from perf_pipeline.alerts.checks import delivery_check, delivery_check_spec
-from perf_pipeline.alerts.config import check_windows
+from perf_pipeline.alerts.checks import delivery_check, delivery_check_spec, rules_check, rules_check_spec
+from perf_pipeline.alerts.config import unfed_rules
 from perf_pipeline.alerts.lifecycle import ESCALATION, FIRING, RESOLVED, alert_states, announcements, group_messages
 from perf_pipeline.alerts.messages import slack_payload, webhook_payload
 from perf_pipeline.alerts.rules import held_conditions
@@ -39,22 +39,27 @@ from perf_pipeline.warehouse.schema import alerts as alerts_table
 
 
 @daily_asset(name="alert_conditions", group_name=ALERTS, deps=["window_stats", "anomalies", "trends"],
+             check_specs=[rules_check_spec()],
              description=("As of each day, per rule and entity: the rules that hold (a window_stats threshold, an "
                           "anomaly, a significant trend) with their evidence. Never on insufficient data or a null "
                           "metric."))
 def alert_conditions_asset(context: AssetExecutionContext, warehouse: WarehouseResource, alerts: AlertsResource,
-                           aggregates: AggregatesResource) -> MaterializeResult:
+                           aggregates: AggregatesResource) -> Iterator[Any]:
     first, last = partition_days(context)
     config = alerts.config()
-    check_windows(config, aggregates.config())
-    entity_types = sorted({t for rule in config.rules for t in rule.entity_types})
+    unfed = unfed_rules(config, aggregates.config())
+    for why in unfed.values():
+        context.log.warning(f"alert rule left out, it would never fire: {why}")
+    rules = [rule for rule in config.rules if rule.name not in unfed]
+    entity_types = sorted({t for rule in rules for t in rule.entity_types})
     with warehouse.engine().begin() as conn:
-        held = held_conditions(config.rules, *read_sources(conn, first, last, entity_types))
+        held = held_conditions(rules, *read_sources(conn, first, last, entity_types))
         rows = replace_partition(conn, alert_conditions, first, last, frame_to_records(held),
                                  date_column="as_of_date")
     record_days(context, "alert_conditions", held, "as_of_date", _by_rule)
-    return MaterializeResult(metadata=range_metadata(context, {
-        "partition_range": f"{first}..{last}", "rows": rows, "rules": len(config.rules)}))
+    yield MaterializeResult(metadata=range_metadata(context, {
+        "partition_range": f"{first}..{last}", "rows": rows, "rules": len(rules)}))
+    yield rules_check(unfed, len(config.rules))
 
 
 def _by_rule(_day: dt.date, rows: pd.DataFrame) -> dict[str, Any]:

@@ -8,6 +8,19 @@ from sqlalchemy import Connection
 from perf_pipeline.notify.outbox import DEAD, PENDING, counts
 
 DELIVERY_CHECK = "notifications_delivered"
+RULES_CHECK = "rules_fed"
+
+
+def rules_check_spec() -> AssetCheckSpec:
+    return AssetCheckSpec(RULES_CHECK, asset="alert_conditions", description=(
+        "Every alert rule is fed by the aggregates: its window is computed, its trend fitted, its anomaly metrics "
+        "watched (aggregates.yaml). A rule that is not would never fire; it is left out until fixed."))
+
+
+def rules_check(unfed: dict[str, str], rules: int) -> AssetCheckResult:
+    return AssetCheckResult(check_name=RULES_CHECK, passed=not unfed, severity=AssetCheckSeverity.WARN,
+                            metadata={"rules": rules, "rules_left_out": len(unfed),
+                                      **({"why": "; ".join(unfed.values())} if unfed else {})})
 
 
 def delivery_check_spec() -> AssetCheckSpec:

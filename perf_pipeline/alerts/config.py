@@ -3,8 +3,9 @@
 
 A rule has a name, a severity, the entity types it watches, a window, and one condition: a
 threshold on a ``window_stats`` metric, an ``anomalies`` row, or a significant ``trends``
-direction. The rules are checked against the aggregates' configuration too (``check_windows``): a
-rule on a window or metric the aggregates do not compute would never fire, silently.
+direction. The rules are checked against the aggregates' configuration too (``unfed_rules``): a
+rule on a window or metric the aggregates do not compute would never fire, so it is left out and
+reported by the ``rules_fed`` check (a warning).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from pydantic import Field, model_validator
 from perf_pipeline.aggregates.config import AggregatesConfig
 from perf_pipeline.aggregates.rollups import WINDOWED_ENTITY_TYPES
 from perf_pipeline.aggregates.windows import METRICS
-from perf_pipeline.config import MAX_WINDOW_DAYS, ConfigError, Strict, load_config
+from perf_pipeline.config import MAX_WINDOW_DAYS, Strict, load_config
 
 CONFIG_ENV = "PERF_ALERTS_CONFIG"
 SEVERITIES = ("warning", "critical")
@@ -125,21 +126,20 @@ def load_alerts_config(path: str | Path | None = None) -> AlertsConfig:
     return load_config(AlertsConfig, "perf_pipeline.alerts", "alerts.yaml", CONFIG_ENV, path)
 
 
-def check_windows(config: AlertsConfig, aggregates: AggregatesConfig) -> None:
-    """Raise ``ConfigError`` for a rule the aggregates cannot feed: a window they do not compute, or a
-    trend of a metric they do not fit."""
-    problems = []
+def unfed_rules(config: AlertsConfig, aggregates: AggregatesConfig) -> dict[str, str]:
+    """The rules the aggregates cannot feed, with why: a window they do not compute, a trend of a
+    metric they do not fit, anomalies of metrics they do not watch. Such a rule would never fire."""
+    problems: dict[str, str] = {}
     for rule in config.rules:
         if rule.window_days is not None and rule.window_days not in aggregates.windows:
-            problems.append(f"rules[{rule.name}].window_days: {rule.window_days} is not one of the aggregates' "
-                            f"windows {aggregates.windows}")
+            problems[rule.name] = (f"rules[{rule.name}].window_days: {rule.window_days} is not one of the "
+                                   f"aggregates' windows {aggregates.windows}")
         if rule.condition.kind == "trend" and rule.condition.metric not in aggregates.trend_metrics:
-            problems.append(f"rules[{rule.name}].condition.metric: no trend of {rule.condition.metric!r} is computed "
-                            f"(trend_metrics: {aggregates.trend_metrics})")
+            problems[rule.name] = (f"rules[{rule.name}].condition.metric: no trend of {rule.condition.metric!r} is "
+                                   f"computed (trend_metrics: {aggregates.trend_metrics})")
         if rule.condition.kind == "anomaly":
             unknown = sorted(set(rule.condition.metrics or []) - set(aggregates.anomaly_metrics))
             if unknown:
-                problems.append(f"rules[{rule.name}].condition.metrics: {unknown} are not anomaly metrics "
-                                f"(anomaly_metrics: {aggregates.anomaly_metrics})")
-    if problems:
-        raise ConfigError(f"alert rules ({CONFIG_ENV} or the defaults): " + "; ".join(problems))
+                problems[rule.name] = (f"rules[{rule.name}].condition.metrics: {unknown} are not anomaly metrics "
+                                       f"(anomaly_metrics: {aggregates.anomaly_metrics})")
+    return problems
