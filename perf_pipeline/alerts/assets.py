@@ -15,13 +15,23 @@ from dagster import AssetDep, AssetExecutionContext, MaterializeResult
 
 from perf_pipeline.alerts.checks import delivery_check, delivery_check_spec, rules_check, rules_check_spec
 from perf_pipeline.alerts.config import unfed_rules
-from perf_pipeline.alerts.lifecycle import ESCALATION, FIRING, RESOLVED, alert_states, announcements, group_messages
+from perf_pipeline.alerts.lifecycle import (
+    ESCALATION,
+    FIRING,
+    KEY,
+    RESOLVED,
+    alert_states,
+    announcements,
+    group_messages,
+    overdue_resolutions,
+)
 from perf_pipeline.alerts.messages import slack_payload, webhook_payload
 from perf_pipeline.alerts.rules import held_conditions
 from perf_pipeline.alerts.store import (
     active_silences,
     begin_evaluation,
     ledger_entries,
+    open_alerts,
     read_conditions,
     read_sources,
     record_announcements,
@@ -98,6 +108,11 @@ def alerts_asset(context: AssetExecutionContext, warehouse: WarehouseResource, a
                                  in zip(states["rule"], states["entity_id"], recent_days, strict=True)]
         eligible = states[recent_days]
         found, _ = announcements(eligible, ledger_entries(conn, eligible), config.lifecycle, match)
+        evaluated = [day for day in days_between(first, last) if recent <= day <= today]
+        if evaluated:  # the latest day also closes the alerts that ended unannounced
+            present = {(r, t, e) for r, t, e in eligible.loc[eligible["as_of_date"] == evaluated[-1], KEY]
+                       .itertuples(index=False)} | {tuple(a.state[k] for k in KEY) for a in found}
+            found += overdue_resolutions(open_alerts(conn), present, evaluated[-1], match)
         rows = insert_rows(conn, alerts_table, frame_to_records(states))
         messages = group_messages(found)
         undeliverable = 0

@@ -167,6 +167,25 @@ def announcements(states: pd.DataFrame, ledger: Iterable[dict[str, Any]], lifecy
     return found, silenced
 
 
+def overdue_resolutions(open_alerts: list[dict[str, Any]], present: set[tuple], day: dt.date,
+                        silence_of: Callable[[str, str], int | None]) -> list[Announcement]:
+    """Resolved notifications the day-by-day path missed: an alert whose firing was announced and
+    whose resolution was not, with no state on ``day`` (the latest evaluated day), ended more than
+    ``resolve_after_days`` ago, on a day no evaluation announced (the pipeline was down, or the
+    rule was removed). ``open_alerts`` are their last states, with the ``started_on`` of the ledger."""
+    found = []
+    for state in open_alerts:
+        if (state["rule"], state["entity_type"], state["entity_id"]) in present:
+            continue
+        if silence_of(state["rule"], state["entity_id"]) is not None:
+            continue
+        resolved = {**state, "status": RESOLVED, "resolution_final": True, "escalated": False,
+                    "resolved_on": state.get("resolved_on") or state["last_held_on"] + dt.timedelta(days=1)}
+        found.append(Announcement(kind=RESOLUTION, as_of_date=day, state=resolved,
+                                  entries=((RESOLUTION, notification_key(resolved, RESOLUTION)),)))
+    return found
+
+
 def group_messages(found: list[Announcement]) -> list[Message]:
     """One message per (day, rule, kind), its key derived from the announcements it carries."""
     groups: dict[tuple, list[Announcement]] = defaultdict(list)

@@ -10,7 +10,7 @@ import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy import Connection
 
-from perf_pipeline.alerts.lifecycle import KEY, Announcement
+from perf_pipeline.alerts.lifecycle import KEY, RESOLUTION, Announcement
 from perf_pipeline.alerts.rules import CONDITION_COLUMNS
 from perf_pipeline.warehouse.db import insert_new_rows, read_frame, to_python_date
 from perf_pipeline.warehouse.schema import (
@@ -79,6 +79,27 @@ def ledger_entries(conn: Connection, alerts: pd.DataFrame) -> list[dict[str, Any
             entry["as_of_date"] = to_python_date(entry["as_of_date"])
             entries.append(entry)
     return entries
+
+
+def open_alerts(conn: Connection) -> list[dict[str, Any]]:
+    """The alerts whose firing was announced and whose resolution was not, each as its last stored
+    state (``started_on`` the ledger's: the state's may be clipped to its 90 days)."""
+    t = alert_notifications
+    kinds = sa.func.max(sa.case((t.c.kind == RESOLUTION, 1), else_=0))
+    opened = conn.execute(sa.select(t.c.rule, t.c.entity_type, t.c.entity_id, t.c.started_on)
+                          .group_by(t.c.rule, t.c.entity_type, t.c.entity_id, t.c.started_on)
+                          .having(kinds == 0)).all()
+    found = []
+    for rule, entity_type, entity_id, started_on in opened:
+        last = conn.execute(sa.select(alerts).where(alerts.c.rule == rule, alerts.c.entity_type == entity_type,
+                                                    alerts.c.entity_id == entity_id)
+                            .order_by(alerts.c.as_of_date.desc()).limit(1)).mappings().first()
+        if last is not None:
+            state = dict(last)
+            for column in ("as_of_date", "started_on", "last_held_on", "resolved_on"):
+                state[column] = to_python_date(state[column]) if state[column] is not None else None
+            found.append({**state, "started_on": to_python_date(started_on)})
+    return found
 
 
 def record_announcements(conn: Connection, found: Iterable[tuple[Announcement, str]], now: dt.datetime) -> None:

@@ -180,6 +180,21 @@ def test_a_flapping_entity_opens_no_new_alert(deployment: Deployment) -> None:
     assert [h.rsplit(": ", 1)[1] for h in deployment.headers()] == ["1 agent firing", "1 agent escalated"]
 
 
+def test_an_alert_that_ended_while_nothing_was_evaluated_is_resolved_on_the_next_evaluation(
+        deployment: Deployment) -> None:
+    deployment.plant(0, agent_1=0.5)
+    deployment.evaluate(0)
+    for n in range(1, 7):  # the condition ended on day 1; no evaluation ran for days 1..5
+        deployment.plant(n, agent_1=0.9)
+    deployment.evaluate(6)
+    deployment.tick()
+    assert [h.rsplit(": ", 1)[1] for h in deployment.headers()] == ["1 agent firing", "1 agent resolved"]
+    deployment.evaluate(6)
+    deployment.evaluate(7)
+    deployment.tick()
+    assert len(deployment.slack.messages()) == 2  # resolved once
+
+
 def test_a_silenced_alert_is_recorded_and_not_sent_until_its_silence_ends(deployment: Deployment) -> None:
     noon = dt.datetime.combine(day(0), dt.time(12), dt.UTC)
     with warehouse_engine(deployment.url).begin() as conn:
