@@ -31,10 +31,6 @@ def divider() -> dict:
     return {"type": "divider"}
 
 
-def image(url: str, alt: str) -> dict:
-    return {"type": "image", "image_url": url, "alt_text": alt}
-
-
 def escape(text: str) -> str:
     """Text shown as is in mrkdwn: ``&``, ``<`` and ``>`` would otherwise start entities, links and mentions."""
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")

@@ -82,7 +82,7 @@ def test_a_text_without_line_breaks_is_cut_at_the_limit() -> None:
 
 def test_context_keeps_ten_elements_and_other_blocks_pass_through() -> None:
     original = [blocks.context(*(f"tag {i}" for i in range(14))), blocks.divider(),
-                blocks.image("https://perf.example.org/chart.png", "success rate")]
+                {"type": "image", "image_url": "https://perf.example.org/chart.png", "alt_text": "success rate"}]
 
     context, divider, image = blocks.fit(original, POINTER)
 
