@@ -9,14 +9,15 @@ The notification_sender sensor posts them.
 import datetime as dt
 from typing import Any
 
+import pandas as pd
 from dagster import AssetDep, AssetExecutionContext, BackfillPolicy, MaterializeResult, MetadataValue, asset
 
 from perf_pipeline.automation import rebuild_when_upstream_changes
-from perf_pipeline.daily import daily_asset, partition_days, range_metadata
+from perf_pipeline.daily import daily_asset, partition_days, range_metadata, record_days
 from perf_pipeline.jobs import REPORTS
 from perf_pipeline.partitions import days_between, days_of_week, weekly_partitions
 from perf_pipeline.reports.content import Period
-from perf_pipeline.reports.publish import due, post, render, save
+from perf_pipeline.reports.publish import AlreadyPosted, due, post, render, save
 from perf_pipeline.resources import (
     WAREHOUSE_POOL,
     AlertsResource,
@@ -32,22 +33,33 @@ REPORT_DEPS = ["task_events", "task_scores", "daily_metrics", "window_stats", "t
 
 def _publish(context: AssetExecutionContext, periods: list[Period], warehouse: WarehouseResource,
              reports: ReportsResource, notify: NotifyResource, now: dt.datetime) -> dict[str, Any]:
-    """Render, save and (when due) post each period; the figures of the last one."""
+    """Render, save and (when due) post each period; the figures of the last one. A daily report
+    records each day's figures as that day's (``daily.record_days``)."""
     folder = reports.folder()
     posted = 0
+    by_day = []
     for period in periods:
         with warehouse.engine().begin() as conn:
             rendered = render(conn, period, folder)
             save(conn, rendered, now)
             destinations = notify.destinations()
             if due(period, now.date()) and destinations:
-                post(conn, period.kind, period.label, destinations, now)
-                posted += 1
+                try:
+                    post(conn, period.kind, period.label, destinations, now)
+                    posted += 1
+                except AlreadyPosted:
+                    pass  # a re-run of a posted period: rendered again, not posted again
         context.log.info(f"{rendered.title}: {rendered.html_path}")
-    figures = rendered.figures
+        by_day.append({"date": period.first, **_numbers(rendered.figures)})
+    if periods[0].kind == "daily":
+        record_days(context, "daily_report", pd.DataFrame(by_day), "date",
+                    lambda _day, rows: rows.iloc[0].drop("date").dropna().to_dict() if len(rows) else {})
     return {"period": period.label, "html": MetadataValue.path(str(rendered.html_path)),
-            "preview": MetadataValue.md(rendered.markdown[:4000]), "posted": posted,
-            **{k: v for k, v in figures.items() if isinstance(v, int | float)}}
+            "preview": MetadataValue.md(rendered.markdown[:4000]), "posted": posted, **_numbers(rendered.figures)}
+
+
+def _numbers(figures: dict[str, Any]) -> dict[str, float]:
+    return {k: v for k, v in figures.items() if isinstance(v, int | float) and not isinstance(v, bool)}
 
 
 @daily_asset(name="daily_report", group_name=REPORTS, deps=REPORT_DEPS, description=(
