@@ -308,12 +308,16 @@ def cmd_demo(args: argparse.Namespace) -> int:
                       collaboration_messages, quarantined_events, ingested_files,
                       task_scores, collaboration_scores, llm_judgements, price_table,
                       daily_rollups, window_stats, trends, baselines, anomalies, leaderboard,
-                      provider_rankings, prompt_version_comparisons, project_summaries, node_performance
+                      provider_rankings, prompt_version_comparisons, project_summaries, node_performance,
+                      alert_conditions, alerts, notification_outbox, reports
                       views:  v_ingest_health, v_quarantine_summary, v_judge_cost, v_orphan_events,
                               v_latest_agent_stats, v_latest_trends, v_provider_recommendations,
                               v_recent_anomalies
           leaderboard perf-pipeline query leaderboard --window 7
           providers   perf-pipeline recommend --task-type bug_fix
+          alerts      perf-pipeline query alerts
+          reports     {settings.reports_dir()}/daily/<day>/report.html and weekly/<week>/
+          Slack       set SLACK_BOT_TOKEN and PERF_SLACK_CHANNEL (a channel ID) for alerts and reports
           LLM judge   set OPENAI_API_KEY (and OPENAI_BASE_URL, PERF_JUDGE_MODEL) to judge quality
           Dagster UI  perf-pipeline ui      (then open http://127.0.0.1:3000)
           run again   perf-pipeline demo    (same seed, same files: nothing new is ingested)

@@ -1,5 +1,5 @@
 """What ``perf-pipeline run`` prints after its runs: the ingest's figures, the days built and their
-row counts, and the quarantine, read from the warehouse."""
+row counts, the alerts and reports, and the quarantine, read from the warehouse."""
 
 from __future__ import annotations
 
@@ -8,15 +8,18 @@ import datetime as dt
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
+from perf_pipeline import settings
 from perf_pipeline.launcher import Launched
 from perf_pipeline.warehouse.schema import (
     EVENT_TABLES,
+    alerts,
     anomalies,
     collaboration_scores,
     ingested_files,
     leaderboard,
     provider_rankings,
     quarantined_events,
+    reports,
     task_scores,
     task_steps,
     trends,
@@ -38,6 +41,17 @@ def run_summary(engine: Engine, launched: Launched) -> str:
         if as_of_days:
             lines.append(f"aggregates as of {_days(as_of_days)}: " + ", ".join(
                 f"{table.name} {_count(conn, table, as_of_days):,}" for table in AS_OF_TABLES))
+        alert_days = launched.days("alerts")
+        if alert_days:
+            states = dict(conn.execute(sa.select(alerts.c.status, sa.func.count()).where(
+                alerts.c.as_of_date == alert_days[-1]).group_by(alerts.c.status)).all())
+            lines.append(f"alerts as of {alert_days[-1]}: {states.get('firing', 0):,} firing, "
+                         f"{states.get('resolved', 0):,} resolved (perf-pipeline query alerts)")
+        reported = launched.days("daily_report") + launched.days("weekly_report")
+        if reported:
+            kinds = dict(conn.execute(sa.select(reports.c.kind, sa.func.count()).group_by(reports.c.kind)).all())
+            lines.append("reports: " + ", ".join(f"{n:,} {kind}" for kind, n in sorted(kinds.items()))
+                         + f" in {settings.reports_dir()}")
         if not event_days and not as_of_days:
             lines.append("no new events: no day to build (pass --start/--end to rebuild days)")
         failures = conn.execute(sa.select(ingested_files.c.error).where(
