@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -107,3 +108,16 @@ def perf_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.delenv("PERF_LANDING_DIR", raising=False)
     monkeypatch.delenv("DAGSTER_HOME", raising=False)
     return home
+
+
+@pytest.fixture
+def chromium() -> str:
+    """Debian's chromium (never a browser Playwright downloads): skipped where it is missing, a
+    failure in CI (``.ci/run`` installs it)."""
+    path = shutil.which("chromium")
+    if path is None:
+        message = "Chromium is not installed (no chromium on PATH): apt-get install chromium"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    return path

@@ -162,3 +162,31 @@ def test_the_daily_schedule_time_reaches_the_code_location(tmp_path: Path) -> No
                           env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stdout + done.stderr
     assert "Schedule: daily_schedule [RUNNING]" in done.stdout and "Cron Schedule: 15 4 * * *" in done.stdout
+
+
+def test_silences_are_added_listed_and_expired_from_the_command_line(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    rules = tmp_path / "alerts.yaml"
+    rules.write_text("rules:\n  - name: slow_agents\n    severity: warning\n    entity_types: [agent]\n"
+                     "    window_days: 7\n"
+                     "    condition: {kind: threshold, metric: p95_response_time_ms, above: 9000}\n")
+    env = {"PERF_ALERTS_CONFIG": str(rules)}
+    unknown = perf_pipeline("silence", "add", "--rule", "low_success_rate", "--until", "2h", "--reason", "x",
+                            env_home=home, **env)
+    assert unknown.returncode == 1 and "the rules are: slow_agents" in unknown.stderr  # the file's rules
+    added = perf_pipeline("silence", "add", "--rule", "slow_agents", "--entity", "agent-07", "--until", "3d",
+                          "--reason", "retraining, known", env_home=home, **env)
+    assert added.returncode == 0, added.stderr
+    assert added.stdout.startswith("silence 1: slow_agents for agent-07 until ")
+    listed = perf_pipeline("silence", "list", env_home=home, **env)
+    assert "slow_agents" in listed.stdout and "retraining, known" in listed.stdout
+    past = perf_pipeline("silence", "add", "--rule", "slow_agents", "--until", "2020-01-01T00:00+02:00",
+                         "--reason", "x", env_home=home, **env)
+    assert past.returncode == 1 and "--until 2019-12-31T22:00:00+00:00 is not in the future" in past.stderr
+    assert perf_pipeline("silence", "expire", "1", env_home=home, **env).returncode == 0
+    assert "no active silences" in perf_pipeline("silence", "list", env_home=home, **env).stdout
+    assert "retraining, known" in perf_pipeline("silence", "list", "--all", env_home=home, **env).stdout
+    again = perf_pipeline("silence", "expire", "1", env_home=home, **env)
+    assert again.returncode == 1 and "silence 1 was already expired" in again.stderr
+    alerts = perf_pipeline("query", "alerts", env_home=home, **env)
+    assert alerts.returncode == 0 and "(no rows)" in alerts.stdout

@@ -31,10 +31,8 @@ from perf_pipeline_tests.fakes.webhook_receiver import FakeWebhookReceiver
 D0 = dt.date(2026, 3, 2)
 TOKEN, SECRET = "xoxb-test-0123456789-secret", "whsec-test-signing-secret"
 CHANNEL, ESCALATIONS = "C0ALERTS", "C0ONCALL"
-CONFIG = """
-lifecycle: {resolve_after_days: 2, repeat_interval_days: 3, escalate_after_days: 4, notify_lookback_days: 2}
-delivery: {max_attempts: 3, backoff_seconds: 0.01, max_backoff_seconds: 0.05}
-owners: {agent-1: [U0OWNER]}
+# The one rule these tests watch (the defaults have more).
+LOW_SUCCESS_RATE = """
 rules:
   - name: low_success_rate
     severity: warning
@@ -42,6 +40,11 @@ rules:
     window_days: 7
     condition: {kind: threshold, metric: success_rate, below: 0.8}
 """
+CONFIG = """
+lifecycle: {resolve_after_days: 2, repeat_interval_days: 3, escalate_after_days: 4, notify_lookback_days: 2}
+delivery: {max_attempts: 3, backoff_seconds: 0.01, max_backoff_seconds: 0.05}
+owners: {agent-1: [U0OWNER]}
+""" + LOW_SUCCESS_RATE
 SENDER = build_notification_sender(30)
 
 

@@ -10,20 +10,13 @@ from pathlib import Path
 import pytest
 
 from perf_pipeline.notify.webhook import verify
+from perf_pipeline_tests.alerts.test_alert_delivery import LOW_SUCCESS_RATE
 from perf_pipeline_tests.events_factory import task, write_jsonl
 from perf_pipeline_tests.fakes.slack_server import FakeSlackServer
 from perf_pipeline_tests.fakes.webhook_receiver import FakeWebhookReceiver
 from perf_pipeline_tests.test_cli import perf_pipeline
 
 TOKEN, SECRET, CHANNEL, ONCALL = "xoxb-e2e-0123456789-token", "whsec-e2e-secret", "C0ALERTS", "C0ONCALL"
-RULES = """
-rules:
-  - name: low_success_rate
-    severity: warning
-    entity_types: [agent]
-    window_days: 7
-    condition: {kind: threshold, metric: success_rate, below: 0.8}
-"""
 
 
 def planted(days: list[dt.date]) -> list[dict]:
@@ -53,7 +46,7 @@ def test_a_falling_success_rate_alerts_with_its_evidence_and_a_steady_agent_does
     landing.mkdir()
     write_jsonl(landing / "tasks.jsonl", planted(days))
     rules = tmp_path / "alerts.yaml"
-    rules.write_text(RULES)
+    rules.write_text(LOW_SUCCESS_RATE)
     slack = FakeSlackServer.start(token=TOKEN, channels=(CHANNEL, ONCALL))
     webhook = FakeWebhookReceiver.start()
     try:

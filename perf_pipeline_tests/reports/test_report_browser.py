@@ -4,8 +4,6 @@ from the network, and its charts are drawn."""
 from __future__ import annotations
 
 import io
-import os
-import shutil
 from pathlib import Path
 
 import pytest
@@ -26,14 +24,8 @@ MIN_CHART_COLOURS = 50
 
 @pytest.mark.slow
 @pytest.mark.browser
-def test_the_html_report_shows_its_charts_in_chromium(tmp_path: Path,
-                                                      tmp_path_factory: pytest.TempPathFactory) -> None:
-    chromium = shutil.which("chromium")
-    if chromium is None:
-        message = "Chromium is not installed (no chromium on PATH): apt-get install chromium"
-        if os.environ.get("CI"):
-            pytest.fail(message)
-        pytest.skip(message)
+def test_the_html_report_shows_its_charts_in_chromium(tmp_path: Path, tmp_path_factory: pytest.TempPathFactory,
+                                                      chromium: str) -> None:
     report = planted_week(tmp_path_factory)
     page_file = tmp_path / "report.html"
     page_file.write_text(html(report, charts(report)), encoding="utf-8")
