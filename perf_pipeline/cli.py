@@ -59,6 +59,10 @@ EPILOG_QUERY = """examples:
 without --from/--to: the latest day in the table. --department/--project: the department or project
 itself and its agents. A table shows the main columns; csv and json show all of them.
 """
+EPILOG_BENCHMARK = """examples:
+  perf-pipeline benchmark ingest --events 1000000     # the same as: perf-pipeline benchmark --events 1000000
+  perf-pipeline benchmark pipeline --agents 1100 --days 30 --out results.json
+"""
 EPILOG_RECOMMEND = """examples:
   perf-pipeline recommend --task-type bug_fix
   perf-pipeline recommend --task-type research --date 2026-01-31
@@ -192,12 +196,31 @@ def _parser() -> argparse.ArgumentParser:
     recommend.add_argument("--date", type=_date, help="as of this day (default: the latest ranked day)")
     recommend.set_defaults(handler=cmd_recommend)
 
-    bench = commands.add_parser("benchmark", help="measure ingest + validation throughput and peak memory")
-    bench.add_argument("--events", type=_positive, default=1_000_000, help="task events to generate (default 1M)")
-    bench.add_argument("--warehouse-url", help="warehouse to load into (default: a fresh SQLite file)")
-    bench.add_argument("--keep", action="store_true", help="keep the generated files and warehouse")
-    bench.set_defaults(handler=cmd_benchmark)
+    bench = commands.add_parser("benchmark", help="measure the ingest, or the whole pipeline against a SQL reference",
+                                formatter_class=argparse.RawDescriptionHelpFormatter, epilog=EPILOG_BENCHMARK)
+    _ingest_benchmark_options(bench)  # `benchmark --events N` is `benchmark ingest --events N`
+    benchmarks = bench.add_subparsers(dest="benchmark")
+    _ingest_benchmark_options(benchmarks.add_parser(
+        "ingest", help="ingest + validation throughput and peak memory"))
+    pipeline = benchmarks.add_parser("pipeline", help="every stage of the pipeline on a fleet's logs, timed, "
+                                     "against a DuckDB SQL reference (needs pip install -e '.[test]')",
+                                     formatter_class=argparse.RawDescriptionHelpFormatter, epilog=EPILOG_BENCHMARK)
+    pipeline.add_argument("--agents", type=_positive, default=1100, help="agents (default 1100)")
+    pipeline.add_argument("--days", type=_positive, default=30, help="days of logs (default 30)")
+    pipeline.add_argument("--tasks-per-day", type=_positive, default=6600, help="tasks a day (default 6600)")
+    pipeline.add_argument("--out", type=Path, default=Path("benchmark-pipeline.json"),
+                          help="JSON file of the figures (default benchmark-pipeline.json)")
+    pipeline.add_argument("--keep", dest="keep_dir", type=Path, metavar="DIR",
+                          help="run in DIR (new or empty) and keep it: logs, warehouse, Dagster instance")
+    pipeline.set_defaults(handler=cmd_benchmark_pipeline)
     return parser
+
+
+def _ingest_benchmark_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--events", type=_positive, default=1_000_000, help="task events to generate (default 1M)")
+    parser.add_argument("--warehouse-url", help="warehouse to load into (default: a fresh SQLite file)")
+    parser.add_argument("--keep", action="store_true", help="keep the generated files and warehouse")
+    parser.set_defaults(handler=cmd_benchmark)
 
 
 def _generation_options(parser: argparse.ArgumentParser, days: int = 14, agents: int = 24,
@@ -492,4 +515,25 @@ def cmd_benchmark(args: argparse.Namespace) -> int:
     from perf_pipeline.benchmark import run_ingest_benchmark
 
     print(run_ingest_benchmark(events=args.events, warehouse_url=args.warehouse_url, keep=args.keep))
+    return 0
+
+
+def cmd_benchmark_pipeline(args: argparse.Namespace) -> int:
+    # The benchmark and its DuckDB reference live with the tests (perf_pipeline_tests/benchmarks), which
+    # a source checkout has next to the package; the pipeline itself never imports them.
+    if (PROJECT_ROOT / "perf_pipeline_tests").is_dir() and str(PROJECT_ROOT) not in sys.path:
+        sys.path.insert(0, str(PROJECT_ROOT))
+    try:
+        from perf_pipeline_tests.benchmarks.pipeline import benchmark_pipeline
+    except ModuleNotFoundError as exc:
+        if exc.name == "duckdb":
+            raise UserError("the pipeline benchmark's reference needs DuckDB: pip install -e '.[test]'") from exc
+        if exc.name and exc.name.startswith("perf_pipeline_tests"):
+            raise UserError("the pipeline benchmark lives in perf_pipeline_tests/: run it from a source checkout "
+                            "installed with pip install -e '.[test]'") from exc
+        raise
+    try:
+        print(benchmark_pipeline(args.agents, args.days, args.tasks_per_day, args.out, args.keep_dir))
+    except FileExistsError as exc:
+        raise UserError(str(exc)) from exc
     return 0

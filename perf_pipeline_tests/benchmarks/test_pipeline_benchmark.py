@@ -1,0 +1,56 @@
+"""The pipeline benchmark, run as users run it: every figure is measured, and the SQL reference agrees
+with the pipeline's windows."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from perf_pipeline.warehouse.db import warehouse_engine
+from perf_pipeline.warehouse.schema import window_stats
+
+pytestmark = pytest.mark.slow
+
+STAGES = ("ingest", "events", "scoring", "aggregates", "settle")
+
+
+def test_pipeline_benchmark_times_every_stage_and_agrees_with_the_reference(tmp_path: Path) -> None:
+    command = shutil.which("perf-pipeline", path=str(Path(sys.executable).parent)) or "perf-pipeline"
+    out = tmp_path / "r.json"
+    env = {**os.environ, "PERF_HOME": str(tmp_path / "home")}
+    subprocess.run([command, "benchmark", "pipeline", "--agents", "5", "--days", "3", "--tasks-per-day", "40",
+                    "--out", str(out), "--keep", str(tmp_path / "run")],
+                   check=True, env=env, cwd=tmp_path, timeout=600, stdout=subprocess.DEVNULL)
+    result = json.loads(out.read_text())
+
+    assert set(result["stages"]) == set(STAGES)
+    assert all(result["stages"][stage] > 0 for stage in STAGES)
+    assert result["pipeline_seconds"] >= sum(result["stages"].values())
+    assert result["reference"]["seconds"] > 0
+    assert result["ratio_pipeline_to_reference"] == pytest.approx(
+        result["pipeline_seconds"] / result["reference"]["seconds"])
+    assert result["tasks"] == result["reference"]["tasks"] > 0
+    assert result["tasks_per_second"] == pytest.approx(result["tasks"] / result["pipeline_seconds"])
+    assert result["peak_memory_mib"]["pipeline_process_max_rss"] > 0
+    if Path("/proc/self/stat").exists():
+        assert result["peak_memory_mib"]["process_tree_pss"] > result["peak_memory_mib"]["pipeline_process_max_rss"] / 2
+
+    last_day = result["last_day"]
+    agent, reference = next((agent, window) for agent, window in sorted(result["agreement"]["reference_7d"].items())
+                            if window["n_tasks"] >= 5)  # fewer: the pipeline says insufficient_data, no rate
+    with warehouse_engine(result["warehouse"]).connect() as conn:
+        stored = conn.execute(sa.select(window_stats.c.n_tasks, window_stats.c.success_rate).where(
+            window_stats.c.entity_type == "agent", window_stats.c.entity_id == agent,
+            window_stats.c.window_days == 7, window_stats.c.as_of_date == dt.date.fromisoformat(last_day))).one()
+    assert stored.n_tasks == reference["n_tasks"]
+    assert stored.success_rate == pytest.approx(reference["success_rate"], abs=1e-9)
+    assert result["agreement"]["windows_compared"] > 0  # trends need 5 days: none over these 3
+    assert result["agreement"]["differ"] == dict.fromkeys(result["agreement"]["differ"], 0)
