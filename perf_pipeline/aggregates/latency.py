@@ -66,3 +66,66 @@ def percentiles(histogram_: Mapping[str, int] | None, qs: Sequence[float]) -> li
                 break
             before += count
     return values
+
+
+def range_percentiles(histograms: Sequence[Mapping[str, int] | None], lo: np.ndarray, hi: np.ndarray,
+                      qs: Sequence[float], max_cells: int = 8_000_000) -> tuple[np.ndarray, list[np.ndarray]]:
+    """For each range [lo, hi) of the rows ``histograms``: the number of values and the qs-th
+    percentiles (NaN when empty) of the range's merged histogram, as ``percentiles(merge(...))``
+    gives them.
+
+    Rows are laid out dense (BINS counts each) and cumulated, so a range's histogram is the
+    difference of two cumulated rows; they go in blocks of about ``max_cells`` counts, cut where no
+    range crosses.
+    """
+    n_rows, n_ranges = len(histograms), len(lo)
+    totals = np.zeros(n_ranges, dtype=np.int64)
+    values = [np.full(n_ranges, np.nan) for _ in qs]
+    if n_ranges == 0:
+        return totals, values
+    lengths = np.fromiter((len(h) if h else 0 for h in histograms), dtype=np.int64, count=n_rows)
+    bins = np.fromiter((int(k) for h in histograms if h for k in h), dtype=np.int64, count=int(lengths.sum()))
+    counts = np.fromiter((int(v) for h in histograms if h for v in h.values()), dtype=np.int64, count=len(bins))
+    entry_start = np.concatenate([[0], np.cumsum(lengths)])
+    # Row p is a cut when no range holds both row p - 1 and row p.
+    crossing = np.zeros(n_rows + 2, dtype=np.int64)
+    spans = hi - lo >= 2
+    np.add.at(crossing, lo[spans] + 1, 1)
+    np.add.at(crossing, hi[spans], -1)
+    cuts = np.flatnonzero(np.cumsum(crossing)[:n_rows + 1] == 0)
+    block_rows = max(1, max_cells // BINS)
+    row = 0
+    while row < n_rows:
+        later = cuts[cuts > row]
+        fitting = later[later <= row + block_rows]
+        end = int(fitting[-1] if len(fitting) else later[0])
+        inside = np.flatnonzero((lo >= row) & (hi <= end) & (hi > lo))
+        first, last = entry_start[row], entry_start[end]
+        # Row r of the block is dense row r + 1; dense row 0 stays empty, so cumulated row i sums rows < i.
+        entry_row = np.repeat(np.arange(1, end - row + 1), lengths[row:end])
+        dense = np.bincount(entry_row * BINS + np.minimum(bins[first:last], BINS - 1),
+                            weights=counts[first:last], minlength=(end - row + 1) * BINS)
+        cumulated = dense.reshape(end - row + 1, BINS).astype(np.int64).cumsum(axis=0)
+        _block_percentiles(cumulated, lo[inside] - row, hi[inside] - row, inside, qs, totals, values)
+        row = end
+    return totals, values
+
+
+def _block_percentiles(cumulated: np.ndarray, lo: np.ndarray, hi: np.ndarray, where: np.ndarray,
+                       qs: Sequence[float], totals: np.ndarray, values: list[np.ndarray]) -> None:
+    for start in range(0, len(where), 4096):
+        part = slice(start, start + 4096)
+        merged = cumulated[hi[part]] - cumulated[lo[part]]
+        running = merged.cumsum(axis=1)
+        total = running[:, -1]
+        totals[where[part]] = total
+        has = np.flatnonzero(total > 0)
+        for q, out in zip(qs, values, strict=True):
+            rank = q / 100 * total[has]
+            index = np.argmax(running[has] >= rank[:, None], axis=1)  # the first bin reaching the rank
+            count = merged[has, index]
+            before = running[has, index] - count
+            inside = np.minimum(np.maximum((rank - before) / count, 0.0), 1.0)
+            exponents = (np.minimum(index, BINS - 1) + inside) / BINS_PER_DECADE
+            # Python's float power, as ``percentiles`` computes it (numpy's may differ in the last bit).
+            out[where[part][has]] = [10 ** exponent for exponent in exponents.tolist()]

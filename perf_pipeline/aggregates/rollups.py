@@ -8,12 +8,11 @@ are skipped, never counted as zeros. Response-time percentiles come from a log-b
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 import pandas as pd
 
 from perf_pipeline.aggregates import latency
+from perf_pipeline.aggregates.rolling import range_sums
 
 # Entity type -> the task columns whose values (joined by "/") name the entity. A rollup row also
 # stores those values in columns of their own (DIMENSIONS), so that no one has to split an id that
@@ -46,11 +45,17 @@ FAILED_STATUSES = ("failed", "timeout")
 
 
 def exact_sums(grouped: pd.core.groupby.DataFrameGroupBy, columns: list[str]) -> pd.DataFrame:
-    """Group sums, float columns with ``math.fsum``: correctly rounded whatever the order or the
-    grouping, so a backfilled range stores the same sums as its days run one by one."""
-    frame = grouped.obj
-    how = {c: (math.fsum if pd.api.types.is_float_dtype(frame[c]) else "sum") for c in columns}
-    return grouped.agg(how)
+    """Group sums, float columns correctly rounded (``math.fsum``), so that a backfilled range stores
+    the same sums as its days run one by one: each group's rows made a range (``rolling.range_sums``)."""
+    codes = grouped.ngroup().to_numpy()
+    kept = np.flatnonzero(codes >= 0)  # rows whose keys are null belong to no group
+    order = kept[np.argsort(codes[kept], kind="stable")]
+    sorted_codes = codes[order]
+    bounds = np.flatnonzero(np.r_[True, sorted_codes[1:] != sorted_codes[:-1], True]) if len(order) \
+        else np.array([0])
+    sums = range_sums(grouped.obj.iloc[order], columns, bounds[:-1], bounds[1:])
+    sums.index = grouped.size().index
+    return sums
 
 
 def task_facts(tasks: pd.DataFrame) -> pd.DataFrame:

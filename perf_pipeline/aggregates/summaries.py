@@ -15,8 +15,10 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-from perf_pipeline.aggregates.rankings import most_improved
+from perf_pipeline.aggregates import rolling
+from perf_pipeline.aggregates.rolling import Groups, range_sums
 from perf_pipeline.aggregates.rollups import FAILED_STATUSES, exact_sums
+from perf_pipeline.aggregates.trends import IMPROVING, TREND_COLUMNS
 from perf_pipeline.aggregates.windows import INSUFFICIENT, OK, in_window
 
 FEEDBACK_RATES = {"correction_rate": "corrections", "enhancement_rate": "enhancements", "approval_rate": "approvals"}
@@ -50,49 +52,77 @@ def _feedback(sums: pd.DataFrame, min_points: int) -> pd.DataFrame:
 def project_summaries(rollups: pd.DataFrame, spans: pd.DataFrame, agent_trends: pd.DataFrame,
                       as_of: Sequence[dt.date], windows: Sequence[int],
                       min_points: int = 5) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """(project_summaries, project_agent_stats) rows.
+    """(project_summaries, project_agent_stats) rows, every as-of day and window in one pass.
 
     rollups: ``project`` and ``project_agent`` rollups of the longest window's days; spans: per project
     and day, first_task_at and last_task_at of all history up to the last as-of day (a project's
     span does not end with the window); agent_trends: agents' trend rows of the as-of days.
     """
-    summaries, agent_rows = [], []
     projects = rollups[rollups["entity_type"] == "project"]
     pairs = rollups[rollups["entity_type"] == "project_agent"]
-    for day in as_of:
-        span = spans[spans["date"] <= day].groupby("project_id").agg(
-            first_task_at=("first_task_at", "min"), last_task_at=("last_task_at", "max"))
-        for window in windows:
-            inside = projects[in_window(projects["date"], day, window)]
-            if inside.empty:
-                continue
-            totals = _feedback(exact_sums(inside.groupby("project_id", sort=True), PROJECT_SUMS), min_points)
-            pair_part = pairs[in_window(pairs["date"], day, window)]
-            pair_sums = exact_sums(pair_part.groupby(["project_id", "agent_id"], sort=True), PROJECT_SUMS)
-            per_agent = _feedback(pair_sums, min_points)
-            per_agent["avg_overall_score"] = (pair_sums["sum_overall_score"] / pair_sums["n_overall_score"].where(
-                pair_sums["n_overall_score"] > 0)).where(per_agent["status"] == OK)
-            per_agent["innovation_count"] = per_agent["innovation_count"].where(per_agent["status"] == OK)
-            agent_rows.append(per_agent.reset_index().assign(as_of_date=day, window_days=window))
-            totals["n_agents"] = per_agent.reset_index().groupby("project_id")["agent_id"].nunique()
-            best = _most_improved_per_project(per_agent.reset_index(), agent_trends, day, window)
-            totals = totals.join(span).join(best)
-            summaries.append(totals.reset_index().assign(as_of_date=day, window_days=window))
-    if not summaries:
+    if projects.empty or not as_of:
         return pd.DataFrame(columns=PROJECT_COLUMNS), pd.DataFrame(columns=PROJECT_AGENT_COLUMNS)
-    return (pd.concat(summaries, ignore_index=True)[PROJECT_COLUMNS],
-            pd.concat(agent_rows, ignore_index=True)[PROJECT_AGENT_COLUMNS])
+    days = np.asarray(as_of, dtype=object)
+    totals, _ = _window_sums(projects, ["project_id"], days, windows, min_points)
+    per_agent, pair_sums = _window_sums(pairs, ["project_id", "agent_id"], days, windows, min_points)
+    ok = per_agent["status"] == OK
+    per_agent["avg_overall_score"] = (pair_sums["sum_overall_score"] / pair_sums["n_overall_score"].where(
+        pair_sums["n_overall_score"] > 0)).where(ok)
+    per_agent["innovation_count"] = per_agent["innovation_count"].where(ok)
+    window_keys = ["as_of_date", "window_days", "project_id"]
+    agents = per_agent.groupby(window_keys, sort=False).size().rename("n_agents").reset_index()
+    totals = (totals.merge(agents, on=window_keys, how="left")
+              .merge(_spans_as_of(spans, days), on=["as_of_date", "project_id"], how="left")
+              .merge(_most_improved_per_project(per_agent, agent_trends), on=window_keys, how="left"))
+    return totals[PROJECT_COLUMNS], per_agent[PROJECT_AGENT_COLUMNS]
 
 
-def _most_improved_per_project(per_agent: pd.DataFrame, agent_trends: pd.DataFrame, day: dt.date,
-                               window: int) -> pd.DataFrame:
-    """Per project, the most improved of the agents that worked on it in the window."""
-    rows = {}
-    for project_id, agents in per_agent.groupby("project_id", sort=True):
-        trends = agent_trends[agent_trends["entity_id"].isin(set(agents["agent_id"]))]
-        best = most_improved(trends, [day], [window]).iloc[0]
-        rows[project_id] = {"most_improved_agent": best["agent_id"], "most_improved_slope": best["slope_per_day"]}
-    return pd.DataFrame.from_dict(rows, orient="index", columns=["most_improved_agent", "most_improved_slope"])
+def _window_sums(rollups: pd.DataFrame, keys: list[str], days: np.ndarray, windows: Sequence[int],
+                 min_points: int) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Feedback rows (``_feedback``) and the sums behind them, per as-of day, window and ``keys``
+    with tasks in the window, in that order."""
+    groups = Groups.of(rollups, keys)
+    found = rolling.windows(groups, days, sorted(windows))
+    sums = range_sums(groups.rows, PROJECT_SUMS, found.lo, found.hi)
+    rows = _feedback(sums, min_points)
+    rows.insert(0, "window_days", found.window_days)
+    rows.insert(0, "as_of_date", days[found.as_of])
+    for position, key in enumerate(keys):
+        rows.insert(2 + position, key, groups.keys[key].to_numpy()[found.group])
+    return rows, sums
+
+
+def _spans_as_of(spans: pd.DataFrame, days: np.ndarray) -> pd.DataFrame:
+    """Per as-of day and project with a span row up to that day: the earliest first_task_at and the
+    latest last_task_at of those rows."""
+    if spans.empty:
+        return pd.DataFrame(columns=["as_of_date", "project_id", "first_task_at", "last_task_at"])
+    groups = Groups.of(spans, ["project_id"])
+    found = rolling.windows(groups, days, [max(days).toordinal()])  # every row up to the day
+    by_group = groups.rows.groupby(groups.group, sort=False)
+    last_row = found.hi - 1
+    return pd.DataFrame({
+        "as_of_date": days[found.as_of], "project_id": groups.keys["project_id"].to_numpy()[found.group],
+        "first_task_at": by_group["first_task_at"].cummin().to_numpy()[last_row],
+        "last_task_at": by_group["last_task_at"].cummax().to_numpy()[last_row]})
+
+
+def _most_improved_per_project(per_agent: pd.DataFrame, agent_trends: pd.DataFrame) -> pd.DataFrame:
+    """Per as-of day, window and project, the most improved (``rankings.most_improved``: the steepest
+    improving overall-score trend; ties by relative change, then name) of the agents that worked on
+    it in the window."""
+    columns = ["as_of_date", "window_days", "project_id", "most_improved_agent", "most_improved_slope"]
+    trends = agent_trends.reindex(columns=TREND_COLUMNS)
+    improving = trends[(trends["metric"] == "avg_overall_score") & (trends["direction"] == IMPROVING)]
+    if improving.empty:
+        return pd.DataFrame(columns=columns)
+    candidates = per_agent[["as_of_date", "window_days", "project_id", "agent_id"]].merge(
+        improving[["as_of_date", "window_days", "entity_id", "slope_per_day", "relative_change"]],
+        left_on=["as_of_date", "window_days", "agent_id"], right_on=["as_of_date", "window_days", "entity_id"])
+    best = (candidates.sort_values(["slope_per_day", "relative_change", "entity_id"], ascending=[False, False, True],
+                                   kind="stable")
+            .drop_duplicates(["as_of_date", "window_days", "project_id"]))
+    return best.rename(columns={"agent_id": "most_improved_agent", "slope_per_day": "most_improved_slope"})[columns]
 
 
 def node_rollups(steps: pd.DataFrame) -> pd.DataFrame:
@@ -112,23 +142,22 @@ def node_rollups(steps: pd.DataFrame) -> pd.DataFrame:
 
 def node_performance(rollups: pd.DataFrame, as_of: Sequence[dt.date], windows: Sequence[int],
                      min_points: int = 5) -> pd.DataFrame:
-    """Node performance rows per as-of day and window; below ``min_points`` steps, null metrics."""
-    frames = []
-    for day in as_of:
-        for window in windows:
-            part = rollups[in_window(rollups["date"], day, window)]
-            if part.empty:
-                continue
-            sums = exact_sums(part.groupby(["agent_id", "node"], sort=True), NODE_ROLLUP_COLUMNS[3:])
-            out = sums[["n_steps", "n_status_known", "n_duration", "n_tokens"]].astype(np.int64)
-            enough = out["n_steps"] >= min_points
-            out["failure_rate"] = (sums["n_failed"] / sums["n_status_known"].where(sums["n_status_known"] > 0))
-            out["avg_duration_s"] = sums["sum_duration_s"] / sums["n_duration"].where(sums["n_duration"] > 0)
-            out["avg_tokens"] = sums["sum_tokens"] / sums["n_tokens"].where(sums["n_tokens"] > 0)
-            out[["failure_rate", "avg_duration_s", "avg_tokens"]] = out[
-                ["failure_rate", "avg_duration_s", "avg_tokens"]].where(enough, axis=0)
-            out["status"] = np.where(enough, OK, INSUFFICIENT)
-            frames.append(out.reset_index().assign(as_of_date=day, window_days=window))
-    if not frames:
+    """Node performance rows per as-of day and window (every window in one pass, ``rolling.py``), for
+    the agents and nodes with steps in the window; below ``min_points`` steps, null metrics."""
+    if rollups.empty or not as_of:
         return pd.DataFrame(columns=NODE_COLUMNS)
-    return pd.concat(frames, ignore_index=True)[NODE_COLUMNS]
+    groups = Groups.of(rollups, ["agent_id", "node"])
+    found = rolling.windows(groups, as_of, sorted(windows))
+    sums = range_sums(groups.rows, NODE_ROLLUP_COLUMNS[3:], found.lo, found.hi)
+    out = sums[["n_steps", "n_status_known", "n_duration", "n_tokens"]].astype(np.int64)
+    enough = out["n_steps"] >= min_points
+    out["failure_rate"] = (sums["n_failed"] / sums["n_status_known"].where(sums["n_status_known"] > 0))
+    out["avg_duration_s"] = sums["sum_duration_s"] / sums["n_duration"].where(sums["n_duration"] > 0)
+    out["avg_tokens"] = sums["sum_tokens"] / sums["n_tokens"].where(sums["n_tokens"] > 0)
+    out[["failure_rate", "avg_duration_s", "avg_tokens"]] = out[
+        ["failure_rate", "avg_duration_s", "avg_tokens"]].where(enough, axis=0)
+    out["status"] = np.where(enough, OK, INSUFFICIENT)
+    out = pd.concat([groups.keys.iloc[found.group].reset_index(drop=True), out], axis=1)
+    out["as_of_date"] = np.asarray(as_of, dtype=object)[found.as_of]
+    out["window_days"] = found.window_days
+    return out[NODE_COLUMNS]

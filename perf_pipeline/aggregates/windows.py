@@ -6,14 +6,15 @@ its metric columns are null: no rank or rate is invented from a handful of tasks
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import Protocol
 
 import numpy as np
 import pandas as pd
 
-from perf_pipeline.aggregates import latency
-from perf_pipeline.aggregates.rollups import AVERAGED, COUNTS, exact_sums
+from perf_pipeline.aggregates import latency, rolling
+from perf_pipeline.aggregates.rolling import Groups, range_sums
+from perf_pipeline.aggregates.rollups import AVERAGED, COUNTS
 
 OK, INSUFFICIENT = "ok", "insufficient_data"
 KEYS = ["entity_type", "entity_id"]
@@ -52,9 +53,9 @@ class MetricsWindowStrategy(Protocol):
         """window_stats rows for every entity present in the longest window of each as-of day."""
 
 
-def metrics_from_sums(sums: pd.DataFrame, histograms: Sequence[Mapping[str, int]]) -> pd.DataFrame:
-    """Window (or single-day) metrics from summed rollup columns and the summed sparse latency
-    histogram of each row of ``sums``."""
+def metrics_from_sums(sums: pd.DataFrame, response_times: tuple[np.ndarray, np.ndarray, np.ndarray]) -> pd.DataFrame:
+    """Window (or single-day) metrics from summed rollup columns and, per row of ``sums``, the
+    (count, p50, p95) of its merged latency histogram (``latency_figures``)."""
     out = pd.DataFrame(index=sums.index)
     out["n_tasks"] = sums["n_tasks"].astype(np.int64)
     out["tasks_completed"] = sums["tasks_completed"].astype(np.int64)
@@ -65,12 +66,17 @@ def metrics_from_sums(sums: pd.DataFrame, histograms: Sequence[Mapping[str, int]
     out["innovation_count"] = sums["innovations"].astype(np.int64)
     for name, source in VALUE_COUNTS.items():
         out[name] = sums[source].astype(np.int64)
-    out["n_response_times"] = np.array([sum(int(v) for v in (h or {}).values()) for h in histograms],
-                                       dtype=np.int64)
-    p50_p95 = [latency.percentiles(h, (50, 95)) for h in histograms]
-    out["p50_response_time_ms"] = pd.array([p50 for p50, _ in p50_p95], dtype="Float64").astype("float64")
-    out["p95_response_time_ms"] = pd.array([p95 for _, p95 in p50_p95], dtype="Float64").astype("float64")
+    count, p50, p95 = response_times
+    out["n_response_times"] = np.asarray(count, dtype=np.int64)
+    out["p50_response_time_ms"] = np.asarray(p50, dtype="float64")
+    out["p95_response_time_ms"] = np.asarray(p95, dtype="float64")
     return out
+
+
+def latency_figures(rows: pd.DataFrame, lo: np.ndarray, hi: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per row range [lo, hi) of rollup ``rows``: the count, p50 and p95 of its merged latency histogram."""
+    count, (p50, p95) = latency.range_percentiles(rows["response_time_histogram"].tolist(), lo, hi, (50, 95))
+    return count, p50, p95
 
 
 SUMMED = [*COUNTS, *[f"{p}_{m}" for m in AVERAGED for p in ("sum", "n")]]
@@ -83,10 +89,12 @@ def in_window(dates: pd.Series, day: dt.date, window: int) -> np.ndarray:
 
 def window_metrics(rollups: pd.DataFrame, keys: Sequence[str]) -> pd.DataFrame:
     """Metrics per ``keys`` of the rollup rows given (one window's days), indexed by ``keys``."""
-    grouped = rollups.groupby(list(keys), sort=True)
-    sums = exact_sums(grouped, SUMMED)
-    merged = grouped["response_time_histogram"].agg(latency.merge)
-    return metrics_from_sums(sums, merged.tolist())
+    groups = Groups.of(rollups.dropna(subset=list(keys)), keys)
+    lo, hi = groups.whole()
+    metrics = metrics_from_sums(range_sums(groups.rows, SUMMED, lo, hi), latency_figures(groups.rows, lo, hi))
+    metrics.index = (pd.MultiIndex.from_frame(groups.keys) if len(keys) > 1
+                     else pd.Index(groups.keys[keys[0]], name=keys[0]))
+    return metrics
 
 
 class RollingWindowStrategy:
@@ -97,21 +105,18 @@ class RollingWindowStrategy:
         self.min_points = min_points
 
     def compute(self, rollups: pd.DataFrame, as_of: Sequence[dt.date]) -> pd.DataFrame:
-        if rollups.empty:
+        """Every as-of day and window in one pass over the rollups (``rolling.py``); every entity of
+        the longest window gets a row in each window (absent means 0 tasks)."""
+        if rollups.empty or not as_of:
             return pd.DataFrame(columns=WINDOW_COLUMNS)
-        frames = []
-        for day in as_of:
-            # Every entity of the longest window gets a row in each window: absent means 0 tasks.
-            entities = rollups.loc[in_window(rollups["date"], day, self.windows[-1]), KEYS].drop_duplicates()
-            entities = pd.MultiIndex.from_frame(entities.sort_values(KEYS))
-            for window in self.windows:
-                metrics = window_metrics(rollups[in_window(rollups["date"], day, window)], KEYS).reindex(entities)
-                metrics = metrics.fillna({c: 0 for c in ["n_tasks", "tasks_completed", "tasks_failed",
-                                                         "innovation_count", *VALUE_COUNTS, "n_response_times"]})
-                metrics.insert(0, "window_days", window)
-                metrics.insert(0, "as_of_date", day)
-                frames.append(metrics.reset_index())
-        return with_status(pd.concat(frames, ignore_index=True), self.min_points)[WINDOW_COLUMNS]
+        groups = Groups.of(rollups, KEYS)
+        found = rolling.windows(groups, as_of, self.windows, present_in=self.windows[-1])
+        metrics = metrics_from_sums(range_sums(groups.rows, SUMMED, found.lo, found.hi),
+                                    latency_figures(groups.rows, found.lo, found.hi))
+        stats = pd.concat([groups.keys.iloc[found.group].reset_index(drop=True),
+                           pd.DataFrame({"as_of_date": np.asarray(as_of, dtype=object)[found.as_of],
+                                         "window_days": found.window_days}), metrics], axis=1)
+        return with_status(stats, self.min_points)[WINDOW_COLUMNS]
 
 
 def with_status(stats: pd.DataFrame, min_points: int) -> pd.DataFrame:

@@ -100,6 +100,15 @@ def frame_to_records(frame: pd.DataFrame) -> list[dict[str, Any]]:
     return as_objects.where(frame.notna(), None).to_dict("records")
 
 
+def frame_rows(frame: pd.DataFrame) -> list[tuple[Any, ...]]:
+    """Rows of a DataFrame as tuples in column order, None for every missing value: the values of
+    ``frame_to_records``, converted column by column rather than row by row."""
+    if frame.empty:
+        return []
+    columns = [frame[name].astype(object).where(frame[name].notna(), None).tolist() for name in frame.columns]
+    return list(zip(*columns, strict=True))
+
+
 def insert_rows(conn: Connection, table: sa.Table, rows: Sequence[Mapping[str, Any]]) -> int:
     """Bulk insert in batches (executemany; PostgreSQL batches into multi-row VALUES)."""
     for start in range(0, len(rows), INSERT_BATCH_ROWS):
@@ -170,6 +179,14 @@ def replace_partition(
     """
     conn.execute(table.delete().where(table.c[date_column].between(first_day, last_day)))
     return insert_rows(conn, table, rows)
+
+
+def replace_partition_frame(conn: Connection, table: sa.Table, first_day: dt.date, last_day: dt.date,
+                            frame: pd.DataFrame, date_column: str = "partition_date") -> int:
+    """``replace_partition`` with the rows of ``frame`` (its columns named as the table's), inserted in
+    bulk (``insert_many``)."""
+    conn.execute(table.delete().where(table.c[date_column].between(first_day, last_day)))
+    return insert_many(conn, table, list(frame.columns), frame_rows(frame))
 
 
 def run_seed(conn: Connection, name: str) -> None:

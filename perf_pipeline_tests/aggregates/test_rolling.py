@@ -1,0 +1,250 @@
+"""Windows computed in one pass over the rollups (rolling.py) against the per-day group-bys they
+replaced, kept here as they were: on random tasks with gaps, unknown values, empty histograms and
+entities that come and go, every figure must be identical (floats included: both are exact sums)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from perf_pipeline.aggregates import latency
+from perf_pipeline.aggregates.rollups import WINDOWED_ENTITY_TYPES, daily_rollups, exact_sums
+from perf_pipeline.aggregates.rolling import Groups, range_sums, windows
+from perf_pipeline.aggregates.rankings import most_improved
+from perf_pipeline.aggregates.summaries import (
+    NODE_COLUMNS,
+    NODE_ROLLUP_COLUMNS,
+    PROJECT_AGENT_COLUMNS,
+    PROJECT_COLUMNS,
+    PROJECT_SUMS,
+    _feedback,
+    node_performance,
+    node_rollups,
+    project_summaries,
+)
+from perf_pipeline.aggregates.trends import TheilSenTrendStrategy, daily_metric_values
+from perf_pipeline.aggregates.windows import (
+    INSUFFICIENT,
+    KEYS,
+    OK,
+    RATIOS,
+    SUMMED,
+    VALUE_COUNTS,
+    WINDOW_COLUMNS,
+    RollingWindowStrategy,
+    in_window,
+    window_metrics,
+    with_status,
+)
+from perf_pipeline_tests.aggregates.test_windows import scored_task
+
+FIRST = dt.date(2026, 1, 1)
+
+
+def old_exact_sums(grouped, columns: list[str]) -> pd.DataFrame:
+    """Group sums through pandas, float columns with math.fsum (what exact_sums was)."""
+    frame = grouped.obj
+    return grouped.agg({c: (math.fsum if pd.api.types.is_float_dtype(frame[c]) else "sum") for c in columns})
+
+
+def old_metrics_from_sums(sums: pd.DataFrame, histograms: list) -> pd.DataFrame:
+    out = pd.DataFrame(index=sums.index)
+    for column in ("n_tasks", "tasks_completed", "tasks_failed"):
+        out[column] = sums[column].astype(np.int64)
+    for name, (numerator, denominator) in RATIOS.items():
+        out[name] = (sums[numerator] / sums[denominator].where(sums[denominator] > 0)).astype("float64")
+    out["total_cost_usd"] = sums["sum_cost_usd"].where(sums["n_cost_usd"] > 0).astype("float64")
+    out["innovation_count"] = sums["innovations"].astype(np.int64)
+    for name, source in VALUE_COUNTS.items():
+        out[name] = sums[source].astype(np.int64)
+    out["n_response_times"] = np.array([sum(int(v) for v in (h or {}).values()) for h in histograms], dtype=np.int64)
+    p50_p95 = [latency.percentiles(h, (50, 95)) for h in histograms]
+    out["p50_response_time_ms"] = pd.array([p50 for p50, _ in p50_p95], dtype="Float64").astype("float64")
+    out["p95_response_time_ms"] = pd.array([p95 for _, p95 in p50_p95], dtype="Float64").astype("float64")
+    return out
+
+
+def old_window_metrics(rollups: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
+    grouped = rollups.groupby(list(keys), sort=True)
+    return old_metrics_from_sums(old_exact_sums(grouped, SUMMED),
+                                 grouped["response_time_histogram"].agg(latency.merge).tolist())
+
+
+def old_windows(rollups: pd.DataFrame, as_of: list[dt.date], windows_: list[int], min_points: int) -> pd.DataFrame:
+    frames = []
+    for day in as_of:
+        entities = rollups.loc[in_window(rollups["date"], day, windows_[-1]), KEYS].drop_duplicates()
+        entities = pd.MultiIndex.from_frame(entities.sort_values(KEYS))
+        for window in windows_:
+            metrics = old_window_metrics(rollups[in_window(rollups["date"], day, window)], KEYS).reindex(entities)
+            metrics = metrics.fillna({c: 0 for c in ["n_tasks", "tasks_completed", "tasks_failed",
+                                                     "innovation_count", *VALUE_COUNTS, "n_response_times"]})
+            metrics.insert(0, "window_days", window)
+            metrics.insert(0, "as_of_date", day)
+            frames.append(metrics.reset_index())
+    return with_status(pd.concat(frames, ignore_index=True), min_points)[WINDOW_COLUMNS]
+
+
+def old_node_performance(rollups: pd.DataFrame, as_of: list[dt.date], windows_: list[int],
+                         min_points: int) -> pd.DataFrame:
+    frames = []
+    for day in as_of:
+        for window in windows_:
+            part = rollups[in_window(rollups["date"], day, window)]
+            if part.empty:
+                continue
+            sums = old_exact_sums(part.groupby(["agent_id", "node"], sort=True), NODE_ROLLUP_COLUMNS[3:])
+            out = sums[["n_steps", "n_status_known", "n_duration", "n_tokens"]].astype(np.int64)
+            enough = out["n_steps"] >= min_points
+            out["failure_rate"] = sums["n_failed"] / sums["n_status_known"].where(sums["n_status_known"] > 0)
+            out["avg_duration_s"] = sums["sum_duration_s"] / sums["n_duration"].where(sums["n_duration"] > 0)
+            out["avg_tokens"] = sums["sum_tokens"] / sums["n_tokens"].where(sums["n_tokens"] > 0)
+            out[["failure_rate", "avg_duration_s", "avg_tokens"]] = out[
+                ["failure_rate", "avg_duration_s", "avg_tokens"]].where(enough, axis=0)
+            out["status"] = np.where(enough, OK, INSUFFICIENT)
+            frames.append(out.reset_index().assign(as_of_date=day, window_days=window))
+    return pd.concat(frames, ignore_index=True)[NODE_COLUMNS] if frames else pd.DataFrame(columns=NODE_COLUMNS)
+
+
+def random_tasks(rng: np.random.Generator, days: int = 70) -> pd.DataFrame:
+    rows = []
+    for k in range(days):
+        day = FIRST + dt.timedelta(days=k)
+        for _ in range(int(rng.integers(0, 12))):
+            unknown = rng.random(6) < 0.15
+            rows.append(scored_task(
+                day, agent=f"a{rng.integers(0, 6)}", provider=str(rng.choice(["openai", "anthropic"])),
+                model=str(rng.choice(["m1", "m/2"])), task_type=str(rng.choice(["bug_fix", "research"])),
+                prompt_version=None if unknown[0] else str(rng.choice(["v1", "v2"])),
+                status=str(rng.choice(["success", "failed", "timeout"])),
+                quality_score=None if unknown[1] else float(rng.random()),
+                overall_score=float(rng.random()), cost_usd=None if unknown[2] else float(rng.gamma(2, 0.013)),
+                completion_time_s=float(rng.gamma(3, 40)), total_tokens=None if unknown[3] else int(rng.integers(0, 9000)),
+                response_time_ms=None if unknown[4] else float(rng.lognormal(7, 1.2)),
+                feedback_type=None if unknown[5] else str(rng.choice(["correction", "approval", "innovation"]))))
+    return pd.DataFrame(rows)
+
+
+def assert_same(got: pd.DataFrame, expected: pd.DataFrame) -> None:
+    assert list(got.columns) == list(expected.columns)
+    assert len(got) == len(expected)
+    for column in got.columns:
+        left, right = got[column].to_numpy(), expected[column].to_numpy()
+        if left.dtype.kind == "f" or right.dtype.kind == "f":
+            np.testing.assert_array_equal(left.astype("float64"), right.astype("float64"), err_msg=column)
+        else:
+            assert [None if pd.isna(v) else v for v in left] == [None if pd.isna(v) else v for v in right], column
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_windows_are_the_per_day_group_bys(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    rollups = daily_rollups(random_tasks(rng), pd.DataFrame())
+    rollups = rollups[rollups["entity_type"].isin(WINDOWED_ENTITY_TYPES)]
+    as_of = [FIRST + dt.timedelta(days=int(k)) for k in sorted(rng.choice(110, size=8, replace=False))]
+    min_points = int(rng.integers(1, 8))
+    got = RollingWindowStrategy((7, 30, 90), min_points).compute(rollups.sample(frac=1.0, random_state=1), as_of)
+    assert_same(got, old_windows(rollups, as_of, [7, 30, 90], min_points))
+    daily = daily_metric_values(rollups)
+    expected_daily = old_metrics_from_sums(rollups.reset_index(drop=True),
+                                           rollups["response_time_histogram"].tolist())
+    shared = [c for c in daily.columns if c in expected_daily.columns]
+    assert_same(daily[shared].reset_index(drop=True), expected_daily[shared])
+    for keys in (["entity_id"], ["entity_type", "entity_id"]):
+        assert_same(window_metrics(rollups, keys).reset_index(), old_window_metrics(rollups, keys).reset_index())
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_node_performance_is_the_per_day_group_bys(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    steps = pd.DataFrame([{"agent_id": f"a{rng.integers(0, 4)}", "node": str(rng.choice(["plan", "act", "verify"])),
+                           "partition_date": FIRST + dt.timedelta(days=int(rng.integers(0, 60))),
+                           "status": None if rng.random() < 0.1 else str(rng.choice(["success", "failed"])),
+                           "duration_s": None if rng.random() < 0.1 else float(rng.gamma(2, 1.7)),
+                           "tokens": None if rng.random() < 0.1 else int(rng.integers(0, 3000))}
+                          for _ in range(400)])
+    rollups = node_rollups(steps)
+    as_of = [FIRST + dt.timedelta(days=int(k)) for k in sorted(rng.choice(100, size=6, replace=False))]
+    assert_same(node_performance(rollups, as_of, [7, 30, 90], 5), old_node_performance(rollups, as_of, [7, 30, 90], 5))
+
+
+def test_range_sums_are_fsums_and_whole_numbers_stay_exact() -> None:
+    rng = np.random.default_rng(5)
+    frame = pd.DataFrame({"group": np.repeat(["a", "b"], 50), "date": [FIRST + dt.timedelta(days=k % 50)
+                                                                      for k in range(100)],
+                          "small": rng.random(100) * 1e-3, "mixed": rng.choice([1e16, 1.0, -1e16, 1e-8], 100),
+                          "whole": rng.integers(0, 10**6, 100).astype("float64"), "count": rng.integers(0, 9, 100)})
+    groups = Groups.of(frame, ["group"])
+    found = windows(groups, [FIRST + dt.timedelta(days=k) for k in (10, 49, 70)], [7, 30])
+    sums = range_sums(groups.rows, ["small", "mixed", "whole", "count"], found.lo, found.hi)
+    for i, (lo, hi) in enumerate(zip(found.lo, found.hi, strict=True)):
+        part = groups.rows.iloc[lo:hi]
+        assert sums["small"][i] == math.fsum(part["small"]) and sums["mixed"][i] == math.fsum(part["mixed"])
+        assert sums["whole"][i] == math.fsum(part["whole"]) and sums["count"][i] == part["count"].sum()
+    assert sums["count"].dtype == np.int64
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_exact_sums_are_pandas_fsum_group_sums(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    frame = pd.DataFrame({"a": rng.choice(["x", "y", None], 300), "b": rng.integers(0, 4, 300),
+                          "f": rng.lognormal(0, 3, 300) * rng.choice([1, -1], 300), "i": rng.integers(-5, 5, 300),
+                          "w": rng.integers(0, 100, 300).astype("float64")})
+    for keys in (["a"], ["a", "b"], ["b"]):
+        grouped = frame.groupby(keys, sort=True)
+        got, expected = exact_sums(grouped, ["f", "i", "w"]), old_exact_sums(grouped, ["f", "i", "w"])
+        assert got.index.equals(expected.index)
+        assert_same(got.reset_index(drop=True), expected.reset_index(drop=True))
+
+
+def old_project_summaries(rollups: pd.DataFrame, spans: pd.DataFrame, agent_trends: pd.DataFrame,
+                          as_of: list[dt.date], windows_: list[int], min_points: int) -> tuple[pd.DataFrame, ...]:
+    summaries, agent_rows = [], []
+    projects = rollups[rollups["entity_type"] == "project"]
+    pairs = rollups[rollups["entity_type"] == "project_agent"]
+    for day in as_of:
+        span = spans[spans["date"] <= day].groupby("project_id").agg(
+            first_task_at=("first_task_at", "min"), last_task_at=("last_task_at", "max"))
+        for window in windows_:
+            inside = projects[in_window(projects["date"], day, window)]
+            if inside.empty:
+                continue
+            totals = _feedback(old_exact_sums(inside.groupby("project_id", sort=True), PROJECT_SUMS), min_points)
+            pair_part = pairs[in_window(pairs["date"], day, window)]
+            pair_sums = old_exact_sums(pair_part.groupby(["project_id", "agent_id"], sort=True), PROJECT_SUMS)
+            per_agent = _feedback(pair_sums, min_points)
+            per_agent["avg_overall_score"] = (pair_sums["sum_overall_score"] / pair_sums["n_overall_score"].where(
+                pair_sums["n_overall_score"] > 0)).where(per_agent["status"] == OK)
+            per_agent["innovation_count"] = per_agent["innovation_count"].where(per_agent["status"] == OK)
+            agent_rows.append(per_agent.reset_index().assign(as_of_date=day, window_days=window))
+            totals["n_agents"] = per_agent.reset_index().groupby("project_id")["agent_id"].nunique()
+            best = {}
+            for project_id, agents in per_agent.reset_index().groupby("project_id", sort=True):
+                trends = agent_trends[agent_trends["entity_id"].isin(set(agents["agent_id"]))]
+                row = most_improved(trends, [day], [window]).iloc[0]
+                best[project_id] = {"most_improved_agent": row["agent_id"], "most_improved_slope": row["slope_per_day"]}
+            best = pd.DataFrame.from_dict(best, orient="index", columns=["most_improved_agent", "most_improved_slope"])
+            summaries.append(totals.join(span).join(best).reset_index().assign(as_of_date=day, window_days=window))
+    return (pd.concat(summaries, ignore_index=True)[PROJECT_COLUMNS],
+            pd.concat(agent_rows, ignore_index=True)[PROJECT_AGENT_COLUMNS])
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_project_summaries_are_the_per_day_group_bys(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    tasks = random_tasks(rng).assign(project_id=lambda t: rng.choice(["p1", "p2", "p/3"], len(t)))
+    rollups = daily_rollups(tasks, pd.DataFrame())
+    as_of = [FIRST + dt.timedelta(days=int(k)) for k in sorted(rng.choice(range(5, 80), size=6, replace=False))]
+    agents = rollups[rollups["entity_type"] == "agent"]
+    trends = TheilSenTrendStrategy((7, 30), ["avg_overall_score"], 3, 0.0).compute(daily_metric_values(agents), as_of)
+    spans = rollups[rollups["entity_type"] == "project"][["project_id", "date", "first_task_at", "last_task_at"]]
+    kept = rollups[rollups["entity_type"].isin(["project", "project_agent"])]
+    got = project_summaries(kept, spans, trends, as_of, [7, 30], 3)
+    expected = old_project_summaries(kept, spans, trends, as_of, [7, 30], 3)
+    assert got[0]["most_improved_agent"].notna().any()  # every seed here has improving agents
+    for left, right in zip(got, expected, strict=True):
+        assert_same(left.reset_index(drop=True), right.reset_index(drop=True))

@@ -1,0 +1,152 @@
+"""The batched Theil-Sen fits and Mann-Kendall p-values against SciPy, one series at a time.
+
+Property tests: random series (ties, constant series, gaps between days, a single pair), every
+figure within 1e-9 of ``scipy.stats.theilslopes`` and ``scipy.stats.kendalltau``; and the trends
+of a whole random daily table against the per-series SciPy loop the batched strategy replaced.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import warnings
+
+import numpy as np
+import pandas as pd
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
+from scipy import stats
+
+from perf_pipeline.aggregates.theilsen import kendall_p_exact, theil_sen
+from perf_pipeline.aggregates.trends import (
+    DECLINING,
+    IMPROVING,
+    INSUFFICIENT,
+    POLARITY,
+    STABLE,
+    TREND_COLUMNS,
+    TheilSenTrendStrategy,
+)
+
+TOLERANCE = {"rtol": 1e-9, "atol": 1e-12, "equal_nan": True}
+
+
+def scipy_fit(days: np.ndarray, values: np.ndarray) -> tuple[float, ...]:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # kendalltau of a constant series: NaN
+        slope, intercept, low, high = stats.theilslopes(values, days, alpha=0.95)
+        p = stats.kendalltau(days, values).pvalue
+    return slope, intercept, low, high, p
+
+
+@st.composite
+def batches(draw: st.DrawFn) -> tuple[np.ndarray, np.ndarray]:
+    """Several series of one length: distinct increasing days with gaps, values with ties, constant rows."""
+    n = draw(st.integers(min_value=2, max_value=95))
+    rows = draw(st.integers(min_value=1, max_value=6))
+    days = np.array([np.sort(draw(hnp.arrays(np.int64, n, elements=st.integers(739_000, 739_400), unique=True)))
+                     for _ in range(rows)], dtype="float64")
+    kind = draw(st.sampled_from(["continuous", "few_levels", "constant", "mixed"]))
+    if kind == "continuous":
+        values = draw(hnp.arrays(np.float64, (rows, n), elements=st.floats(-1e3, 1e3, allow_nan=False)))
+    elif kind == "few_levels":  # a daily success rate: many ties
+        values = draw(hnp.arrays(np.int64, (rows, n), elements=st.integers(0, 4))) / 4
+    elif kind == "constant":
+        values = np.full((rows, n), draw(st.floats(-10, 10, allow_nan=False)))
+    else:
+        values = draw(hnp.arrays(np.float64, (rows, n), elements=st.sampled_from([0.0, 0.5, 1.0, 0.123, 7.25])))
+    return days, values
+
+
+@settings(max_examples=300, deadline=None)
+@given(batches())
+def test_every_figure_is_scipys(batch: tuple[np.ndarray, np.ndarray]) -> None:
+    days, values = batch
+    fitted = theil_sen(days, values)
+    got = np.column_stack([fitted.slope, fitted.intercept, fitted.low, fitted.high, fitted.mann_kendall_p])
+    expected = np.array([scipy_fit(days[i], values[i]) for i in range(len(values))])
+    np.testing.assert_allclose(got, expected, **TOLERANCE)
+
+
+def test_long_series_use_the_normal_approximation_and_short_ones_the_exact_distribution() -> None:
+    rng = np.random.default_rng(3)
+    for n in (5, 33, 34, 90):
+        days = np.tile(np.arange(739_000, 739_000 + n, dtype="float64"), (40, 1))
+        values = rng.normal(size=(40, n))
+        values[0] = np.arange(n)  # perfectly increasing: the exact tail, or min(dis, tot - dis) <= 1
+        got = theil_sen(days, values).mann_kendall_p
+        np.testing.assert_allclose(got, [scipy_fit(days[i], values[i])[4] for i in range(40)], **TOLERANCE)
+    assert kendall_p_exact(4, 3) == 1.0  # 4c == n(n-1): the middle of the distribution
+
+
+def test_batches_larger_than_one_chunk_give_the_same_figures(monkeypatch) -> None:
+    rng = np.random.default_rng(4)
+    days = np.tile(np.arange(30, dtype="float64"), (50, 1))
+    values = rng.integers(0, 5, size=(50, 30)) / 4
+    whole = theil_sen(days, values)
+    monkeypatch.setattr("perf_pipeline.aggregates.theilsen.MAX_PAIR_ELEMENTS", 1000)  # 2 series per chunk
+    chunked = theil_sen(days, values)
+    for name in ("slope", "intercept", "low", "high", "mann_kendall_p"):
+        np.testing.assert_array_equal(getattr(whole, name), getattr(chunked, name))
+
+
+def reference_trends(daily: pd.DataFrame, as_of: list[dt.date], windows: list[int], metrics: list[str],
+                     min_points: int, min_relative_change: float) -> pd.DataFrame:
+    """The per-series loop through SciPy that TheilSenTrendStrategy replaced, as it was."""
+    rows = []
+    daily = daily.assign(day_number=[d.toordinal() for d in daily["date"]]).sort_values("day_number")
+    for (entity_type, entity_id), series in daily.groupby(["entity_type", "entity_id"], sort=True):
+        day_numbers = series["day_number"].to_numpy(dtype="float64")
+        for day in as_of:
+            for window in windows:
+                lo, hi = np.searchsorted(day_numbers, [day.toordinal() - window, day.toordinal()], side="right")
+                if lo == hi:
+                    continue
+                for metric in metrics:
+                    values = series[metric].to_numpy(dtype="float64")[lo:hi]
+                    known = ~np.isnan(values)
+                    x, y = day_numbers[lo:hi][known], values[known]
+                    row = {"entity_type": entity_type, "entity_id": entity_id, "as_of_date": day,
+                           "window_days": window, "metric": metric, "n_points": len(y), "slope_per_day": None,
+                           "slope_low": None, "slope_high": None, "intercept": None, "relative_change": None,
+                           "mann_kendall_p": None, "direction": INSUFFICIENT}
+                    if len(y) >= min_points:
+                        slope, intercept, low, high, p = scipy_fit(x, y)
+                        level = float(np.median(np.abs(y)))
+                        relative = slope * float(x.max() - x.min()) / level if level > 0 else None
+                        large = relative is not None and abs(relative) >= min_relative_change
+                        direction = STABLE
+                        if (low > 0 or high < 0) and large:
+                            direction = IMPROVING if np.sign(slope) == POLARITY[metric] else DECLINING
+                        row.update(slope_per_day=slope, slope_low=low, slope_high=high, intercept=intercept,
+                                   relative_change=relative, mann_kendall_p=None if np.isnan(p) else p,
+                                   direction=direction)
+                    rows.append(row)
+    return pd.DataFrame(rows, columns=TREND_COLUMNS)
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.integers(min_value=0, max_value=2**32 - 1))
+def test_trends_of_a_daily_table_are_the_per_series_loops(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    first = dt.date(2026, 1, 1)
+    rows = []
+    for entity_type, entity_id in [("agent", "a-1"), ("agent", "a-2"), ("provider", "openai"), ("model", "m/x")]:
+        present = rng.random(120) < rng.uniform(0.2, 1.0)  # gaps between days
+        for k in np.flatnonzero(present):
+            rows.append({"entity_type": entity_type, "entity_id": entity_id, "date": first + dt.timedelta(days=int(k)),
+                         "success_rate": rng.integers(0, 5) / 4,
+                         "avg_cost_per_task": np.nan if rng.random() < 0.2 else rng.gamma(2.0, 0.01),
+                         "avg_quality_score": 0.8})
+    daily = pd.DataFrame(rows).sample(frac=1.0, random_state=seed % 1000)  # any order in
+    as_of = [first + dt.timedelta(days=int(k)) for k in sorted(rng.choice(130, size=6, replace=False))]
+    metrics = ["success_rate", "avg_cost_per_task", "avg_quality_score"]
+    got = TheilSenTrendStrategy((7, 30, 90), metrics, 5, 0.05).compute(daily, as_of)
+    expected = reference_trends(daily, as_of, [7, 30, 90], metrics, 5, 0.05)
+    assert len(got) == len(expected)
+    text = ["entity_type", "entity_id", "as_of_date", "metric", "direction"]
+    assert got[text].equals(expected[text])
+    assert got[["window_days", "n_points"]].to_numpy().tolist() == expected[["window_days", "n_points"]].to_numpy().tolist()
+    numbers = [c for c in TREND_COLUMNS if c not in text and c not in ("window_days", "n_points")]
+    np.testing.assert_allclose(got[numbers].to_numpy(dtype="float64"),
+                               expected[numbers].to_numpy(dtype="float64"), **TOLERANCE)
