@@ -215,9 +215,41 @@ def to_python_date(value: Any) -> dt.date:
 
 
 def read_frame(conn: Connection, query: sa.Select) -> pd.DataFrame:
-    """A query's rows as a frame; timestamps as UTC (SQLite hands them back naive) and dates as dates."""
+    """A query's rows as a frame; timestamps as UTC (SQLite hands them back naive) and dates as dates.
+
+    Rows are fetched from the driver's cursor as they come and converted column by column (each
+    column's SQLAlchemy result processor, once per distinct date, timestamps parsed by pandas in
+    one go), not row by row through SQLAlchemy's Row objects: the same values, several times faster
+    on the hundreds of thousands of rows an aggregate reads.
+    """
     result = conn.execute(query)
-    frame = pd.DataFrame(result.all(), columns=list(result.keys()))
+    names = list(result.keys())
+    selected = list(query.selected_columns)
+    if len(set(names)) != len(names) or len(selected) != len(names):
+        frame = pd.DataFrame(result.all(), columns=names)  # duplicate labels: the plain way
+        return _typed(frame, query)
+    description = result.cursor.description
+    raw = result.cursor.fetchall()
+    result.close()
+    columns = list(zip(*raw, strict=True)) if raw else [() for _ in names]
+    dialect = conn.dialect
+    data: dict[str, Any] = {}
+    for index, (name, column) in enumerate(zip(names, selected, strict=True)):
+        values = list(columns[index])
+        if isinstance(column.type, sa.DateTime):
+            data[name] = pd.to_datetime(pd.Series(values, dtype=object), utc=True, format="mixed") \
+                if values else pd.Series([], dtype="datetime64[ns, UTC]")
+            continue
+        if isinstance(column.type, sa.Date):
+            converted = {value: to_python_date(value) for value in set(values) if value is not None}
+            data[name] = [converted.get(value) if value is not None else None for value in values]
+            continue
+        process = column.type.dialect_impl(dialect).result_processor(dialect, description[index][1])
+        data[name] = list(map(process, values)) if process else values
+    return pd.DataFrame(data, columns=names)
+
+
+def _typed(frame: pd.DataFrame, query: sa.Select) -> pd.DataFrame:
     for column in query.selected_columns:
         if column.name not in frame.columns:
             continue
