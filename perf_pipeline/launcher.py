@@ -15,6 +15,7 @@ runs all succeeded: a run that fails (or a crash) leaves the previous cursor, an
 from __future__ import annotations
 
 import datetime as dt
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -58,11 +59,25 @@ def initialized(resource: Any) -> Any:
     return resource.process_config_and_initialize()
 
 
+@dataclass(frozen=True)
+class RunTiming:
+    """One executed run: its job, the assets it materialized (all of the job's when empty), its days
+    and how long it took."""
+
+    job: str
+    keys: tuple[AssetKey, ...]
+    start: str | None
+    end: str | None
+    seconds: float
+
+
 @dataclass
 class Launched:
-    """What one launch did: its runs, the ingest's figures, and the partitions built per asset."""
+    """What one launch did: its runs (and their timings), the ingest's figures, and the partitions
+    built per asset."""
 
     runs: list[str] = field(default_factory=list)  # "<job> <what>: <run id>"
+    timings: list[RunTiming] = field(default_factory=list)
     ingest: dict[str, Any] | None = None
     built: dict[AssetKey, set[str]] = field(default_factory=dict)
 
@@ -162,6 +177,7 @@ class Launcher:
         selection = list(keys) if keys else None
         if start is not None and start != end:
             tags = {**tags, RANGE_START_TAG: start, RANGE_END_TAG: end}
+        started = time.perf_counter()
         result = job.execute_in_process(instance=self.instance, run_config=RUN_CONFIG, tags=tags,
                                         asset_selection=selection, raise_on_error=False,
                                         partition_key=start if start is not None and start == end else None)
@@ -173,6 +189,8 @@ class Launcher:
                                and event.step_failure_data.error) or "see the run in the Dagster UI"
             raise PipelineRunError(f"{job_name} ({what}{days}), run {result.run_id}, failed: {detail}")
         self.launched.runs.append(f"{job_name} {what}{days}: {result.run_id}")
+        self.launched.timings.append(RunTiming(job_name, tuple(selection or ()), start, end,
+                                               time.perf_counter() - started))
         self.echo(f"{job_name}{days}: {what} (run {result.run_id[:8]})")
         for event in result.get_asset_materialization_events():
             materialization = event.event_specific_data.materialization

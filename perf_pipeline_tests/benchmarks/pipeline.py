@@ -4,12 +4,12 @@
 
 Synthetic logs (the project's generator, a fixed seed) are written into a temporary folder. A fresh
 process then runs the pipeline as ``perf-pipeline run`` does (the judge off, a SQLite warehouse and
-its own DAGSTER_HOME in that folder), timing each stage: the ingest (``ingest_job``), then one run
-of ``daily_job`` over the whole range per asset group (events, scoring, aggregates), then
-``Launcher.run()`` until nothing more is requested ("settle": the alerts, the daily report, and
-what the automation conditions and the late feedback sensor find stale). The process starts with
-one ``Launcher.run()`` on an empty landing folder, so its automation cursor predates the ingest, as
-the daemon's would.
+its own DAGSTER_HOME in that folder): ``Launcher.run()`` ticks the landing sensor (the ingest) and
+follows the automation conditions until nothing more is requested, as the daemon would. Each run
+it launches is timed and counted in its stage (the ingest, or the asset groups of its assets:
+events, scoring, aggregates, alerts, reports); "automation and sensors" is the rest of the time
+(evaluating the conditions, ticking the sensors). The process starts with one ``Launcher.run()`` on
+an empty landing folder, so its automation cursor predates the ingest, as the daemon's would.
 
 The reference computes, in DuckDB SQL over the same JSON Lines files (task events only), what the
 windows and trends compute for agents: as of every day, per agent, 7/30/90-day windows (tasks,
@@ -54,7 +54,6 @@ from perf_pipeline.warehouse.schema import staged_events, trends, window_stats
 SEED = 7
 # The fleet of the issue: 1,100 agents doing about 6 tasks a day each.
 TASKS_PER_DAY = 6_600
-STAGE_GROUPS = ("events", "scoring", "aggregates")  # perf_pipeline.jobs' daily groups, in the order data flows
 WINDOWS = (7, 30, 90)
 # Delivery off: a benchmark must not post to the user's Slack or webhooks, nor call the judge.
 UNSET = ("OPENAI_API_KEY", "SLACK_BOT_TOKEN", "PERF_SLACK_CHANNEL", "PERF_WEBHOOK_URLS")
@@ -62,6 +61,14 @@ UNSET = ("OPENAI_API_KEY", "SLACK_BOT_TOKEN", "PERF_SLACK_CHANNEL", "PERF_WEBHOO
 
 def _max_rss_mib(who: int) -> float:
     return resource.getrusage(who).ru_maxrss / 1024  # KiB on Linux
+
+
+def stage_of(timing: Any, graph: Any) -> str:
+    """A run's stage: the ingest, or the asset groups of the assets it materialized (events, scoring...)."""
+    if timing.job == "ingest_job":
+        return "ingest"
+    groups = sorted({graph.get(key).group_name for key in timing.keys}) if timing.keys else [timing.job]
+    return " + ".join(groups)
 
 
 def _run_pipeline(work: Path, generated: Path) -> dict[str, Any]:
@@ -72,43 +79,39 @@ def _run_pipeline(work: Path, generated: Path) -> dict[str, Any]:
                       PERF_LANDING_DIR=str(work / "landing"), PERF_REPORTS_DIR=str(work / "reports"),
                       DAGSTER_HOME=str(work / "dagster"))
     (work / "landing").mkdir(parents=True, exist_ok=True)
-    from dagster import AssetSelection, DagsterInstance
+    from dagster import DagsterInstance
 
     from perf_pipeline.cli import ensure_dagster_home
     from perf_pipeline.definitions import build_definitions
-    from perf_pipeline.launcher import TRIGGER_TAG, Launcher
+    from perf_pipeline.launcher import Launched, Launcher
 
     ensure_dagster_home()
     defs = build_definitions()
     graph = defs.resolve_asset_graph()
-    daily = defs.resolve_job_def("daily_job").asset_layer.executable_asset_keys
-    tags = {TRIGGER_TAG: "benchmark"}
     seconds: dict[str, float] = {}
     with DagsterInstance.get() as instance:
         launcher = Launcher(defs, instance, echo=lambda _: None)
         launcher.run()  # on the empty landing folder: the automation cursor starts before the ingest
         for path in sorted(generated.iterdir()):
             path.rename(work / "landing" / path.name)
+        launcher.launched = Launched()
         started = time.perf_counter()
-        launcher.execute("ingest_job", None, None, None, tags)
-        seconds["ingest"] = time.perf_counter() - started
+        launched = launcher.run()  # what `perf-pipeline run` does: the sensors, then the automation conditions
+        total = time.perf_counter() - started
+        for timing in launched.timings:
+            stage = stage_of(timing, graph)
+            seconds[stage] = seconds.get(stage, 0.0) + timing.seconds
+        seconds["automation and sensors"] = total - sum(timing.seconds for timing in launched.timings)
         with warehouse_engine(os.environ["PERF_WAREHOUSE_URL"]).connect() as conn:
             first, last, tasks = conn.execute(sa.select(
                 sa.func.min(staged_events.c.partition_date), sa.func.max(staged_events.c.partition_date),
                 sa.func.count().filter(staged_events.c.event_type == "task"))).one()
         first, last = (day if isinstance(day, dt.date) else dt.date.fromisoformat(str(day)[:10])
                        for day in (first, last))
-        for group in STAGE_GROUPS:
-            keys = sorted(AssetSelection.groups(group).resolve(graph) & daily)
-            stage_started = time.perf_counter()
-            launcher.execute("daily_job", keys, first.isoformat(), last.isoformat(), tags)
-            seconds[group] = time.perf_counter() - stage_started
-        settle_started = time.perf_counter()
-        launcher.run()
-        seconds["settle"] = time.perf_counter() - settle_started
-        total = time.perf_counter() - started
     return {"stages": seconds, "seconds": total, "tasks": tasks, "first_day": first.isoformat(),
-            "last_day": last.isoformat(), "runs": len(launcher.launched.runs),
+            "last_day": last.isoformat(), "runs": len(launched.runs),
+            "run_list": [f"{timing.job} {', '.join(k.to_user_string() for k in timing.keys) or 'all assets'} "
+                         f"{timing.start}..{timing.end}: {timing.seconds:.1f} s" for timing in launched.timings],
             "max_rss_mib": _max_rss_mib(resource.RUSAGE_SELF),
             "workers_max_rss_mib": _max_rss_mib(resource.RUSAGE_CHILDREN)}
 
@@ -285,6 +288,7 @@ def run_pipeline_benchmark(agents: int, days: int, tasks_per_day: int = TASKS_PE
         "stages": pipeline["stages"],
         "pipeline_seconds": pipeline["seconds"],
         "pipeline_runs": pipeline["runs"],
+        "run_list": pipeline["run_list"],
         "reference": {"seconds": reference_seconds, "tasks": rows[2], "window_rows": rows[0], "trend_rows": rows[1]},
         "ratio_pipeline_to_reference": pipeline["seconds"] / reference_seconds,
         "tasks_per_second": pipeline["tasks"] / pipeline["seconds"],

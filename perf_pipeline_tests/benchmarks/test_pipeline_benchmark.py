@@ -19,7 +19,7 @@ from perf_pipeline.warehouse.schema import window_stats
 
 pytestmark = pytest.mark.slow
 
-STAGES = ("ingest", "events", "scoring", "aggregates", "settle")
+STAGES = ("ingest", "events", "scoring", "aggregates")  # among others: alerts, reports, automation and sensors
 
 
 def test_pipeline_benchmark_times_every_stage_and_agrees_with_the_reference(tmp_path: Path) -> None:
@@ -31,9 +31,11 @@ def test_pipeline_benchmark_times_every_stage_and_agrees_with_the_reference(tmp_
                    check=True, env=env, cwd=tmp_path, timeout=600, stdout=subprocess.DEVNULL)
     result = json.loads(out.read_text())
 
-    assert set(result["stages"]) == set(STAGES)
-    assert all(result["stages"][stage] > 0 for stage in STAGES)
-    assert result["pipeline_seconds"] >= sum(result["stages"].values())
+    assert set(STAGES) <= set(result["stages"])
+    assert all(seconds > 0 for seconds in result["stages"].values())
+    # The stages are every run perf-pipeline run launched, plus the time between them: the whole run.
+    assert sum(result["stages"].values()) == pytest.approx(result["pipeline_seconds"])
+    assert any(line.startswith("ingest_job") for line in result["run_list"])
     assert result["reference"]["seconds"] > 0
     assert result["ratio_pipeline_to_reference"] == pytest.approx(
         result["pipeline_seconds"] / result["reference"]["seconds"])
