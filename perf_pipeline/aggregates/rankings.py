@@ -14,8 +14,10 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
+from perf_pipeline.aggregates import rolling
+from perf_pipeline.aggregates.rolling import Groups, range_sums
 from perf_pipeline.aggregates.trends import IMPROVING, TREND_COLUMNS
-from perf_pipeline.aggregates.windows import OK, in_window, window_metrics
+from perf_pipeline.aggregates.windows import OK, windowed_metrics
 
 RANKED, NO_SCORES = "ranked", "no_scores"
 LEADERBOARD_COLUMNS = ["as_of_date", "window_days", "agent_id", "rank", "status", "department", "n_tasks",
@@ -36,15 +38,24 @@ def competition_ranks(keys: Sequence[tuple]) -> list[int]:
     return ranks
 
 
-def main_departments(department_agents: pd.DataFrame, day: dt.date, window: int) -> dict[str, str]:
-    """Agent -> the department of most of its tasks in the window (ties: the first by name), from
-    ``department_agent`` rollups."""
-    part = department_agents[in_window(department_agents["date"], day, window)]
-    if part.empty:
-        return {}
-    tasks = part.groupby(["agent_id", "department"], sort=True)["n_tasks"].sum().reset_index()
-    tasks = tasks.sort_values(["agent_id", "n_tasks", "department"], ascending=[True, False, True], kind="stable")
-    return tasks.drop_duplicates("agent_id").set_index("agent_id")["department"].to_dict()
+def main_departments(department_agents: pd.DataFrame, as_of: Sequence[dt.date],
+                     windows: Sequence[int]) -> pd.DataFrame:
+    """Per as-of day, window and agent: the department of most of its tasks in the window (ties: the
+    first by name), from ``department_agent`` rollups; columns as_of_date, window_days, agent_id,
+    department."""
+    columns = ["as_of_date", "window_days", "agent_id", "department"]
+    if department_agents.empty or not as_of:
+        return pd.DataFrame(columns=columns)
+    groups = Groups.of(department_agents, ["agent_id", "department"])
+    found = rolling.windows(groups, as_of, sorted(set(windows)))
+    tasks = pd.DataFrame({"as_of_date": np.asarray(as_of, dtype=object)[found.as_of],
+                          "window_days": found.window_days,
+                          "agent_id": groups.keys["agent_id"].to_numpy()[found.group],
+                          "department": groups.keys["department"].to_numpy()[found.group],
+                          "n_tasks": range_sums(groups.rows, ["n_tasks"], found.lo, found.hi)["n_tasks"]})
+    tasks = tasks.sort_values(["as_of_date", "window_days", "agent_id", "n_tasks", "department"],
+                              ascending=[True, True, True, False, True], kind="stable")
+    return tasks.drop_duplicates(["as_of_date", "window_days", "agent_id"])[columns]
 
 
 def leaderboard(agent_stats: pd.DataFrame, department_agents: pd.DataFrame) -> pd.DataFrame:
@@ -56,6 +67,9 @@ def leaderboard(agent_stats: pd.DataFrame, department_agents: pd.DataFrame) -> p
     if agent_stats.empty:
         return pd.DataFrame(columns=LEADERBOARD_COLUMNS)
     frames = []
+    departments = main_departments(department_agents, sorted(set(agent_stats["as_of_date"])),
+                                   sorted(set(agent_stats["window_days"])))
+    departments = departments.set_index(["as_of_date", "window_days", "agent_id"])["department"]
     for (day, window), stats in agent_stats.groupby(["as_of_date", "window_days"], sort=True):
         board = stats.rename(columns={"entity_id": "agent_id"}).copy()
         eligible = (board["status"] == OK) & board["avg_overall_score"].notna()
@@ -66,7 +80,9 @@ def leaderboard(agent_stats: pd.DataFrame, department_agents: pd.DataFrame) -> p
         ranked = board["_ranked"].to_numpy()
         keys = list(zip(board["avg_overall_score"], board["n_tasks"], strict=True))[: int(ranked.sum())]
         board["rank"] = pd.array(competition_ranks(keys) + [None] * int((~ranked).sum()), dtype="Int64")
-        board["department"] = board["agent_id"].map(main_departments(department_agents, day, window))
+        board["department"] = board["agent_id"].map(
+            departments.xs((day, window), level=["as_of_date", "window_days"]) if (day, window) in departments.index
+            else pd.Series(dtype=object))
         frames.append(board)
     return pd.concat(frames, ignore_index=True)[LEADERBOARD_COLUMNS]
 
@@ -123,12 +139,9 @@ def provider_rankings(model_rollups: pd.DataFrame, as_of: Sequence[dt.date], *, 
     median response time; ties by quality, then tasks."""
     keys = ["task_type", "provider", "model"]
     frames = []
-    for day in as_of:
-        part = model_rollups[in_window(model_rollups["date"], day, window_days)] if not model_rollups.empty \
-            else model_rollups
-        if part.empty:
-            continue
-        metrics = window_metrics(part, keys).reset_index()
+    every_day = windowed_metrics(model_rollups, keys, as_of, [window_days])
+    for day, metrics in every_day.groupby("as_of_date", sort=True):
+        metrics = metrics.drop(columns=["as_of_date", "window_days"]).reset_index(drop=True)
         metrics["status"] = np.select(
             [metrics["n_tasks"] < min_tasks, metrics["avg_quality_score"].isna(), metrics["avg_cost_per_task"].isna(),
              metrics["p50_response_time_ms"].isna()],

@@ -19,7 +19,7 @@ from perf_pipeline.aggregates import rolling
 from perf_pipeline.aggregates.rolling import Groups, range_sums
 from perf_pipeline.aggregates.rollups import FAILED_STATUSES, exact_sums
 from perf_pipeline.aggregates.trends import IMPROVING, TREND_COLUMNS
-from perf_pipeline.aggregates.windows import INSUFFICIENT, OK, in_window
+from perf_pipeline.aggregates.windows import INSUFFICIENT, OK
 
 FEEDBACK_RATES = {"correction_rate": "corrections", "enhancement_rate": "enhancements", "approval_rate": "approvals"}
 PROJECT_COLUMNS = ["as_of_date", "window_days", "project_id", "first_task_at", "last_task_at", "n_tasks", "n_agents",

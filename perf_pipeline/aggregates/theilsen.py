@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache
 
 import numpy as np
 from scipy import special, stats
@@ -66,7 +66,7 @@ def _tie_sums(sorted_y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
                  for weights in (t * (t - 1) // 2, t * (t - 1) * (2 * t + 5)))
 
 
-@lru_cache(maxsize=None)
+@cache
 def kendall_p_exact(n: int, c: int) -> float:
     """Two-sided p-value of Kendall's test without ties, from ``c`` concordant pairs of ``n`` points."""
     c = int(min(c, (n * (n - 1)) // 2 - c))

@@ -97,6 +97,22 @@ def window_metrics(rollups: pd.DataFrame, keys: Sequence[str]) -> pd.DataFrame:
     return metrics
 
 
+def windowed_metrics(rollups: pd.DataFrame, keys: Sequence[str], as_of: Sequence[dt.date],
+                     window_days: Sequence[int]) -> pd.DataFrame:
+    """Metrics per as-of day, window and ``keys`` with rollup rows in the window, in that order (the
+    columns as_of_date, window_days, the keys, then the metrics): ``window_metrics`` of every window
+    in one pass."""
+    if rollups.empty or not as_of:
+        return pd.DataFrame(columns=["as_of_date", "window_days", *keys])
+    groups = Groups.of(rollups, keys)
+    found = rolling.windows(groups, as_of, sorted(window_days))
+    metrics = metrics_from_sums(range_sums(groups.rows, SUMMED, found.lo, found.hi),
+                                latency_figures(groups.rows, found.lo, found.hi))
+    return pd.concat([pd.DataFrame({"as_of_date": np.asarray(as_of, dtype=object)[found.as_of],
+                                    "window_days": found.window_days}),
+                      groups.keys.iloc[found.group].reset_index(drop=True), metrics], axis=1)
+
+
 class RollingWindowStrategy:
     """Windows of ``windows`` days (several at once), ``min_points`` tasks at least."""
 

@@ -6,15 +6,24 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
 import pytest
 
 from perf_pipeline.aggregates import latency
-from perf_pipeline.aggregates.rollups import WINDOWED_ENTITY_TYPES, daily_rollups, exact_sums
+from perf_pipeline.aggregates.rankings import (
+    RANKED,
+    RANKING_COLUMNS,
+    competition_ranks,
+    main_departments,
+    most_improved,
+    provider_rankings,
+    utility,
+)
 from perf_pipeline.aggregates.rolling import Groups, range_sums, windows
-from perf_pipeline.aggregates.rankings import most_improved
+from perf_pipeline.aggregates.rollups import WINDOWED_ENTITY_TYPES, daily_rollups, exact_sums
 from perf_pipeline.aggregates.summaries import (
     NODE_COLUMNS,
     NODE_ROLLUP_COLUMNS,
@@ -123,7 +132,8 @@ def random_tasks(rng: np.random.Generator, days: int = 70) -> pd.DataFrame:
                 status=str(rng.choice(["success", "failed", "timeout"])),
                 quality_score=None if unknown[1] else float(rng.random()),
                 overall_score=float(rng.random()), cost_usd=None if unknown[2] else float(rng.gamma(2, 0.013)),
-                completion_time_s=float(rng.gamma(3, 40)), total_tokens=None if unknown[3] else int(rng.integers(0, 9000)),
+                completion_time_s=float(rng.gamma(3, 40)),
+                total_tokens=None if unknown[3] else int(rng.integers(0, 9000)),
                 response_time_ms=None if unknown[4] else float(rng.lognormal(7, 1.2)),
                 feedback_type=None if unknown[5] else str(rng.choice(["correction", "approval", "innovation"]))))
     return pd.DataFrame(rows)
@@ -248,3 +258,81 @@ def test_project_summaries_are_the_per_day_group_bys(seed: int) -> None:
     assert got[0]["most_improved_agent"].notna().any()  # every seed here has improving agents
     for left, right in zip(got, expected, strict=True):
         assert_same(left.reset_index(drop=True), right.reset_index(drop=True))
+
+
+def old_main_departments(department_agents: pd.DataFrame, day: dt.date, window: int) -> dict[str, str]:
+    part = department_agents[in_window(department_agents["date"], day, window)]
+    if part.empty:
+        return {}
+    tasks = part.groupby(["agent_id", "department"], sort=True)["n_tasks"].sum().reset_index()
+    tasks = tasks.sort_values(["agent_id", "n_tasks", "department"], ascending=[True, False, True], kind="stable")
+    return tasks.drop_duplicates("agent_id").set_index("agent_id")["department"].to_dict()
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_main_departments_are_the_per_day_group_bys(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    tasks = random_tasks(rng).assign(department=lambda t: rng.choice(["eng", "ops", "r&d"], len(t)))
+    rollups = daily_rollups(tasks, pd.DataFrame())
+    department_agents = rollups[rollups["entity_type"] == "department_agent"]
+    as_of = [FIRST + dt.timedelta(days=int(k)) for k in sorted(rng.choice(100, size=6, replace=False))]
+    got = main_departments(department_agents, as_of, [7, 30])
+    for day in as_of:
+        for window in (7, 30):
+            part = got[(got["as_of_date"] == day) & (got["window_days"] == window)]
+            assert dict(zip(part["agent_id"], part["department"], strict=True)) == old_main_departments(
+                department_agents, day, window)
+
+
+def old_provider_rankings(model_rollups: pd.DataFrame, as_of: Sequence[dt.date], *, window_days: int = 30,
+                      min_tasks: int = 5, quality_per_cost_doubling: float = 0.05,
+                      quality_per_latency_doubling: float = 0.02, cost_floor_usd: float = 0.0001,
+                      latency_floor_ms: float = 1.0) -> pd.DataFrame:
+    """Ranking rows from ``model_task_type`` rollups: per as-of day and task type, every provider/model
+    of the window, ranked by ``utility`` when it has ``min_tasks`` tasks and a known quality, cost and
+    median response time; ties by quality, then tasks."""
+    keys = ["task_type", "provider", "model"]
+    frames = []
+    for day in as_of:
+        part = model_rollups[in_window(model_rollups["date"], day, window_days)] if not model_rollups.empty \
+            else model_rollups
+        if part.empty:
+            continue
+        metrics = old_window_metrics(part, keys).reset_index()
+        metrics["status"] = np.select(
+            [metrics["n_tasks"] < min_tasks, metrics["avg_quality_score"].isna(), metrics["avg_cost_per_task"].isna(),
+             metrics["p50_response_time_ms"].isna()],
+            ["insufficient_data", "unknown_quality", "unknown_cost", "unknown_latency"], RANKED)
+        metrics["utility"], metrics["rank"] = np.nan, pd.array([None] * len(metrics), dtype="Int64")
+        for _, group in metrics[metrics["status"] == RANKED].groupby("task_type", sort=True):
+            reference_cost = float(group["avg_cost_per_task"].median())
+            reference_latency = float(group["p50_response_time_ms"].median())
+            values = [utility(q, c, lat, reference_cost, reference_latency,
+                              quality_per_cost_doubling=quality_per_cost_doubling,
+                              quality_per_latency_doubling=quality_per_latency_doubling,
+                              cost_floor_usd=cost_floor_usd, latency_floor_ms=latency_floor_ms)
+                      for q, c, lat in zip(group["avg_quality_score"], group["avg_cost_per_task"],
+                                           group["p50_response_time_ms"], strict=True)]
+            order = group.assign(utility=values).sort_values(
+                ["utility", "avg_quality_score", "n_tasks", "provider", "model"],
+                ascending=[False, False, False, True, True], kind="stable")
+            metrics.loc[order.index, "utility"] = order["utility"]
+            metrics.loc[order.index, "rank"] = competition_ranks(list(zip(
+                order["utility"], order["avg_quality_score"], order["n_tasks"], strict=True)))
+        metrics.insert(0, "as_of_date", day)
+        metrics["window_days"] = window_days
+        frames.append(metrics.sort_values(["task_type", "rank", "provider", "model"], na_position="last"))
+    if not frames:
+        return pd.DataFrame(columns=RANKING_COLUMNS)
+    return pd.concat(frames, ignore_index=True)[RANKING_COLUMNS]
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_provider_rankings_are_the_per_day_group_bys(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    rollups = daily_rollups(random_tasks(rng), pd.DataFrame())
+    models = rollups[rollups["entity_type"] == "model_task_type"]
+    as_of = [FIRST + dt.timedelta(days=int(k)) for k in sorted(rng.choice(100, size=6, replace=False))]
+    got = provider_rankings(models, as_of, window_days=30, min_tasks=3)
+    assert (got["status"] == "ranked").any()
+    assert_same(got.reset_index(drop=True), old_provider_rankings(models, as_of, window_days=30, min_tasks=3))

@@ -146,7 +146,8 @@ def test_trends_of_a_daily_table_are_the_per_series_loops(seed: int) -> None:
     assert len(got) == len(expected)
     text = ["entity_type", "entity_id", "as_of_date", "metric", "direction"]
     assert got[text].equals(expected[text])
-    assert got[["window_days", "n_points"]].to_numpy().tolist() == expected[["window_days", "n_points"]].to_numpy().tolist()
+    counts = ["window_days", "n_points"]
+    assert got[counts].to_numpy().tolist() == expected[counts].to_numpy().tolist()
     numbers = [c for c in TREND_COLUMNS if c not in text and c not in ("window_days", "n_points")]
     np.testing.assert_allclose(got[numbers].to_numpy(dtype="float64"),
                                expected[numbers].to_numpy(dtype="float64"), **TOLERANCE)
