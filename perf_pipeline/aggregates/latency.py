@@ -26,13 +26,16 @@ def bin_index(values_ms: pd.Series) -> pd.Series:
     return pd.Series(bins, index=values_ms.index)
 
 
-def histogram(bins: Iterable[int]) -> dict[str, int]:
-    """Sparse histogram of bin indices (JSON-friendly keys); unknown values (-1) left out."""
-    counts: dict[str, int] = {}
-    for b in bins:
-        if b >= 0:
-            counts[str(b)] = counts.get(str(b), 0) + 1
-    return counts
+def histograms(groups: np.ndarray, bins: np.ndarray, n_groups: int) -> list[dict[str, int]]:
+    """The sparse histogram ({bin: count}, unknown values (-1) left out, keys in bin order) of each
+    group's bins, for rows numbered by group (0 .. n_groups - 1): one count of the distinct (group,
+    bin) pairs instead of a Python loop per group."""
+    known = bins >= 0
+    pairs, counts = np.unique(groups[known].astype(np.int64) * BINS + bins[known], return_counts=True)
+    out: list[dict[str, int]] = [{} for _ in range(n_groups)]
+    for pair, count in zip(pairs.tolist(), counts.tolist(), strict=True):
+        out[pair // BINS][str(pair % BINS)] = count
+    return out
 
 
 def merge(histograms: Iterable[Mapping[str, int] | None]) -> dict[str, int]:

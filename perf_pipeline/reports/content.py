@@ -317,8 +317,7 @@ def _period_totals(tasks: pd.DataFrame, judge: Mapping[str, Any]) -> tuple[Total
         return Totals(n_tasks=0, tasks_completed=0, tasks_failed=0, success_rate=None, n_cost=0,
                       total_cost_usd=None, n_overall=0, avg_overall_score=None, n_sla=0, sla_compliance_rate=None,
                       **judged), ()
-    rollups = daily_rollups(tasks, pd.DataFrame())
-    by_provider = rollups[rollups["entity_type"] == "provider"]  # every task has a provider
+    by_provider = daily_rollups(tasks, pd.DataFrame(), entity_types=["provider"])  # every task has a provider
     fleet = window_metrics(by_provider.assign(fleet="all"), ["fleet"]).iloc[0]
     totals = Totals(
         n_tasks=int(fleet["n_tasks"]), tasks_completed=int(fleet["tasks_completed"]),

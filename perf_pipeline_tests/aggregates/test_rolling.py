@@ -336,3 +336,13 @@ def test_provider_rankings_are_the_per_day_group_bys(seed: int) -> None:
     got = provider_rankings(models, as_of, window_days=30, min_tasks=3)
     assert (got["status"] == "ranked").any()
     assert_same(got.reset_index(drop=True), old_provider_rankings(models, as_of, window_days=30, min_tasks=3))
+
+
+def test_histograms_count_each_groups_known_bins() -> None:
+    rng = np.random.default_rng(9)
+    groups, bins = rng.integers(0, 50, 5000), rng.integers(-1, latency.BINS, 5000)
+    expected = [{} for _ in range(52)]
+    for group, bin_ in zip(groups.tolist(), bins.tolist(), strict=True):
+        if bin_ >= 0:  # unknown response times (-1) are counted nowhere
+            expected[group][str(bin_)] = expected[group].get(str(bin_), 0) + 1
+    assert latency.histograms(groups, bins, 52) == expected  # groups 50 and 51 have no rows: empty
