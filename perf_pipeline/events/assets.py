@@ -26,7 +26,7 @@ from perf_pipeline.events.classify import load_templates, seed_templates
 from perf_pipeline.events.transform import event_rows, read_staged, task_rows
 from perf_pipeline.jobs import EVENTS, REFERENCE
 from perf_pipeline.resources import WarehouseResource
-from perf_pipeline.warehouse.db import replace_partition
+from perf_pipeline.warehouse.db import replace_partition_frame
 from perf_pipeline.warehouse.schema import EVENT_TABLES, task_steps
 
 STAGED = AssetKey("staged_events")
@@ -62,15 +62,15 @@ def task_tables(context: AssetExecutionContext, warehouse: WarehouseResource) ->
     with warehouse.engine().begin() as conn:
         staged = read_staged(conn, "task", first, last)
         tasks, steps = task_rows(staged, load_templates(conn))
-        replace_partition(conn, EVENT_TABLES["task"], first, last, tasks)
-        replace_partition(conn, task_steps, first, last, steps)
+        replace_partition_frame(conn, EVENT_TABLES["task"], first, last, tasks)
+        replace_partition_frame(conn, task_steps, first, last, steps)
         check = matches_staging(conn, "task", first, last)
-    classified = sum(1 for t in tasks if t["task_type_source"] == "template")
-    uncategorized = sum(1 for t in tasks if t["task_type_source"] == "default")
+    classified = int((tasks["task_type_source"] == "template").sum())
+    uncategorized = int((tasks["task_type_source"] == "default").sum())
     context.log.info(f"{first}..{last}: {len(tasks)} tasks, {len(steps)} steps")
-    task_frame = pd.DataFrame(tasks, columns=["partition_date", "status", "cost_usd", "total_tokens"])
+    task_frame = tasks[["partition_date", "status", "cost_usd", "total_tokens"]]
     record_days(context, "task_events", task_frame, "partition_date", task_day_figures)
-    record_days(context, "task_steps", pd.DataFrame(steps, columns=["partition_date"]), "partition_date")
+    record_days(context, "task_steps", steps[["partition_date"]], "partition_date")
     yield MaterializeResult(asset_key="task_events", metadata=range_metadata(context, {
         "partition_range": f"{first}..{last}", "tasks_classified_by_template": classified,
         "tasks_uncategorized": uncategorized, **task_day_figures(first, task_frame)}))
@@ -96,9 +96,9 @@ def daily_event_asset(event_type: str, description: str):
         first, last = partition_days(context)
         with warehouse.engine().begin() as conn:
             rows = event_rows(event_type, read_staged(conn, event_type, first, last))
-            replace_partition(conn, table, first, last, rows)
+            replace_partition_frame(conn, table, first, last, rows)
             check = matches_staging(conn, event_type, first, last)
-        record_days(context, table.name, pd.DataFrame(rows, columns=["partition_date"]), "partition_date")
+        record_days(context, table.name, rows[["partition_date"]], "partition_date")
         yield MaterializeResult(metadata=range_metadata(context, {"partition_range": f"{first}..{last}",
                                                                   "rows": len(rows)}))
         yield check

@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import datetime as dt
 import io
-from typing import Any
 
 import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from perf_pipeline.events.classify import Template, classify
-from perf_pipeline.warehouse.db import frame_to_records
 from perf_pipeline.warehouse.schema import EVENT_TABLES, staged_events, task_steps
 
 LINEAGE = ["content_hash", "source_file", "line_number"]
@@ -53,10 +51,10 @@ def _cast(values: pd.Series, column_type: sa.types.TypeEngine) -> pd.Series:
     return values.astype(object)
 
 
-def task_rows(frame: pd.DataFrame, templates: list[Template]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """Rows of ``task_events`` and ``task_steps`` for staged task events."""
+def task_rows(frame: pd.DataFrame, templates: list[Template]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Rows of ``task_events`` and ``task_steps`` for staged task events, typed as their tables' columns."""
     if frame.empty:
-        return [], []
+        return typed_for(EVENT_TABLES["task"], pd.DataFrame()), typed_for(task_steps, pd.DataFrame())
     frame = frame.copy()
     frame["task_type"], frame["task_type_source"] = classify(
         frame.get("task_type", pd.Series(None, index=frame.index)), frame.get("objective"), templates)
@@ -67,29 +65,26 @@ def task_rows(frame: pd.DataFrame, templates: list[Template]) -> tuple[list[dict
     frame["completion_time_s"] = (completed - assigned).dt.total_seconds()
     steps = frame["steps"] if "steps" in frame.columns else pd.Series(None, index=frame.index)
     frame["step_count"] = steps.map(lambda s: len(s) if isinstance(s, list) else 0)
-    return frame_to_records(typed_for(EVENT_TABLES["task"], frame)), step_rows(frame, steps)
+    return typed_for(EVENT_TABLES["task"], frame), step_rows(frame, steps)
 
 
-def step_rows(tasks: pd.DataFrame, steps: pd.Series) -> list[dict[str, Any]]:
-    """One row per step of every task that reported steps."""
-    records = []
-    for position, items in steps.items():
-        if not isinstance(items, list):
-            continue
-        for item in items:
-            records.append({**item, "task_id": tasks.at[position, "task_id"],
-                            "agent_id": tasks.at[position, "agent_id"],
-                            "partition_date": tasks.at[position, "partition_date"]})
-    if not records:
-        return []
-    frame = pd.DataFrame.from_records(records)
+def step_rows(tasks: pd.DataFrame, steps: pd.Series) -> pd.DataFrame:
+    """One row per step of every task that reported steps (its task's id, agent and day added)."""
+    owner, items = [], []
+    for position, listed in enumerate(steps.tolist()):
+        if isinstance(listed, list):
+            owner.extend([position] * len(listed))
+            items.extend(listed)
+    if not items:
+        return typed_for(task_steps, pd.DataFrame())
+    frame = pd.DataFrame.from_records(items)
+    for column in ("task_id", "agent_id", "partition_date"):
+        frame[column] = tasks[column].to_numpy()[owner]
     frame["duration_s"] = (pd.to_datetime(frame["completed_at"], utc=True, format="ISO8601")
                            - pd.to_datetime(frame["started_at"], utc=True, format="ISO8601")).dt.total_seconds()
-    return frame_to_records(typed_for(task_steps, frame))
+    return typed_for(task_steps, frame)
 
 
-def event_rows(event_type: str, frame: pd.DataFrame) -> list[dict[str, Any]]:
-    """Rows of the event table of a non-task event type."""
-    if frame.empty:
-        return []
-    return frame_to_records(typed_for(EVENT_TABLES[event_type], frame))
+def event_rows(event_type: str, frame: pd.DataFrame) -> pd.DataFrame:
+    """Rows of the event table of a non-task event type, typed as its columns."""
+    return typed_for(EVENT_TABLES[event_type], frame)
