@@ -62,13 +62,19 @@ def judge_tasks(engine: Engine, tasks: pd.DataFrame, config: ScoringConfig, clie
         cache = read_cache(conn, tasks["task_id"].tolist(), sorted({model, *(m for _, m, _ in personas)}))
     cached = {(r.task_id, r.content_hash, r.judge_model, r.rubric_version): r for r in cache.itertuples()}
 
-    def item_for(row: pd.Series, persona: Persona | None, item_model: str, version: str) -> JudgeItem:
+    # Preparing an item (its prompt redacted and hashed) is needed to send it or to find its cached
+    # judgement: without a client, only the tasks with something cached get one.
+    cached_tasks = {task_id for task_id, *_ in cached}
+
+    def item_for(row: pd.Series, persona: Persona | None, item_model: str, version: str) -> JudgeItem | None:
+        if client is None and row.task_id not in cached_tasks:
+            return None
         return prepare_item(row.task_id, row.objective, row.input, row.output, model=item_model,
                             rubric_version=version, max_chars=config.judge.max_content_chars,
                             known_secrets=secrets, persona=persona)
 
-    def key(item: JudgeItem) -> tuple[str, str, str, str]:
-        return item.task_id, item.content_hash, item.model, item.rubric_version
+    def key(item: JudgeItem | None) -> tuple[str, str, str, str] | None:
+        return None if item is None else (item.task_id, item.content_hash, item.model, item.rubric_version)
 
     tasks = tasks.reset_index(drop=True)
     rows = list(tasks.itertuples(index=False))
@@ -79,7 +85,8 @@ def judge_tasks(engine: Engine, tasks: pd.DataFrame, config: ScoringConfig, clie
                                                        dtype=bool), config.judge, has_key=client is not None)
     pending_rows = plan[plan["judge_status"] == planning.PENDING].sort_values("judge_priority", kind="stable")
     to_send = [items[i] for i in pending_rows.index]
-    panel_items = _panel_items(rows, candidates, personas, item_for, config.panel.sample_rate)
+    panel_items = [item for item in _panel_items(rows, candidates, personas, item_for, config.panel.sample_rate)
+                   if item is not None]
     panel_to_send = [i for i in panel_items if key(i) not in cached] if client is not None else []
 
     run = JudgeRun(judged=pd.DataFrame(), panel=pd.DataFrame())
@@ -109,7 +116,7 @@ def judge_tasks(engine: Engine, tasks: pd.DataFrame, config: ScoringConfig, clie
         finally:
             flush()
     run.redactions = sum(i.redactions for i in [*to_send, *panel_to_send])
-    run.judged = _judged_frame(items, plan, cached, outcomes)
+    run.judged = _judged_frame(tasks["task_id"].tolist(), items, plan, cached, outcomes)
     run.statuses = Counter(run.judged["judge_status"])
     run.panel, run.panel_reviews_new = _panel_frame(panel_items, tasks, cached, outcomes)
     return run
@@ -126,11 +133,12 @@ def _panel_items(rows: list, candidates: pd.DataFrame, personas: list[tuple[Pers
     return items
 
 
-def _judged_frame(items: list[JudgeItem], plan: pd.DataFrame, cached: dict, outcomes: dict) -> pd.DataFrame:
+def _judged_frame(task_ids: list[str], items: list[JudgeItem | None], plan: pd.DataFrame, cached: dict,
+                  outcomes: dict) -> pd.DataFrame:
     records = []
-    for item, status in zip(items, plan["judge_status"], strict=True):
-        k = (item.task_id, item.content_hash, item.model, item.rubric_version)
-        record = {"task_id": item.task_id, "judge_status": status, "judge_error": None}
+    for task_id, item, status in zip(task_ids, items, plan["judge_status"], strict=True):
+        k = None if item is None else (item.task_id, item.content_hash, item.model, item.rubric_version)
+        record = {"task_id": task_id, "judge_status": status, "judge_error": None}
         if status == planning.CACHED:
             record.update({column: getattr(cached[k], name) for column, name in JUDGE_FIELDS.items()})
         elif k in outcomes:
