@@ -127,6 +127,10 @@ def test_judged_once_then_cached_and_judged_again_on_a_new_model(warehouse_url: 
     judge_status = rows(warehouse_url, task_scores, "judge_status", "judge_accuracy", "judge_score")
     assert {(status, accuracy, round(mean, 9)) for status, accuracy, mean in judge_status} == {("cached", 0.7, 0.7)}
 
+    without_key = score(warehouse_url, landing, "2026-03-01", "2026-03-02", config=config)
+    assert metadata(without_key)["judge_cached"] == 12  # no key: the cached judgements still count
+    assert rows(warehouse_url, task_scores, *score_columns) == scores
+
     score(warehouse_url, landing, "2026-03-01", "2026-03-02", server=judge_server, config=config, model="other")
     assert judge_server.answered == 24  # a new judge model judges again
 
