@@ -56,7 +56,7 @@ from perf_pipeline.scoring.store import (
 )
 from perf_pipeline.scoring.strategies import collaboration_strategy
 from perf_pipeline.scoring.tasks import score_tasks
-from perf_pipeline.warehouse.db import frame_to_records, replace_partition
+from perf_pipeline.warehouse.db import frame_to_records, replace_partition, replace_partition_frame
 from perf_pipeline.warehouse.schema import collaboration_scores, panel_reviews, task_scores
 
 # Most feedback lands within a month of its task; any later is found by the late feedback sensor.
@@ -109,7 +109,7 @@ def task_scores_asset(context: AssetExecutionContext, warehouse: WarehouseResour
         in_range = reviews[reviews["partition_date"].between(first, last)] if not reviews.empty else reviews
         scores = (score_tasks(tasks, history, read_feedback(conn, first, last), in_range, reviews, prices,
                               judged.judged, config) if not tasks.empty else pd.DataFrame())
-        replace_partition(conn, task_scores, first, last, score_rows(scores) if not scores.empty else [])
+        replace_partition_frame(conn, task_scores, first, last, score_rows(scores))
         check = scores_check(conn, first, last)
         warnings = judge_and_cost_checks(conn, first, last)
         orphans = orphan_counts(conn)

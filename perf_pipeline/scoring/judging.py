@@ -77,7 +77,7 @@ def judge_tasks(engine: Engine, tasks: pd.DataFrame, config: ScoringConfig, clie
         return None if item is None else (item.task_id, item.content_hash, item.model, item.rubric_version)
 
     tasks = tasks.reset_index(drop=True)
-    rows = list(tasks.itertuples(index=False))
+    rows = list(tasks[["task_id", "objective", "input", "output"]].itertuples(index=False))  # what items read
     items = [item_for(r, None, model, rubric) for r in rows]
     candidates = tasks[["task_id", "agent_id", "partition_date"]].assign(
         has_content=tasks["output"].notna() & (tasks["output"].astype(str).str.strip() != ""))

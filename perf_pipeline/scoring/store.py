@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 from collections.abc import Sequence
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 import pandas as pd
 import sqlalchemy as sa
@@ -14,7 +14,6 @@ from sqlalchemy.engine import Connection
 from perf_pipeline.scoring.judge import JudgeOutcome
 from perf_pipeline.warehouse.db import (
     chunked,
-    frame_to_records,
     insert_new_rows,
     insert_rows,
     read_frame,
@@ -128,9 +127,10 @@ def save_outcomes(conn: Connection, outcomes: Sequence[JudgeOutcome], run_id: st
     insert_rows(conn, llm_judge_calls, calls)
 
 
-def score_rows(scores: pd.DataFrame) -> list[dict[str, Any]]:
+def score_rows(scores: pd.DataFrame) -> pd.DataFrame:
+    """The task_scores columns of ``scores`` (none when there is nothing scored)."""
     columns = [c.name for c in task_scores.columns]
-    return frame_to_records(scores[columns])
+    return scores[columns] if not scores.empty else pd.DataFrame(columns=columns)
 
 
 def stale_score_days(conn: Connection) -> list[StaleDay]:
