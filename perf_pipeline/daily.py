@@ -59,6 +59,22 @@ def partition_days(context: AssetExecutionContext) -> tuple[dt.date, dt.date]:
     return window.start.date(), (window.end - dt.timedelta(days=1)).date()
 
 
+# A run over a range reads and writes the heaviest tables this many days at a time, so that its
+# memory follows a week's data, not the range's (a year's backfill of a fleet's logs is tens of GB).
+CHUNK_DAYS = 7
+
+
+def day_chunks(first: dt.date, last: dt.date, days: int | None = None) -> list[tuple[dt.date, dt.date]]:
+    """[first, last] cut into consecutive ranges of at most ``days`` (CHUNK_DAYS) days, in order."""
+    step = dt.timedelta(days=days or CHUNK_DAYS)
+    chunks = []
+    start = first
+    while start <= last:
+        chunks.append((start, min(start + step - dt.timedelta(days=1), last)))
+        start += step
+    return chunks
+
+
 def rows_of_day(_day: dt.date, rows: pd.DataFrame) -> dict[str, Any]:
     return {"rows": len(rows)}
 

@@ -20,7 +20,15 @@ from dagster import (
     asset,
 )
 
-from perf_pipeline.daily import daily_asset, daily_multi_asset, mean, partition_days, range_metadata, record_days
+from perf_pipeline.daily import (
+    daily_asset,
+    daily_multi_asset,
+    day_chunks,
+    mean,
+    partition_days,
+    range_metadata,
+    record_days,
+)
 from perf_pipeline.events.checks import matches_staging, matches_staging_spec
 from perf_pipeline.events.classify import load_templates, seed_templates
 from perf_pipeline.events.transform import event_rows, read_staged, task_rows
@@ -59,18 +67,24 @@ def objective_templates_asset(warehouse: WarehouseResource) -> MaterializeResult
 )
 def task_tables(context: AssetExecutionContext, warehouse: WarehouseResource) -> Iterator[MaterializeResult]:
     first, last = partition_days(context)
-    with warehouse.engine().begin() as conn:
-        staged = read_staged(conn, "task", first, last)
-        tasks, steps = task_rows(staged, load_templates(conn))
-        replace_partition_frame(conn, EVENT_TABLES["task"], first, last, tasks)
-        replace_partition_frame(conn, task_steps, first, last, steps)
+    figures, step_days = [], []
+    with warehouse.engine().begin() as conn:  # one transaction: the range is replaced at once or not at all
+        templates = load_templates(conn)
+        for start, end in day_chunks(first, last):  # a week at a time: memory follows a week's events
+            tasks, steps = task_rows(read_staged(conn, "task", start, end), templates)
+            replace_partition_frame(conn, EVENT_TABLES["task"], start, end, tasks)
+            replace_partition_frame(conn, task_steps, start, end, steps)
+            figures.append(tasks[["partition_date", "status", "cost_usd", "total_tokens", "task_type_source"]])
+            step_days.append(steps[["partition_date"]])
+            del tasks, steps
         check = matches_staging(conn, "task", first, last)
-    classified = int((tasks["task_type_source"] == "template").sum())
-    uncategorized = int((tasks["task_type_source"] == "default").sum())
-    context.log.info(f"{first}..{last}: {len(tasks)} tasks, {len(steps)} steps")
-    task_frame = tasks[["partition_date", "status", "cost_usd", "total_tokens"]]
+    task_frame = pd.concat(figures, ignore_index=True)
+    steps = pd.concat(step_days, ignore_index=True)
+    classified = int((task_frame["task_type_source"] == "template").sum())
+    uncategorized = int((task_frame["task_type_source"] == "default").sum())
+    context.log.info(f"{first}..{last}: {len(task_frame)} tasks, {len(steps)} steps")
     record_days(context, "task_events", task_frame, "partition_date", task_day_figures)
-    record_days(context, "task_steps", steps[["partition_date"]], "partition_date")
+    record_days(context, "task_steps", steps, "partition_date")
     yield MaterializeResult(asset_key="task_events", metadata=range_metadata(context, {
         "partition_range": f"{first}..{last}", "tasks_classified_by_template": classified,
         "tasks_uncategorized": uncategorized, **task_day_figures(first, task_frame)}))
@@ -94,11 +108,15 @@ def daily_event_asset(event_type: str, description: str):
                  check_specs=[matches_staging_spec(table.name)])
     def _daily_events(context: AssetExecutionContext, warehouse: WarehouseResource) -> Iterator:
         first, last = partition_days(context)
+        days = []
         with warehouse.engine().begin() as conn:
-            rows = event_rows(event_type, read_staged(conn, event_type, first, last))
-            replace_partition_frame(conn, table, first, last, rows)
+            for start, end in day_chunks(first, last):
+                rows = event_rows(event_type, read_staged(conn, event_type, start, end))
+                replace_partition_frame(conn, table, start, end, rows)
+                days.append(rows[["partition_date"]])
             check = matches_staging(conn, event_type, first, last)
-        record_days(context, table.name, rows[["partition_date"]], "partition_date")
+        rows = pd.concat(days, ignore_index=True)
+        record_days(context, table.name, rows, "partition_date")
         yield MaterializeResult(metadata=range_metadata(context, {"partition_range": f"{first}..{last}",
                                                                   "rows": len(rows)}))
         yield check

@@ -115,6 +115,21 @@ def test_a_backfill_in_one_run_equals_day_by_day(tmp_path: Path, landing: Path) 
         assert table_rows(by_range, table) == table_rows(by_day, table), table.name
 
 
+def test_a_range_cut_into_chunks_equals_day_by_day(tmp_path: Path, landing: Path,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("perf_pipeline.daily.CHUNK_DAYS", 2)  # 3 days: chunks of 2 days and 1 day
+    three_day_file(landing)
+    by_range, by_day = (f"sqlite:///{tmp_path / name}.db" for name in ("range", "day"))
+    for url in (by_range, by_day):
+        ingest(url, landing)
+    build(by_range, landing, first=DAYS[0], last=DAYS[-1])
+    for day in DAYS:
+        build(by_day, landing, day=day)
+    for table in [*EVENT_TABLES.values(), task_steps]:
+        assert table_rows(by_range, table) == table_rows(by_day, table), table.name
+        assert table_rows(by_range, table), table.name  # every table has rows to compare
+
+
 def test_a_late_conflicting_copy_removes_the_task_when_its_day_is_rebuilt(warehouse_url: str, landing: Path) -> None:
     three_day_file(landing)
     ingest(warehouse_url, landing)
