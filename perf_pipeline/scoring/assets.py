@@ -25,7 +25,7 @@ from dagster import (
 
 from perf_pipeline.automation import rebuild_when_upstream_changes
 from perf_pipeline.config import ANSWER_LOOKAHEAD_DAYS, MAX_WINDOW_DAYS
-from perf_pipeline.daily import daily_asset, mean, partition_days, range_metadata, record_days
+from perf_pipeline.daily import daily_asset, day_chunks, mean, partition_days, range_metadata, record_days
 from perf_pipeline.jobs import REFERENCE, SCORING
 from perf_pipeline.partitions import days_between, following_days, trailing_days
 from perf_pipeline.resources import ScoringResource, WarehouseResource
@@ -40,7 +40,7 @@ from perf_pipeline.scoring.checks import (
 )
 from perf_pipeline.scoring.components import effective_prices, reviewer_agreement
 from perf_pipeline.scoring.judge import JudgePrice
-from perf_pipeline.scoring.judging import judge_tasks
+from perf_pipeline.scoring.judging import JudgeRun, judge_tasks
 from perf_pipeline.scoring.store import (
     judge_cost_by_day,
     orphan_counts,
@@ -93,14 +93,46 @@ def task_scores_asset(context: AssetExecutionContext, warehouse: WarehouseResour
     config = scoring.config()
     engine = warehouse.engine()
     with engine.connect() as conn:
-        tasks = read_tasks(conn, first, last)
         prices = read_prices(conn)
     price = judge_price(prices, scoring.judge_model, config.judge.input_usd_per_mtok,
                         config.judge.output_usd_per_mtok)
     client = scoring.judge_client(config, price)
     if client is None:
         context.log.info("OPENAI_API_KEY is not set: the LLM judge is skipped (judge_status skipped_no_key)")
-    judged = judge_tasks(engine, tasks, config, client, scoring.judge_model, context.run.run_id)
+    judged = JudgeRun(judged=pd.DataFrame(), panel=pd.DataFrame())
+    scored, reviewed = [], []
+    # A week at a time, each committed as a run of those days would be: memory follows a week's tasks.
+    for start, end in day_chunks(first, last):
+        scores, chunk_judged, in_range = _score_days(engine, start, end, config, client, scoring.judge_model,
+                                                     context.run.run_id, prices)
+        scored.append(scores[["partition_date", "agent_id", *SCORE_FIGURES]] if not scores.empty else scores)
+        reviewed.append(in_range)
+        judged.add(chunk_judged)
+    scores = pd.concat([part for part in scored if not part.empty] or
+                       [pd.DataFrame(columns=["partition_date", "agent_id", *SCORE_FIGURES])], ignore_index=True)
+    in_range = pd.concat(reviewed, ignore_index=True)
+    with engine.connect() as conn:
+        check = scores_check(conn, first, last)
+        warnings = judge_and_cost_checks(conn, first, last)
+        orphans = orphan_counts(conn)
+        judge_cost = judge_cost_by_day(conn, context.run.run_id, first, last)
+    context.log.info(f"{first}..{last}: scored {len(scores)} tasks; judge {dict(judged.statuses)}; "
+                     f"{judged.calls} judge calls, ${judged.cost_usd:.4f}")
+    record_days(context, "task_scores", scores, "partition_date",
+                lambda day, rows: {**score_day_figures(rows), "judge_cost_usd": round(judge_cost.get(day, 0.0), 6)})
+    yield MaterializeResult(metadata=range_metadata(context, _score_metadata(
+        first, last, scores, judged, in_range, orphans, client)))
+    yield check
+    yield from warnings
+
+
+def _score_days(engine, first: dt.date, last: dt.date, config, client, judge_model: str, run_id: str,
+                prices: pd.DataFrame) -> tuple[pd.DataFrame, JudgeRun, pd.DataFrame]:
+    """Judge and score the tasks of [first, last] and replace their scores and panel reviews (one
+    transaction); returns the scores, the judge's run and the peer reviews of those days."""
+    with engine.connect() as conn:
+        tasks = read_tasks(conn, first, last)
+    judged = judge_tasks(engine, tasks, config, client, judge_model, run_id)
     with engine.begin() as conn:
         replace_partition(conn, panel_reviews, first, last, frame_to_records(judged.panel))
         baseline_days = max(config.efficiency.baseline_days, config.cost.baseline_days)
@@ -110,20 +142,7 @@ def task_scores_asset(context: AssetExecutionContext, warehouse: WarehouseResour
         scores = (score_tasks(tasks, history, read_feedback(conn, first, last), in_range, reviews, prices,
                               judged.judged, config) if not tasks.empty else pd.DataFrame())
         replace_partition_frame(conn, task_scores, first, last, score_rows(scores))
-        check = scores_check(conn, first, last)
-        warnings = judge_and_cost_checks(conn, first, last)
-        orphans = orphan_counts(conn)
-        judge_cost = judge_cost_by_day(conn, context.run.run_id, first, last)
-    context.log.info(f"{first}..{last}: scored {len(scores)} tasks; judge {dict(judged.statuses)}; "
-                     f"{judged.calls} judge calls, ${judged.cost_usd:.4f}")
-    if scores.empty:
-        scores = pd.DataFrame(columns=["partition_date", "agent_id", *SCORE_FIGURES])
-    record_days(context, "task_scores", scores, "partition_date",
-                lambda day, rows: {**score_day_figures(rows), "judge_cost_usd": round(judge_cost.get(day, 0.0), 6)})
-    yield MaterializeResult(metadata=range_metadata(context, _score_metadata(
-        first, last, scores, judged, in_range, orphans, client)))
-    yield check
-    yield from warnings
+    return scores, judged, in_range
 
 
 SCORE_FIGURES = ["quality_score", "overall_score", "efficiency_score", "cost_usd", "cost_source"]

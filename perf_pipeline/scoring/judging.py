@@ -46,6 +46,19 @@ class JudgeRun:
     redactions: int = 0
     panel_reviews_new: int = 0
 
+    def add(self, other: JudgeRun) -> None:
+        """Count ``other`` (a run over other days) in this one's figures and panel reviews."""
+        self.panel = pd.concat([frame for frame in (self.panel, other.panel) if not frame.empty] or [self.panel],
+                               ignore_index=True)
+        self.statuses += other.statuses
+        self.calls += other.calls
+        self.input_tokens += other.input_tokens
+        self.output_tokens += other.output_tokens
+        self.cost_usd += other.cost_usd
+        self.calls_without_price += other.calls_without_price
+        self.redactions += other.redactions
+        self.panel_reviews_new += other.panel_reviews_new
+
 
 def judge_tasks(engine: Engine, tasks: pd.DataFrame, config: ScoringConfig, client: JudgeClient | None,
                 model: str, run_id: str | None) -> JudgeRun:

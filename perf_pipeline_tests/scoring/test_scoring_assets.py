@@ -272,6 +272,20 @@ def test_backfill_range_equals_day_by_day(tmp_path: Path, landing: Path) -> None
         assert rows(urls[0], table) == rows(urls[1], table)
 
 
+def test_a_range_scored_a_day_at_a_time_equals_one_run(tmp_path: Path, landing: Path,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    two_days_of_tasks(landing)
+    urls = [f"sqlite:///{tmp_path / name}.db" for name in ("whole", "chunked")]
+    for url in urls:
+        ingest_and_build(url, landing, "2026-03-01", "2026-03-02")
+    score(urls[0], landing, "2026-03-01", "2026-03-02")
+    monkeypatch.setattr("perf_pipeline.daily.CHUNK_DAYS", 1)  # the run scores its range in chunks of one day
+    chunked = score(urls[1], landing, "2026-03-01", "2026-03-02")
+    assert metadata(chunked)["rows"] == 12  # the range's figures add up its chunks
+    for table in (task_scores, collaboration_scores, panel_reviews):
+        assert rows(urls[0], table) == rows(urls[1], table)
+
+
 def test_a_wrong_configuration_names_the_file_and_the_key(config_file) -> None:
     path = config_file(quality={"weights": {"judge": -1}}, judge={"concurrency": 0})
     with pytest.raises(ConfigError) as error:
