@@ -80,10 +80,12 @@ def rows_of_day(_day: dt.date, rows: pd.DataFrame) -> dict[str, Any]:
 
 
 def record_days(context: AssetExecutionContext, asset_key: str, frame: pd.DataFrame, date_column: str,
-                figures: Callable[[dt.date, pd.DataFrame], Mapping[str, Any]] = rows_of_day) -> None:
-    """One observation per day of the run's range, with ``figures(day, rows)`` of that day's rows of
-    ``frame`` (a day without rows is recorded too: its figures are those of an empty frame)."""
-    first, last = partition_days(context)
+                figures: Callable[[dt.date, pd.DataFrame], Mapping[str, Any]] = rows_of_day,
+                days: tuple[dt.date, dt.date] | None = None) -> None:
+    """One observation per day of the run's range (or of ``days``, a part of it), with ``figures(day,
+    rows)`` of that day's rows of ``frame`` (a day without rows is recorded too: its figures are
+    those of an empty frame)."""
+    first, last = days or partition_days(context)
     by_day = dict(tuple(frame.groupby(date_column, sort=False))) if not frame.empty else {}
     for day in days_between(first, last):
         rows = by_day.get(day, frame.iloc[0:0])

@@ -45,7 +45,14 @@ from perf_pipeline.aggregates.summaries import PROJECT_SUMS, node_performance, n
 from perf_pipeline.aggregates.trends import TheilSenTrendStrategy, daily_metric_values
 from perf_pipeline.aggregates.windows import RollingWindowStrategy
 from perf_pipeline.config import MAX_WINDOW_DAYS
-from perf_pipeline.daily import daily_asset, daily_multi_asset, partition_days, range_metadata, record_days
+from perf_pipeline.daily import (
+    daily_asset,
+    daily_multi_asset,
+    day_chunks,
+    partition_days,
+    range_metadata,
+    record_days,
+)
 from perf_pipeline.jobs import AGGREGATES
 from perf_pipeline.partitions import days_between, trailing_days
 from perf_pipeline.resources import AggregatesResource, WarehouseResource
@@ -89,7 +96,8 @@ def _write(context: AssetExecutionContext, conn: Connection, table: Table, first
     """Replace the rows of [first, last] (by as_of_date, or date) of ``table`` (the asset of the same
     name) with ``frame``'s, and record each day's row count."""
     date_column = "as_of_date" if "as_of_date" in table.c else "date"
-    record_days(context, table.name, frame if not frame.empty else pd.DataFrame(columns=[date_column]), date_column)
+    record_days(context, table.name, frame if not frame.empty else pd.DataFrame(columns=[date_column]), date_column,
+                days=(first, last))
     return replace_partition_frame(conn, table, first, last, frame, date_column=date_column)
 
 
@@ -100,13 +108,16 @@ def _write(context: AssetExecutionContext, conn: Connection, table: Table, first
                           "prompt version) and day: counts and sums from which every window metric is derived."))
 def daily_rollups_asset(context: AssetExecutionContext, warehouse: WarehouseResource) -> Iterator[Any]:
     first, last = partition_days(context)
+    rows, entities = 0, pd.Series(dtype="int64")
     with warehouse.engine().begin() as conn:
-        rollups = compute_rollups(read_scored_tasks(conn, first, last), read_collaboration(conn, first, last))
-        rows = _write(context, conn, daily_rollups, first, last, rollups)
+        for start, end in day_chunks(first, last):  # a week at a time: memory follows a week's tasks
+            rollups = compute_rollups(read_scored_tasks(conn, start, end), read_collaboration(conn, start, end))
+            rows += _write(context, conn, daily_rollups, start, end, rollups)
+            entities = entities.add(rollups.groupby("entity_type").size(), fill_value=0)
         check = rollups_check(conn, first, last)
     yield MaterializeResult(metadata=range_metadata(context, {
         "partition_range": f"{first}..{last}", "rows": rows,
-        **{f"entities_{kind}": int(n) for kind, n in rollups.groupby("entity_type").size().items()}}))
+        **{f"entities_{kind}": int(n) for kind, n in entities.items()}}))
     yield check
 
 
@@ -129,16 +140,20 @@ def window_stats_asset(context: AssetExecutionContext, warehouse: WarehouseResou
                        aggregates: AggregatesResource) -> Iterator[Any]:
     first, last = partition_days(context)
     config = aggregates.config()
+    strategy = RollingWindowStrategy(config.windows, config.min_points)
+    rows = ok = 0
+    days_read: set[dt.date] = set()
     with warehouse.engine().begin() as conn:
-        rollups = read_rollups(conn, first - HISTORY, last)
-        stats = RollingWindowStrategy(config.windows, config.min_points).compute(rollups, days_between(first, last))
-        rows = _write(context, conn, window_stats, first, last, stats)
+        for start, end in day_chunks(first, last):  # a week of as-of days at a time: bounded memory
+            rollups = read_rollups(conn, start - HISTORY, end)
+            stats = strategy.compute(rollups, days_between(start, end))
+            rows += _write(context, conn, window_stats, start, end, stats)
+            ok += int((stats["status"] == "ok").sum()) if not stats.empty else 0
+            days_read.update(rollups["date"].tolist())
         check = windows_check(conn, first, last, config.min_points)
-    ok = stats[stats["status"] == "ok"] if not stats.empty else stats
     yield MaterializeResult(metadata=range_metadata(context, {
-        "partition_range": f"{first}..{last}", "rows": rows, "rows_ok": len(ok),
-        "rows_insufficient_data": rows - len(ok), "rollup_days_read": int(rollups["date"].nunique())
-        if not rollups.empty else 0}))
+        "partition_range": f"{first}..{last}", "rows": rows, "rows_ok": ok,
+        "rows_insufficient_data": rows - ok, "rollup_days_read": len(days_read)}))
     yield check
 
 
@@ -153,11 +168,14 @@ def trends_asset(context: AssetExecutionContext, warehouse: WarehouseResource,
     config = aggregates.config()
     strategy = TheilSenTrendStrategy(config.windows, config.trend_metrics, config.min_points,
                                      config.trend_min_relative_change)
+    rows, directions = 0, pd.Series(dtype="int64")
     with warehouse.engine().begin() as conn:
-        daily = read_days(conn, daily_metrics, "date", first - HISTORY, last)
-        result = strategy.compute(daily, days_between(first, last))
-        rows = _write(context, conn, trends, first, last, result)
-    directions = result["direction"].value_counts().to_dict() if not result.empty else {}
+        for start, end in day_chunks(first, last):  # a week of as-of days at a time: bounded memory
+            daily = read_days(conn, daily_metrics, "date", start - HISTORY, end)
+            result = strategy.compute(daily, days_between(start, end))
+            rows += _write(context, conn, trends, start, end, result)
+            if not result.empty:
+                directions = directions.add(result["direction"].value_counts(), fill_value=0)
     return MaterializeResult(metadata=range_metadata(context, {"partition_range": f"{first}..{last}", "rows": rows,
                                        **{f"direction_{k}": int(v) for k, v in directions.items()}}))
 
@@ -310,12 +328,17 @@ def node_performance_asset(context: AssetExecutionContext, warehouse: WarehouseR
                            aggregates: AggregatesResource) -> MaterializeResult:
     first, last = partition_days(context)
     config = aggregates.config()
+    rows, statuses = 0, pd.Series(dtype="int64")
     with warehouse.engine().begin() as conn:
-        rollups = read_days(conn, node_rollups_table, "date", first - HISTORY, last)
-        performance = node_performance(rollups, days_between(first, last), sorted(config.windows), config.min_points)
-        rows = _write(context, conn, node_performance_table, first, last, performance)
+        for start, end in day_chunks(first, last):  # a week of as-of days at a time: bounded memory
+            rollups = read_days(conn, node_rollups_table, "date", start - HISTORY, end)
+            performance = node_performance(rollups, days_between(start, end), sorted(config.windows),
+                                           config.min_points)
+            rows += _write(context, conn, node_performance_table, start, end, performance)
+            if not performance.empty:
+                statuses = statuses.add(performance["status"].value_counts(), fill_value=0)
     return MaterializeResult(metadata=range_metadata(context, {"partition_range": f"{first}..{last}", "rows": rows,
-                                       **_counts(performance, "status")}))
+                                       **{f"status_{k}": int(v) for k, v in statuses.items()}}))
 
 
 AGGREGATE_ASSETS = [daily_rollups_asset, daily_metrics_asset, window_stats_asset, trends_asset, baselines_and_anomalies,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from pathlib import Path
 
+import pytest
 import sqlalchemy as sa
 from dagster import materialize
 
@@ -62,6 +63,21 @@ def test_a_backfilled_range_equals_its_days_one_by_one(tmp_path: Path, landing: 
     for table in AGGREGATE_TABLES:
         assert rows(urls[0], table) == rows(urls[1], table), table.name
         assert table.name == "anomalies" or len(rows(urls[0], table)) > 0, table.name
+
+
+def test_a_range_built_in_chunks_equals_one_pass(tmp_path: Path, landing: Path,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    many_days(landing)
+    last = FIRST + dt.timedelta(days=DAYS - 1)
+    urls = [f"sqlite:///{tmp_path / name}.db" for name in ("one_pass", "chunks")]
+    for url in urls:
+        ingest_and_build(url, landing, FIRST.isoformat(), last.isoformat())
+        score(url, landing, FIRST.isoformat(), last.isoformat())
+    aggregate(urls[0], landing, FIRST, last)
+    monkeypatch.setattr("perf_pipeline.daily.CHUNK_DAYS", 3)  # the range in chunks of 3 days
+    aggregate(urls[1], landing, FIRST, last)
+    for table in AGGREGATE_TABLES:
+        assert rows(urls[0], table) == rows(urls[1], table), table.name
 
 
 def test_aggregates_on_each_warehouse(warehouse_url: str, landing: Path) -> None:
