@@ -62,11 +62,15 @@ def partition_days(context: AssetExecutionContext) -> tuple[dt.date, dt.date]:
 # A run over a range reads and writes the heaviest tables this many days at a time, so that its
 # memory follows a week's data, not the range's (a year's backfill of a fleet's logs is tens of GB).
 CHUNK_DAYS = 7
+# Windowed aggregates go this many as-of days at a time: each chunk reads the 89 days of history
+# before it again, so their chunks are longer (memory follows the outputs of 4 weeks).
+AS_OF_CHUNK_DAYS = 28
 
 
-def day_chunks(first: dt.date, last: dt.date, days: int | None = None) -> list[tuple[dt.date, dt.date]]:
-    """[first, last] cut into consecutive ranges of at most ``days`` (CHUNK_DAYS) days, in order."""
-    step = dt.timedelta(days=days or CHUNK_DAYS)
+def day_chunks(first: dt.date, last: dt.date, as_of: bool = False) -> list[tuple[dt.date, dt.date]]:
+    """[first, last] cut into consecutive ranges of at most CHUNK_DAYS days (AS_OF_CHUNK_DAYS for
+    ``as_of`` days of windowed aggregates), in order."""
+    step = dt.timedelta(days=AS_OF_CHUNK_DAYS if as_of else CHUNK_DAYS)
     chunks = []
     start = first
     while start <= last:

@@ -144,7 +144,7 @@ def window_stats_asset(context: AssetExecutionContext, warehouse: WarehouseResou
     rows = ok = 0
     days_read: set[dt.date] = set()
     with warehouse.engine().begin() as conn:
-        for start, end in day_chunks(first, last):  # a week of as-of days at a time: bounded memory
+        for start, end in day_chunks(first, last, as_of=True):  # 4 weeks of as-of days at a time
             rollups = read_rollups(conn, start - HISTORY, end)
             stats = strategy.compute(rollups, days_between(start, end))
             rows += _write(context, conn, window_stats, start, end, stats)
@@ -170,7 +170,7 @@ def trends_asset(context: AssetExecutionContext, warehouse: WarehouseResource,
                                      config.trend_min_relative_change)
     rows, directions = 0, pd.Series(dtype="int64")
     with warehouse.engine().begin() as conn:
-        for start, end in day_chunks(first, last):  # a week of as-of days at a time: bounded memory
+        for start, end in day_chunks(first, last, as_of=True):  # 4 weeks of as-of days at a time
             daily = read_days(conn, daily_metrics, "date", start - HISTORY, end)
             result = strategy.compute(daily, days_between(start, end))
             rows += _write(context, conn, trends, start, end, result)
@@ -330,7 +330,7 @@ def node_performance_asset(context: AssetExecutionContext, warehouse: WarehouseR
     config = aggregates.config()
     rows, statuses = 0, pd.Series(dtype="int64")
     with warehouse.engine().begin() as conn:
-        for start, end in day_chunks(first, last):  # a week of as-of days at a time: bounded memory
+        for start, end in day_chunks(first, last, as_of=True):  # 4 weeks of as-of days at a time
             rollups = read_days(conn, node_rollups_table, "date", start - HISTORY, end)
             performance = node_performance(rollups, days_between(start, end), sorted(config.windows),
                                            config.min_points)

@@ -75,6 +75,7 @@ def test_a_range_built_in_chunks_equals_one_pass(tmp_path: Path, landing: Path,
         score(url, landing, FIRST.isoformat(), last.isoformat())
     aggregate(urls[0], landing, FIRST, last)
     monkeypatch.setattr("perf_pipeline.daily.CHUNK_DAYS", 3)  # the range in chunks of 3 days
+    monkeypatch.setattr("perf_pipeline.daily.AS_OF_CHUNK_DAYS", 5)
     aggregate(urls[1], landing, FIRST, last)
     for table in AGGREGATE_TABLES:
         assert rows(urls[0], table) == rows(urls[1], table), table.name
