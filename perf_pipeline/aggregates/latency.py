@@ -77,9 +77,9 @@ def range_percentiles(histograms: Sequence[Mapping[str, int] | None], lo: np.nda
     percentiles (NaN when empty) of the range's merged histogram, as ``percentiles(merge(...))``
     gives them.
 
-    Rows are laid out dense (BINS counts each) and cumulated, so a range's histogram is the
-    difference of two cumulated rows; they go in blocks of about ``max_cells`` counts, cut where no
-    range crosses.
+    The rows between consecutive range bounds are added up dense (BINS counts each) and cumulated,
+    so a range's histogram is the difference of two cumulated rows; rows go in blocks of about
+    ``max_cells`` counts, cut where no range crosses.
     """
     n_rows, n_ranges = len(histograms), len(lo)
     totals = np.zeros(n_ranges, dtype=np.int64)
@@ -103,13 +103,18 @@ def range_percentiles(histograms: Sequence[Mapping[str, int] | None], lo: np.nda
         fitting = later[later <= row + block_rows]
         end = int(fitting[-1] if len(fitting) else later[0])
         inside = np.flatnonzero((lo >= row) & (hi <= end) & (hi > lo))
+        # Only the rows where a range starts or ends need a cumulated row: the rows between two such
+        # bounds are added up as one segment (a single as-of day has a few bounds per group).
+        bounds = np.unique(np.concatenate([[0, end - row], lo[inside] - row, hi[inside] - row]))
         first, last = entry_start[row], entry_start[end]
-        # Row r of the block is dense row r + 1; dense row 0 stays empty, so cumulated row i sums rows < i.
-        entry_row = np.repeat(np.arange(1, end - row + 1), lengths[row:end])
-        dense = np.bincount(entry_row * BINS + np.minimum(bins[first:last], BINS - 1),
-                            weights=counts[first:last], minlength=(end - row + 1) * BINS)
-        cumulated = dense.reshape(end - row + 1, BINS).astype(np.int64).cumsum(axis=0)
-        _block_percentiles(cumulated, lo[inside] - row, hi[inside] - row, inside, qs, totals, values)
+        entry_row = np.repeat(np.arange(end - row), lengths[row:end])
+        segment = np.searchsorted(bounds, entry_row, side="right") - 1
+        dense = np.bincount(segment * BINS + np.minimum(bins[first:last], BINS - 1), weights=counts[first:last],
+                            minlength=(len(bounds) - 1) * BINS).reshape(len(bounds) - 1, BINS)
+        cumulated = np.zeros((len(bounds), BINS), dtype=np.int64)  # row i: the rows before bounds[i]
+        cumulated[1:] = dense.astype(np.int64).cumsum(axis=0)
+        _block_percentiles(cumulated, np.searchsorted(bounds, lo[inside] - row),
+                           np.searchsorted(bounds, hi[inside] - row), inside, qs, totals, values)
         row = end
     return totals, values
 

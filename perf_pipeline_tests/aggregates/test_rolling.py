@@ -346,3 +346,19 @@ def test_histograms_count_each_groups_known_bins() -> None:
         if bin_ >= 0:  # unknown response times (-1) are counted nowhere
             expected[group][str(bin_)] = expected[group].get(str(bin_), 0) + 1
     assert latency.histograms(groups, bins, 52) == expected  # groups 50 and 51 have no rows: empty
+
+
+@pytest.mark.parametrize("max_cells", [8_000_000, 40_000, 800])  # one block, several, a row per block
+def test_range_percentiles_are_those_of_the_merged_histograms(max_cells: int) -> None:
+    rng = np.random.default_rng(11)
+    histograms = [None if rng.random() < 0.05 else {} if rng.random() < 0.05 else
+                  {str(b): int(rng.integers(1, 5)) for b in rng.integers(0, latency.BINS, rng.integers(1, 6))}
+                  for _ in range(2000)]
+    lo = rng.integers(0, 2000, 3000)
+    hi = np.minimum(lo + rng.integers(0, 100, 3000), 2000)  # overlapping ranges, empty ones too
+    totals, (p50, p95) = latency.range_percentiles(histograms, lo, hi, (50, 95), max_cells=max_cells)
+    for i in range(len(lo)):
+        merged = latency.merge(histograms[lo[i]:hi[i]])
+        expected = latency.percentiles(merged, (50, 95))
+        assert [None if np.isnan(v) else v for v in (p50[i], p95[i])] == expected
+        assert totals[i] == sum(merged.values())
