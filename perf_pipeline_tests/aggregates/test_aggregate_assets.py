@@ -50,13 +50,19 @@ def aggregate(url: str, landing: Path, first: dt.date, last: dt.date | None = No
     assert len(checks) == 3 and all(check.passed for check in checks)
 
 
-def test_a_backfilled_range_equals_its_days_one_by_one(tmp_path: Path, landing: Path) -> None:
+def scored_warehouses(tmp_path: Path, landing: Path, names: tuple[str, str]) -> tuple[list[str], dt.date]:
+    """Two warehouses with the same many days ingested, built and scored; and the last day."""
     many_days(landing)
     last = FIRST + dt.timedelta(days=DAYS - 1)
-    urls = [f"sqlite:///{tmp_path / name}.db" for name in ("range", "days")]
+    urls = [f"sqlite:///{tmp_path / name}.db" for name in names]
     for url in urls:
         ingest_and_build(url, landing, FIRST.isoformat(), last.isoformat())
         score(url, landing, FIRST.isoformat(), last.isoformat())
+    return urls, last
+
+
+def test_a_backfilled_range_equals_its_days_one_by_one(tmp_path: Path, landing: Path) -> None:
+    urls, last = scored_warehouses(tmp_path, landing, ("range", "days"))
     aggregate(urls[0], landing, FIRST, last)
     for d in range(DAYS):
         aggregate(urls[1], landing, FIRST + dt.timedelta(days=d))
@@ -67,12 +73,7 @@ def test_a_backfilled_range_equals_its_days_one_by_one(tmp_path: Path, landing: 
 
 def test_a_range_built_in_chunks_equals_one_pass(tmp_path: Path, landing: Path,
                                                 monkeypatch: pytest.MonkeyPatch) -> None:
-    many_days(landing)
-    last = FIRST + dt.timedelta(days=DAYS - 1)
-    urls = [f"sqlite:///{tmp_path / name}.db" for name in ("one_pass", "chunks")]
-    for url in urls:
-        ingest_and_build(url, landing, FIRST.isoformat(), last.isoformat())
-        score(url, landing, FIRST.isoformat(), last.isoformat())
+    urls, last = scored_warehouses(tmp_path, landing, ("one_pass", "chunks"))
     aggregate(urls[0], landing, FIRST, last)
     monkeypatch.setattr("perf_pipeline.daily.CHUNK_DAYS", 3)  # the range in chunks of 3 days
     monkeypatch.setattr("perf_pipeline.daily.AS_OF_CHUNK_DAYS", 5)
