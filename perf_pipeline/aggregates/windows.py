@@ -98,14 +98,14 @@ def window_metrics(rollups: pd.DataFrame, keys: Sequence[str]) -> pd.DataFrame:
 
 
 def windowed_metrics(rollups: pd.DataFrame, keys: Sequence[str], as_of: Sequence[dt.date],
-                     window_days: Sequence[int]) -> pd.DataFrame:
-    """Metrics per as-of day, window and ``keys`` with rollup rows in the window, in that order (the
-    columns as_of_date, window_days, the keys, then the metrics): ``window_metrics`` of every window
-    in one pass."""
+                     window_days: Sequence[int], present_in: int | None = None) -> pd.DataFrame:
+    """Metrics per as-of day, window and ``keys`` with rollup rows in the window (or, with
+    ``present_in``, in the window of that many days), in that order (the columns as_of_date,
+    window_days, the keys, then the metrics): ``window_metrics`` of every window in one pass."""
     if rollups.empty or not as_of:
         return pd.DataFrame(columns=["as_of_date", "window_days", *keys])
     groups = Groups.of(rollups, keys)
-    found = rolling.windows(groups, as_of, sorted(window_days))
+    found = rolling.windows(groups, as_of, sorted(window_days), present_in=present_in)
     metrics = metrics_from_sums(range_sums(groups.rows, SUMMED, found.lo, found.hi),
                                 latency_figures(groups.rows, found.lo, found.hi))
     return pd.concat([pd.DataFrame({"as_of_date": np.asarray(as_of, dtype=object)[found.as_of],
@@ -125,13 +125,7 @@ class RollingWindowStrategy:
         the longest window gets a row in each window (absent means 0 tasks)."""
         if rollups.empty or not as_of:
             return pd.DataFrame(columns=WINDOW_COLUMNS)
-        groups = Groups.of(rollups, KEYS)
-        found = rolling.windows(groups, as_of, self.windows, present_in=self.windows[-1])
-        metrics = metrics_from_sums(range_sums(groups.rows, SUMMED, found.lo, found.hi),
-                                    latency_figures(groups.rows, found.lo, found.hi))
-        stats = pd.concat([groups.keys.iloc[found.group].reset_index(drop=True),
-                           pd.DataFrame({"as_of_date": np.asarray(as_of, dtype=object)[found.as_of],
-                                         "window_days": found.window_days}), metrics], axis=1)
+        stats = windowed_metrics(rollups, KEYS, as_of, self.windows, present_in=self.windows[-1])
         return with_status(stats, self.min_points)[WINDOW_COLUMNS]
 
 
