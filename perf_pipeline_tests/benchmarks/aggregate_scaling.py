@@ -1,16 +1,17 @@
 """Benchmark: the time to materialize one new day of aggregates, with a long and a short history.
 
-    python -m perf_pipeline_tests.benchmarks.aggregate_scaling --history-days 365 30 --agents 200 \\
-        --tasks-per-day 5000
+    python -m perf_pipeline_tests.benchmarks.aggregate_scaling --history-days 365 120 30 --agents 1100 \\
+        --tasks-per-day 6600
 
 For each history length, a fresh SQLite warehouse gets synthetic scored tasks: the daily rollups,
 daily metrics and node rollups of every history day, built with the pipeline's own rollup code and written
 directly (ingesting and scoring 1.8 million tasks would measure those steps, not this one), plus
 the task, step and score rows of the last 30 days (what prompt-version comparisons read). Then the
-new day's 5,000 tasks are written and every aggregate asset is materialized for that one
-partition through Dagster, one asset after the other, each timed. Windows read rollups, never
-tasks, so the new day's cost should follow the day's work, not the history: the report gives the
-ratio of the two totals (the goal is at most 1.5).
+new day's tasks are written and every aggregate asset is materialized for that one partition
+through Dagster, one asset after the other, each timed. Windows read rollups, never tasks, so past
+the longest window (90 days) the new day's cost should follow the day's work, not the history: the
+report gives the ratio of each total to the shortest history's (a history shorter than 90 days
+has fewer points in the 90-day windows, and so costs less).
 """
 
 from __future__ import annotations
@@ -180,7 +181,7 @@ def main() -> None:
     for days, seconds in sorted(totals.items(), reverse=True):
         if days != shortest:
             print(f"one new day with {days} days of history / with {shortest} days: "
-                  f"{seconds / totals[shortest]:.2f}x ({seconds:.2f} s / {totals[shortest]:.2f} s; goal: at most 1.5x)")
+                  f"{seconds / totals[shortest]:.2f}x ({seconds:.2f} s / {totals[shortest]:.2f} s)")
 
 if __name__ == "__main__":
     main()
