@@ -43,7 +43,7 @@ from perf_pipeline.aggregates.store import (
 )
 from perf_pipeline.aggregates.summaries import PROJECT_SUMS, node_performance, node_rollups, project_summaries
 from perf_pipeline.aggregates.trends import TheilSenTrendStrategy, daily_metric_values
-from perf_pipeline.aggregates.windows import RollingWindowStrategy
+from perf_pipeline.aggregates.windows import SUMMED, RollingWindowStrategy
 from perf_pipeline.config import MAX_WINDOW_DAYS
 from perf_pipeline.daily import (
     daily_asset,
@@ -145,7 +145,7 @@ def window_stats_asset(context: AssetExecutionContext, warehouse: WarehouseResou
     days_read: set[dt.date] = set()
     with warehouse.engine().begin() as conn:
         for start, end in day_chunks(first, last, as_of=True):  # 4 weeks of as-of days at a time
-            rollups = read_rollups(conn, start - HISTORY, end)
+            rollups = read_rollups(conn, start - HISTORY, end, columns=[*SUMMED, "response_time_histogram"])
             stats = strategy.compute(rollups, days_between(start, end))
             rows += _write(context, conn, window_stats, start, end, stats)
             ok += int((stats["status"] == "ok").sum()) if not stats.empty else 0
