@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
-import io
+import json
 
 import pandas as pd
 import sqlalchemy as sa
@@ -16,7 +16,12 @@ LINEAGE = ["content_hash", "source_file", "line_number"]
 
 
 def read_staged(conn: Connection, event_type: str, first_day: dt.date, last_day: dt.date) -> pd.DataFrame:
-    """Staged events of one type whose partition is in [first_day, last_day], payload parsed."""
+    """Staged events of one type whose partition is in [first_day, last_day], payload parsed.
+
+    Each payload is parsed by ``json.loads`` (exact floats) and the objects become the frame's rows,
+    their keys its columns in order of first appearance: the frame ``pandas.read_json(lines=True,
+    dtype=False, precise_float=True)`` gives for these validated payloads (their timestamps are
+    strings), at a quarter of its time (compared in the events tests)."""
     query = (sa.select(staged_events.c.payload, staged_events.c.partition_date, *[staged_events.c[c] for c in LINEAGE])
              .where(staged_events.c.event_type == event_type,
                     staged_events.c.partition_date.between(first_day, last_day))
@@ -24,8 +29,7 @@ def read_staged(conn: Connection, event_type: str, first_day: dt.date, last_day:
     rows = conn.execute(query).all()
     if not rows:
         return pd.DataFrame()
-    payloads = pd.read_json(io.StringIO("\n".join(r.payload for r in rows)), lines=True, dtype=False,
-                            precise_float=True)
+    payloads = pd.DataFrame.from_records([json.loads(r.payload) for r in rows])
     lineage = pd.DataFrame([r[1:] for r in rows], columns=["partition_date", *LINEAGE])
     return pd.concat([payloads, lineage], axis=1)
 

@@ -2,19 +2,24 @@
 
 from __future__ import annotations
 
+import datetime as dt
+import io
 from pathlib import Path
 
+import pandas as pd
 import pytest
 import sqlalchemy as sa
 from dagster import materialize
 
 from perf_pipeline.events.assets import DAILY_EVENT_ASSETS, objective_templates_asset
+from perf_pipeline.events.transform import LINEAGE, read_staged
 from perf_pipeline.ingest.assets import ingest_landing_files
 from perf_pipeline.ingest.checks import ingest_conservation
 from perf_pipeline.launcher import RANGE_END_TAG, RANGE_START_TAG
 from perf_pipeline.resources import LandingZoneResource, WarehouseResource
 from perf_pipeline.warehouse.db import warehouse_engine
-from perf_pipeline.warehouse.schema import EVENT_TABLES, objective_templates, task_steps
+from perf_pipeline.synthetic.generator import generate_logs
+from perf_pipeline.warehouse.schema import EVENT_TABLES, objective_templates, staged_events, task_steps
 from perf_pipeline_tests.events_factory import DROP, feedback, message, peer_evaluation, task, write_jsonl
 
 DAYS = ["2026-03-01", "2026-03-02", "2026-03-03"]
@@ -166,3 +171,30 @@ def test_a_missing_landing_folder_fails_the_asset_with_its_path(tmp_path: Path) 
     assert not result.success
     [failure] = [e for e in result.all_events if e.is_step_failure]
     assert "missing does not exist" in failure.step_failure_data.user_failure_data.description
+
+
+def _read_json_reference(conn, event_type: str, first: dt.date, last: dt.date) -> pd.DataFrame:
+    """``read_staged`` as it was: the day's payloads parsed by ``pandas.read_json`` in one go."""
+    query = (sa.select(staged_events.c.payload, staged_events.c.partition_date,
+                       *[staged_events.c[c] for c in LINEAGE])
+             .where(staged_events.c.event_type == event_type, staged_events.c.partition_date.between(first, last))
+             .order_by(staged_events.c.partition_date, staged_events.c.event_id))
+    rows = conn.execute(query).all()
+    payloads = pd.read_json(io.StringIO("\n".join(r.payload for r in rows)), lines=True, dtype=False,
+                            precise_float=True)
+    lineage = pd.DataFrame([r[1:] for r in rows], columns=["partition_date", *LINEAGE])
+    return pd.concat([payloads, lineage], axis=1)
+
+
+def test_staged_payloads_parse_as_pandas_read_json_did(warehouse_url: str, landing: Path) -> None:
+    """Synthetic logs with every kind of odd line (missing optional fields, nulls, nested steps,
+    extra fields, offsets): each event type's staged payloads give the frame read_json gave."""
+    generate_logs(landing, start=dt.date(2026, 3, 1), days=3, agents=6, tasks_per_day=120, malformed_rate=0.05)
+    three_day_file(landing)
+    ingest(warehouse_url, landing)
+    with warehouse_engine(warehouse_url).connect() as conn:
+        first, last = dt.date(2026, 2, 27), dt.date(2026, 3, 5)
+        for event_type in EVENT_TABLES:
+            new, old = read_staged(conn, event_type, first, last), _read_json_reference(conn, event_type, first, last)
+            assert len(new) > 0, event_type
+            pd.testing.assert_frame_equal(new, old, check_exact=True)
