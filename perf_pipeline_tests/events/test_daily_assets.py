@@ -17,8 +17,8 @@ from perf_pipeline.ingest.assets import ingest_landing_files
 from perf_pipeline.ingest.checks import ingest_conservation
 from perf_pipeline.launcher import RANGE_END_TAG, RANGE_START_TAG
 from perf_pipeline.resources import LandingZoneResource, WarehouseResource
-from perf_pipeline.warehouse.db import warehouse_engine
 from perf_pipeline.synthetic.generator import generate_logs
+from perf_pipeline.warehouse.db import warehouse_engine
 from perf_pipeline.warehouse.schema import EVENT_TABLES, objective_templates, staged_events, task_steps
 from perf_pipeline_tests.events_factory import DROP, feedback, message, peer_evaluation, task, write_jsonl
 
