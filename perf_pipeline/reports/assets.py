@@ -16,8 +16,9 @@ from perf_pipeline.automation import rebuild_when_upstream_changes
 from perf_pipeline.daily import daily_asset, partition_days, range_metadata, record_days
 from perf_pipeline.jobs import REPORTS
 from perf_pipeline.partitions import days_between, days_of_week, weekly_partitions
-from perf_pipeline.reports.content import Period
-from perf_pipeline.reports.publish import AlreadyPosted, due, post, render, save
+from perf_pipeline.reports.charts import ChartDrawer
+from perf_pipeline.reports.content import Period, gather
+from perf_pipeline.reports.publish import AlreadyPosted, due, post, save, write
 from perf_pipeline.resources import (
     WAREHOUSE_POOL,
     AlertsResource,
@@ -33,24 +34,34 @@ REPORT_DEPS = ["task_events", "task_scores", "daily_metrics", "window_stats", "t
 
 def _publish(context: AssetExecutionContext, periods: list[Period], warehouse: WarehouseResource,
              reports: ReportsResource, notify: NotifyResource, now: dt.datetime) -> dict[str, Any]:
-    """Render, save and (when due) post each period; the figures of the last one. A daily report
-    records each day's figures as that day's (``daily.record_days``)."""
+    """Render, save and (when due) post each period; the figures of the last one. The reports are
+    gathered one after the other while their charts are drawn (``ChartDrawer``: by worker processes
+    in a backfill), then each is written, saved and posted in a transaction of its own. A daily
+    report records each day's figures as that day's (``daily.record_days``)."""
     folder = reports.folder()
+    engine = warehouse.engine()
     posted = 0
     by_day = []
-    for period in periods:
-        with warehouse.engine().begin() as conn:
-            rendered = render(conn, period, folder)
-            save(conn, rendered, now)
-            destinations = notify.destinations()
-            if due(period, now.date()) and destinations:
-                try:
-                    post(conn, period.kind, period.label, destinations, now)
-                    posted += 1
-                except AlreadyPosted:
-                    pass  # a re-run of a posted period: rendered again, not posted again
-        context.log.info(f"{rendered.title}: {rendered.html_path}")
-        by_day.append({"date": period.first, **_numbers(rendered.figures)})
+    with ChartDrawer(len(periods)) as drawer:
+        gathered = []
+        for period in periods:
+            with engine.connect() as conn:
+                report = gather(conn, period)
+            gathered.append((report, drawer.submit(report)))
+        for report, pictures in gathered:
+            period = report.period
+            rendered = write(report, pictures(), folder)
+            with engine.begin() as conn:
+                save(conn, rendered, now)
+                destinations = notify.destinations()
+                if due(period, now.date()) and destinations:
+                    try:
+                        post(conn, period.kind, period.label, destinations, now)
+                        posted += 1
+                    except AlreadyPosted:
+                        pass  # a re-run of a posted period: rendered again, not posted again
+            context.log.info(f"{rendered.title}: {rendered.html_path}")
+            by_day.append({"date": period.first, **_numbers(rendered.figures)})
     if periods[0].kind == "daily":
         record_days(context, "daily_report", pd.DataFrame(by_day), "date",
                     lambda _day, rows: rows.iloc[0].drop("date").dropna().to_dict() if len(rows) else {})

@@ -19,8 +19,7 @@ from sqlalchemy import Connection
 
 from perf_pipeline.notify.outbox import SLACK, WEBHOOK, enqueue
 from perf_pipeline.notify.webhook import PAYLOAD_SCHEMA
-from perf_pipeline.reports.charts import charts
-from perf_pipeline.reports.content import DAILY, Period, gather
+from perf_pipeline.reports.content import DAILY, Period, Report
 from perf_pipeline.reports.render import html, markdown, slack_blocks, title
 from perf_pipeline.warehouse.schema import notification_outbox, reports
 
@@ -40,11 +39,10 @@ class Rendered:
     figures: dict[str, Any]
 
 
-def render(conn: Connection, period: Period, folder: Path) -> Rendered:
-    """Gather the period's report and write it under ``folder``/kind/period: report.html (self-
+def write(report: Report, pictures: dict[str, bytes], folder: Path) -> Rendered:
+    """Write ``report`` with its charts (``pictures``) under ``folder``/kind/period: report.html (self-
     contained), report.md and one PNG per chart."""
-    report = gather(conn, period)
-    pictures = charts(report)
+    period = report.period
     target = folder / period.kind / period.label
     target.mkdir(parents=True, exist_ok=True)
     html_path = target / "report.html"

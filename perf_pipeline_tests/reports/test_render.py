@@ -15,7 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from perf_pipeline.notify import blocks
-from perf_pipeline.reports.charts import COST_PER_TASK, SCORE_TREND, charts
+from perf_pipeline.reports.charts import COST_PER_TASK, POOL_MIN_REPORTS, SCORE_TREND, ChartDrawer, charts
 from perf_pipeline.reports.content import (
     AgentTrend,
     Alert,
@@ -26,6 +26,7 @@ from perf_pipeline.reports.content import (
     Totals,
 )
 from perf_pipeline.reports.render import SECTIONS, html, markdown, slack_blocks
+from perf_pipeline.settings import usable_cpus
 from perf_pipeline_tests.reports.test_content import planted_week
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -128,6 +129,20 @@ def test_charts_are_the_same_bytes_every_time_and_none_without_data(report: Repo
     assert charts(empty) == {}
     assert "Daily overall score, last 30 days: no data." in html(empty, {})
     assert "Average cost per task by provider: no data." in html(empty, {})
+
+
+def test_a_backfill_draws_in_workers_the_bytes_drawn_in_process(report: Report) -> None:
+    """A run of many reports draws their charts in worker processes: the same bytes, in order; a run
+    of a few draws them itself."""
+    days = [dataclasses.replace(report, period=Period.daily(report.period.first + dt.timedelta(days=k)))
+            for k in range(POOL_MIN_REPORTS)] + [empty_report()]
+    with ChartDrawer(len(days)) as drawer:
+        assert (drawer._pool is not None) == (usable_cpus() > 1)
+        drawn = [drawer.submit(day) for day in days]
+        assert [pictures() for pictures in drawn] == [charts(day) for day in days]
+    with ChartDrawer(POOL_MIN_REPORTS - 1) as drawer:
+        assert drawer._pool is None
+        assert drawer.submit(report)() == charts(report)
 
 
 def test_the_slack_summary_of_the_planted_week(report: Report) -> None:
