@@ -61,9 +61,8 @@ def alert_conditions_asset(context: AssetExecutionContext, warehouse: WarehouseR
     for why in unfed.values():
         context.log.warning(f"alert rule left out, it would never fire: {why}")
     rules = [rule for rule in config.rules if rule.name not in unfed]
-    entity_types = sorted({t for rule in rules for t in rule.entity_types})
     with warehouse.engine().begin() as conn:
-        held = held_conditions(rules, *read_sources(conn, first, last, entity_types))
+        held = held_conditions(rules, *read_sources(conn, first, last, rules))
         rows = replace_partition(conn, alert_conditions, first, last, frame_to_records(held),
                                  date_column="as_of_date")
     record_days(context, "alert_conditions", held, "as_of_date", _by_rule)

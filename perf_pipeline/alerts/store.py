@@ -10,6 +10,8 @@ import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy import Connection
 
+from perf_pipeline.aggregates.windows import OK
+from perf_pipeline.alerts.config import Anomaly, Rule, Threshold, Trend
 from perf_pipeline.alerts.lifecycle import KEY, RESOLUTION, Announcement
 from perf_pipeline.alerts.rules import CONDITION_COLUMNS
 from perf_pipeline.warehouse.db import insert_new_rows, read_frame, to_python_date
@@ -29,16 +31,34 @@ class SilenceError(ValueError):
 
 
 def read_sources(conn: Connection, first: dt.date, last: dt.date,
-                 entity_types: list[str]) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
-    """The ``window_stats``, ``anomalies`` and ``trends`` rows of [first, last] for ``entity_types``."""
-    def rows(table: sa.Table, date_column: str) -> pd.DataFrame:
-        frame = read_frame(conn, sa.select(table).where(table.c[date_column].between(first, last),
-                                                        table.c.entity_type.in_(entity_types)))
+                 rules: list[Rule]) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """The ``window_stats``, ``anomalies`` and ``trends`` rows of [first, last] that ``rules`` can hold
+    on: of the entity types, windows, metrics and directions they name, windows with enough data,
+    anomalies flagged as such (``held_conditions`` selects the same rows again; a fleet's windows
+    are a hundred thousand rows a month, of which the rules read a few columns of a third)."""
+    def matching(table: sa.Table, date_column: str, columns: list[str] | None,
+                 conditions: list[sa.ColumnElement[bool]]) -> pd.DataFrame:
+        selected = [table.c[name] for name in columns] if columns else list(table.c)
+        frame = read_frame(conn, sa.select(*selected).where(table.c[date_column].between(first, last),
+                                                            sa.or_(sa.false(), *conditions)))
         if not frame.empty:
             frame[date_column] = frame[date_column].map(to_python_date)
         return frame
 
-    return rows(window_stats, "as_of_date"), rows(anomalies, "date"), rows(trends, "as_of_date")
+    of_kind = {kind: [r for r in rules if isinstance(r.condition, kind)] for kind in (Threshold, Anomaly, Trend)}
+    w, a, t = window_stats.c, anomalies.c, trends.c
+    metrics = sorted({r.condition.metric for r in of_kind[Threshold]})
+    stats = matching(window_stats, "as_of_date", ["as_of_date", "entity_type", "entity_id", "window_days", "status",
+                                                  "n_tasks", *metrics],
+                     [sa.and_(w.entity_type.in_(r.entity_types), w.window_days == r.window_days, w.status == OK)
+                      for r in of_kind[Threshold]])
+    found = matching(anomalies, "date", None, [sa.and_(a.entity_type.in_(r.entity_types), a.is_anomaly)
+                                               for r in of_kind[Anomaly]])
+    fitted = matching(trends, "as_of_date", None,
+                      [sa.and_(t.entity_type.in_(r.entity_types), t.window_days == r.window_days,
+                               t.metric == r.condition.metric, t.direction == r.condition.direction)
+                       for r in of_kind[Trend]])
+    return stats, found, fitted
 
 
 # Key of the PostgreSQL advisory lock that serializes alert evaluations (a bigint of ours: "perfalrt").
