@@ -4,8 +4,9 @@
 
 Synthetic logs (the project's generator, a fixed seed) are written into a temporary folder. A fresh
 process then runs the pipeline as ``perf-pipeline run`` does (the judge off, a SQLite warehouse and
-its own DAGSTER_HOME in that folder): ``Launcher.run()`` ticks the landing sensor (the ingest) and
-follows the automation conditions until nothing more is requested, as the daemon would. Each run
+its own DAGSTER_HOME in that folder, the daily partitions starting with the first generated day):
+``Launcher.run()`` ticks the landing sensor (the ingest) and follows the automation conditions
+until nothing more is requested, as the daemon would. Each run
 it launches is timed and counted in its stage (the ingest, or the asset groups of its assets:
 events, scoring, aggregates, alerts, reports); "automation and sensors" is the rest of the time
 (evaluating the conditions, ticking the sensors). The process starts with one ``Launcher.run()`` on
@@ -71,11 +72,12 @@ def stage_of(timing: Any, graph: Any) -> str:
     return " + ".join(groups)
 
 
-def _run_pipeline(work: Path, generated: Path) -> dict[str, Any]:
-    """In a fresh process: the pipeline over the files of ``generated``, timed stage by stage."""
+def _run_pipeline(work: Path, generated: Path, first_day: dt.date) -> dict[str, Any]:
+    """In a fresh process: the pipeline over the files of ``generated`` (from ``first_day`` on, its
+    first daily partition), timed stage by stage."""
     for name in UNSET:
         os.environ.pop(name, None)
-    os.environ.update(PERF_HOME=str(work), PERF_WAREHOUSE_URL=f"sqlite:///{work / 'warehouse.db'}",
+    os.environ.update(PERF_PARTITION_START=first_day.isoformat(), PERF_HOME=str(work), PERF_WAREHOUSE_URL=f"sqlite:///{work / 'warehouse.db'}",
                       PERF_LANDING_DIR=str(work / "landing"), PERF_REPORTS_DIR=str(work / "reports"),
                       DAGSTER_HOME=str(work / "dagster"))
     (work / "landing").mkdir(parents=True, exist_ok=True)
@@ -271,7 +273,7 @@ def run_pipeline_benchmark(agents: int, days: int, tasks_per_day: int = TASKS_PE
         files = [work / "landing" / path.name for path in summary.files]
         # spawn, not fork: a fresh interpreter, whose peak memory is the pipeline's own.
         with _MemorySampler() as memory, ProcessPoolExecutor(1, mp_context=get_context("spawn")) as pool:
-            pipeline = pool.submit(_run_pipeline, work, generated).result()
+            pipeline = pool.submit(_run_pipeline, work, generated, start).result()
         conn, reference_seconds = run_reference(files)
         rows = conn.execute("SELECT (SELECT count(*) FROM reference_windows), (SELECT count(*) FROM "
                             "reference_trends), (SELECT count(*) FROM tasks)").fetchone()
