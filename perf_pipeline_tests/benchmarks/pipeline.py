@@ -31,6 +31,7 @@ pipeline ran (PSS sampled from /proc) and the largest RSS of the pipeline proces
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as dt
 import json
 import os
@@ -39,6 +40,7 @@ import shutil
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
 from multiprocessing import get_context
 from pathlib import Path
@@ -72,12 +74,11 @@ def stage_of(timing: Any, graph: Any) -> str:
     return " + ".join(groups)
 
 
-def _run_pipeline(work: Path, generated: Path, first_day: dt.date) -> dict[str, Any]:
-    """In a fresh process: the pipeline over the files of ``generated`` (from ``first_day`` on, its
-    first daily partition), timed stage by stage."""
+def _run_pipeline(work: Path, generated: Path) -> dict[str, Any]:
+    """In a fresh process: the pipeline over the files of ``generated``, timed stage by stage."""
     for name in UNSET:
         os.environ.pop(name, None)
-    os.environ.update(PERF_PARTITION_START=first_day.isoformat(), PERF_HOME=str(work), PERF_WAREHOUSE_URL=f"sqlite:///{work / 'warehouse.db'}",
+    os.environ.update(PERF_HOME=str(work), PERF_WAREHOUSE_URL=f"sqlite:///{work / 'warehouse.db'}",
                       PERF_LANDING_DIR=str(work / "landing"), PERF_REPORTS_DIR=str(work / "reports"),
                       DAGSTER_HOME=str(work / "dagster"))
     (work / "landing").mkdir(parents=True, exist_ok=True)
@@ -257,6 +258,21 @@ def agreement(conn: duckdb.DuckDBPyConnection, warehouse: str, day: str) -> dict
             "day": day, "reference_7d": last}
 
 
+@contextlib.contextmanager
+def _environment(**variables: str) -> Iterator[None]:
+    """``variables`` set in this process's environment (and so its children's) for the block."""
+    before = {name: os.environ.get(name) for name in variables}
+    os.environ.update(variables)
+    try:
+        yield
+    finally:
+        for name, value in before.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
 def run_pipeline_benchmark(agents: int, days: int, tasks_per_day: int = TASKS_PER_DAY,
                            keep: Path | None = None) -> dict[str, Any]:
     """Generate, run the pipeline in a fresh process and the reference here; every figure, as a dict."""
@@ -271,9 +287,11 @@ def run_pipeline_benchmark(agents: int, days: int, tasks_per_day: int = TASKS_PE
                                 seed=SEED)
         generate_seconds = time.perf_counter() - started
         files = [work / "landing" / path.name for path in summary.files]
-        # spawn, not fork: a fresh interpreter, whose peak memory is the pipeline's own.
-        with _MemorySampler() as memory, ProcessPoolExecutor(1, mp_context=get_context("spawn")) as pool:
-            pipeline = pool.submit(_run_pipeline, work, generated, start).result()
+        # spawn, not fork: a fresh interpreter, whose peak memory is the pipeline's own. It inherits
+        # the first partition from the environment: the partitions are defined when it imports them.
+        with (_environment(PERF_PARTITION_START=start.isoformat()), _MemorySampler() as memory,
+              ProcessPoolExecutor(1, mp_context=get_context("spawn")) as pool):
+            pipeline = pool.submit(_run_pipeline, work, generated).result()
         conn, reference_seconds = run_reference(files)
         rows = conn.execute("SELECT (SELECT count(*) FROM reference_windows), (SELECT count(*) FROM "
                             "reference_trends), (SELECT count(*) FROM tasks)").fetchone()
