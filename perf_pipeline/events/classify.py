@@ -6,6 +6,7 @@ import re
 import warnings
 from dataclasses import dataclass
 
+import numpy as np
 import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
@@ -47,7 +48,8 @@ def load_templates(conn: Connection) -> list[Template]:
 
 def classify(task_type: pd.Series, objective: pd.Series, templates: list[Template]) -> tuple[pd.Series, pd.Series]:
     """(task_type, source): reported types are kept; others take the first matching template, else
-    ``uncategorized``. Source is ``reported``, ``template`` or ``default``."""
+    ``uncategorized``. Source is ``reported``, ``template`` or ``default``. Each template is tried on
+    the objectives still unclassified only (most tasks report their type)."""
     result = task_type.astype(object).copy()
     source = pd.Series("reported", index=task_type.index, dtype=object)
     pending = result.isna()
@@ -58,7 +60,11 @@ def classify(task_type: pd.Series, objective: pd.Series, templates: list[Templat
             break
         with warnings.catch_warnings():  # templates may use groups; only whether they match matters
             warnings.filterwarnings("ignore", "This pattern is interpreted as a regular expression", UserWarning)
-            matches = pending & text.str.contains(template.pattern, flags=re.IGNORECASE, regex=True)
+            unclassified = pending.to_numpy()
+            found = np.zeros(len(text), dtype=bool)
+            found[unclassified] = text[unclassified].str.contains(template.pattern, flags=re.IGNORECASE,
+                                                                  regex=True).to_numpy(dtype=bool)
+            matches = pd.Series(found, index=text.index)
         result[matches] = template.task_type
         source[matches] = "template"
         pending &= ~matches
