@@ -42,9 +42,9 @@ from perf_pipeline.scoring.components import effective_prices, reviewer_agreemen
 from perf_pipeline.scoring.judge import JudgePrice
 from perf_pipeline.scoring.judging import JudgeRun, judge_tasks
 from perf_pipeline.scoring.store import (
+    BaselineHistory,
     judge_cost_by_day,
     orphan_counts,
-    read_baseline_history,
     read_feedback,
     read_messages,
     read_prices,
@@ -101,10 +101,11 @@ def task_scores_asset(context: AssetExecutionContext, warehouse: WarehouseResour
         context.log.info("OPENAI_API_KEY is not set: the LLM judge is skipped (judge_status skipped_no_key)")
     judged = JudgeRun(judged=pd.DataFrame(), panel=pd.DataFrame())
     scored, reviewed = [], []
+    history = BaselineHistory(max(config.efficiency.baseline_days, config.cost.baseline_days))
     # A week at a time, each committed as a run of those days would be: memory follows a week's tasks.
     for start, end in day_chunks(first, last):
         scores, chunk_judged, in_range = _score_days(engine, start, end, config, client, scoring.judge_model,
-                                                     context.run.run_id, prices)
+                                                     context.run.run_id, prices, history)
         scored.append(scores[["partition_date", "agent_id", *SCORE_FIGURES]] if not scores.empty else scores)
         reviewed.append(in_range)
         judged.add(chunk_judged)
@@ -127,19 +128,19 @@ def task_scores_asset(context: AssetExecutionContext, warehouse: WarehouseResour
 
 
 def _score_days(engine, first: dt.date, last: dt.date, config, client, judge_model: str, run_id: str,
-                prices: pd.DataFrame) -> tuple[pd.DataFrame, JudgeRun, pd.DataFrame]:
-    """Judge and score the tasks of [first, last] and replace their scores and panel reviews (one
-    transaction); returns the scores, the judge's run and the peer reviews of those days."""
+                prices: pd.DataFrame, history: BaselineHistory) -> tuple[pd.DataFrame, JudgeRun, pd.DataFrame]:
+    """Judge and score the tasks of [first, last] against their trailing ``history`` and replace their
+    scores and panel reviews (one transaction); returns the scores, the judge's run and the peer
+    reviews of those days."""
     with engine.connect() as conn:
         tasks = read_tasks(conn, first, last)
     judged = judge_tasks(engine, tasks, config, client, judge_model, run_id)
     with engine.begin() as conn:
         replace_partition(conn, panel_reviews, first, last, frame_to_records(judged.panel))
-        baseline_days = max(config.efficiency.baseline_days, config.cost.baseline_days)
-        history = read_baseline_history(conn, first, last, baseline_days)
+        trailing = history.read(conn, first, last)
         reviews = read_reviews(conn, first - dt.timedelta(days=config.peer_review.leniency_days - 1), last)
         in_range = reviews[reviews["partition_date"].between(first, last)] if not reviews.empty else reviews
-        scores = (score_tasks(tasks, history, read_feedback(conn, first, last), in_range, reviews, prices,
+        scores = (score_tasks(tasks, trailing, read_feedback(conn, first, last), in_range, reviews, prices,
                               judged.judged, config) if not tasks.empty else pd.DataFrame())
         replace_partition_frame(conn, task_scores, first, last, score_rows(scores))
     return scores, judged, in_range

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from pathlib import Path
 
 import pytest
@@ -19,6 +20,7 @@ from perf_pipeline.scoring.assets import SCORING_ASSETS, price_table_asset
 from perf_pipeline.scoring.config import load_scoring_config
 from perf_pipeline.scoring.sensors import late_feedback_sensor
 from perf_pipeline.scoring.store import stale_score_days
+from perf_pipeline.synthetic.generator import generate_logs
 from perf_pipeline.warehouse.db import warehouse_engine
 from perf_pipeline.warehouse.schema import (
     collaboration_scores,
@@ -284,6 +286,26 @@ def test_a_range_scored_a_day_at_a_time_equals_one_run(tmp_path: Path, landing: 
     assert metadata(chunked)["rows"] == 12  # the range's figures add up its chunks
     for table in (task_scores, collaboration_scores, panel_reviews):
         assert rows(urls[0], table) == rows(urls[1], table)
+
+
+def test_chunks_carrying_their_trailing_baselines_score_as_one_run_and_as_days(
+        tmp_path: Path, landing: Path, monkeypatch: pytest.MonkeyPatch, config_file) -> None:
+    """Ten days of synthetic tasks with 3-day baselines: each chunk of a range keeps the history it
+    shares with the previous one and drops the days that left its window."""
+    generate_logs(landing, start=dt.date(2026, 3, 1), days=10, agents=6, tasks_per_day=60)
+    config = config_file(efficiency={"baseline_days": 3, "min_baseline_tasks": 2},
+                         cost={"baseline_days": 4, "min_baseline_tasks": 2})
+    urls = {name: f"sqlite:///{tmp_path / name}.db" for name in ("whole", "chunked", "days")}
+    for url in urls.values():
+        ingest_and_build(url, landing, "2026-03-01", "2026-03-10")
+    score(urls["whole"], landing, "2026-03-01", "2026-03-10", config=config)
+    for day in range(1, 11):
+        score(urls["days"], landing, f"2026-03-{day:02d}", config=config)
+    monkeypatch.setattr("perf_pipeline.daily.CHUNK_DAYS", 2)
+    score(urls["chunked"], landing, "2026-03-01", "2026-03-10", config=config)
+    whole = rows(urls["whole"], task_scores)
+    assert len(whole) > 500 and len({r for r in rows(urls["whole"], task_scores, "efficiency_baseline_n")}) > 3
+    assert rows(urls["chunked"], task_scores) == whole == rows(urls["days"], task_scores)
 
 
 def test_a_wrong_configuration_names_the_file_and_the_key(config_file) -> None:
