@@ -92,21 +92,15 @@ def warehouse_engine(url: str) -> Engine:
     return _initialized_engine(url)
 
 
+def frame_columns(frame: pd.DataFrame) -> list[list[Any]]:
+    """A DataFrame's columns as lists of Python values, None for every missing value (NaN, NaT, pd.NA)."""
+    return [frame[name].astype(object).where(frame[name].notna(), None).tolist() for name in frame.columns]
+
+
 def frame_to_records(frame: pd.DataFrame) -> list[dict[str, Any]]:
-    """Rows of a DataFrame as dicts with None for every missing value (NaN, NaT, pd.NA)."""
-    if frame.empty:
-        return []
-    as_objects = frame.astype(object)
-    return as_objects.where(frame.notna(), None).to_dict("records")
-
-
-def frame_rows(frame: pd.DataFrame) -> list[tuple[Any, ...]]:
-    """Rows of a DataFrame as tuples in column order, None for every missing value: the values of
-    ``frame_to_records``, converted column by column rather than row by row."""
-    if frame.empty:
-        return []
-    columns = [frame[name].astype(object).where(frame[name].notna(), None).tolist() for name in frame.columns]
-    return list(zip(*columns, strict=True))
+    """Rows of a DataFrame as dicts of the values of ``frame_columns``."""
+    names = list(frame.columns)
+    return [dict(zip(names, row, strict=True)) for row in zip(*frame_columns(frame), strict=True)]
 
 
 def insert_rows(conn: Connection, table: sa.Table, rows: Sequence[Mapping[str, Any]]) -> int:
@@ -133,26 +127,33 @@ def insert_new_rows(conn: Connection, table: sa.Table, rows: Sequence[Mapping[st
 
 
 def insert_many(conn: Connection, table: sa.Table, columns: Sequence[str], rows: Sequence[tuple[Any, ...]]) -> int:
-    """Bulk insert ``rows``, tuples of values in ``columns`` order.
+    """Bulk insert ``rows``, tuples of values in ``columns`` order (``insert_columns``)."""
+    if not rows:
+        return 0
+    return insert_columns(conn, table, columns, [list(values) for values in zip(*rows, strict=True)])
+
+
+def insert_columns(conn: Connection, table: sa.Table, names: Sequence[str], columns: Sequence[list[Any]]) -> int:
+    """Bulk insert the rows whose values are given column by column (``columns[k]``: the values of
+    column ``names[k]``).
 
     SQLAlchemy's handling of each row's parameters is most of the cost of inserting millions of
     rows, so with a driver taking positional "?" parameters (SQLite's) the rows go straight to its
-    executemany, each column converted by its type's own bind processor (where it has one): the
-    stored values are the same. Other drivers get the rows through ``insert_rows``.
+    executemany, each column converted by its type's own bind processor (where it has one) before
+    the columns are zipped into rows once: the stored values are the same. Other drivers get the
+    rows through ``insert_rows``.
     """
-    if not rows:
+    if not columns or not columns[0]:
         return 0
     dialect = conn.dialect
     if dialect.paramstyle != "qmark":
-        return insert_rows(conn, table, [dict(zip(columns, row, strict=True)) for row in rows])
-    processors = [table.c[name].type.dialect_impl(dialect).bind_processor(dialect) for name in columns]
-    if any(processors):
-        values = zip(*rows, strict=True)
-        rows = list(zip(*(_processed(process, column) if process else column
-                          for process, column in zip(processors, values, strict=True)), strict=True))
+        return insert_rows(conn, table, [dict(zip(names, row, strict=True)) for row in zip(*columns, strict=True)])
+    processors = [table.c[name].type.dialect_impl(dialect).bind_processor(dialect) for name in names]
+    rows = list(zip(*(_processed(process, column) if process else column
+                      for process, column in zip(processors, columns, strict=True)), strict=True))
     quote = dialect.identifier_preparer.quote
-    conn.exec_driver_sql(f"INSERT INTO {quote(table.name)} ({', '.join(map(quote, columns))}) "
-                         f"VALUES ({', '.join('?' * len(columns))})", list(rows))
+    conn.exec_driver_sql(f"INSERT INTO {quote(table.name)} ({', '.join(map(quote, names))}) "
+                         f"VALUES ({', '.join('?' * len(names))})", rows)
     return len(rows)
 
 
@@ -184,9 +185,11 @@ def replace_partition(
 def replace_partition_frame(conn: Connection, table: sa.Table, first_day: dt.date, last_day: dt.date,
                             frame: pd.DataFrame, date_column: str = "partition_date") -> int:
     """``replace_partition`` with the rows of ``frame`` (its columns named as the table's), inserted in
-    bulk (``insert_many``)."""
+    bulk (``insert_columns``)."""
     conn.execute(table.delete().where(table.c[date_column].between(first_day, last_day)))
-    return insert_many(conn, table, list(frame.columns), frame_rows(frame))
+    if frame.empty:
+        return 0
+    return insert_columns(conn, table, list(frame.columns), frame_columns(frame))
 
 
 def run_seed(conn: Connection, name: str) -> None:
