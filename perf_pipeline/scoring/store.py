@@ -121,7 +121,12 @@ def read_reviews(conn: Connection, first: dt.date, last: dt.date) -> pd.DataFram
 
 
 def read_cache(conn: Connection, task_ids: Sequence[str], models: Sequence[str]) -> pd.DataFrame:
-    """Cached judgements of ``task_ids`` by any of ``models`` (all rubric versions)."""
+    """Cached judgements of ``task_ids`` by any of ``models`` (all rubric versions). When the cache has
+    no judgement by those models (the judge never ran), one query says so instead of one per
+    thousand task ids."""
+    if conn.execute(sa.select(llm_judgements.c.task_id).where(llm_judgements.c.judge_model.in_(list(models)))
+                    .limit(1)).first() is None:
+        task_ids = []
     parts = [read_frame(conn, sa.select(llm_judgements).where(llm_judgements.c.task_id.in_(list(ids)),
                                                               llm_judgements.c.judge_model.in_(list(models))))
              for ids in chunked(task_ids, CACHE_LOOKUP_IDS)]
