@@ -212,6 +212,9 @@ def _parser() -> argparse.ArgumentParser:
                           help="JSON file of the figures (default benchmark-pipeline.json)")
     pipeline.add_argument("--keep", dest="keep_dir", type=Path, metavar="DIR",
                           help="run in DIR (new or empty) and keep it: logs, warehouse, Dagster instance")
+    pipeline.add_argument("--no-reference", dest="reference", action="store_false",
+                          help="time the pipeline alone, without the DuckDB reference (whose trends of a year of "
+                               "logs pair every two days of every agent: billions of rows)")
     pipeline.set_defaults(handler=cmd_benchmark_pipeline)
     return parser
 
@@ -533,7 +536,8 @@ def cmd_benchmark_pipeline(args: argparse.Namespace) -> int:
                             "installed with pip install -e '.[test]'") from exc
         raise
     try:
-        print(benchmark_pipeline(args.agents, args.days, args.tasks_per_day, args.out, args.keep_dir))
+        print(benchmark_pipeline(args.agents, args.days, args.tasks_per_day, args.out, args.keep_dir,
+                                 args.reference))
     except FileExistsError as exc:
         raise UserError(str(exc)) from exc
     return 0

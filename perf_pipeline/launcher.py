@@ -61,9 +61,10 @@ def initialized(resource: Any) -> Any:
 
 @dataclass(frozen=True)
 class RunTiming:
-    """One executed run: its job, the assets it materialized (all of the job's when empty), its days
-    and how long it took."""
+    """One executed run: its id and job, the assets it materialized (all of the job's when empty), its
+    days and how long it took."""
 
+    run_id: str
     job: str
     keys: tuple[AssetKey, ...]
     start: str | None
@@ -73,10 +74,9 @@ class RunTiming:
 
 @dataclass
 class Launched:
-    """What one launch did: its runs (and their timings), the ingest's figures, and the partitions
+    """What one launch did: its runs (with their timings), the ingest's figures, and the partitions
     built per asset."""
 
-    runs: list[str] = field(default_factory=list)  # "<job> <what>: <run id>"
     timings: list[RunTiming] = field(default_factory=list)
     ingest: dict[str, Any] | None = None
     built: dict[AssetKey, set[str]] = field(default_factory=dict)
@@ -188,8 +188,7 @@ class Launcher:
                                for event in result.all_events if event.is_step_failure and event.step_failure_data
                                and event.step_failure_data.error) or "see the run in the Dagster UI"
             raise PipelineRunError(f"{job_name} ({what}{days}), run {result.run_id}, failed: {detail}")
-        self.launched.runs.append(f"{job_name} {what}{days}: {result.run_id}")
-        self.launched.timings.append(RunTiming(job_name, tuple(selection or ()), start, end,
+        self.launched.timings.append(RunTiming(result.run_id, job_name, tuple(selection or ()), start, end,
                                                time.perf_counter() - started))
         self.echo(f"{job_name}{days}: {what} (run {result.run_id[:8]})")
         for event in result.get_asset_materialization_events():

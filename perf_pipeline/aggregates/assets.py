@@ -56,7 +56,7 @@ from perf_pipeline.daily import (
 from perf_pipeline.jobs import AGGREGATES
 from perf_pipeline.partitions import days_between, trailing_days
 from perf_pipeline.resources import AggregatesResource, WarehouseResource
-from perf_pipeline.warehouse.db import replace_partition_frame
+from perf_pipeline.warehouse.db import replace_partition
 from perf_pipeline.warehouse.schema import (
     anomalies,
     baselines,
@@ -98,7 +98,7 @@ def _write(context: AssetExecutionContext, conn: Connection, table: Table, first
     date_column = "as_of_date" if "as_of_date" in table.c else "date"
     record_days(context, table.name, frame if not frame.empty else pd.DataFrame(columns=[date_column]), date_column,
                 days=(first, last))
-    return replace_partition_frame(conn, table, first, last, frame, date_column=date_column)
+    return replace_partition(conn, table, first, last, frame, date_column=date_column)
 
 
 @daily_asset(name="daily_rollups", group_name=AGGREGATES,

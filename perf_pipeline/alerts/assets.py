@@ -43,7 +43,7 @@ from perf_pipeline.jobs import ALERTS
 from perf_pipeline.notify.outbox import SLACK, WEBHOOK, enqueue
 from perf_pipeline.partitions import days_between, trailing_days
 from perf_pipeline.resources import AggregatesResource, AlertsResource, NotifyResource, WarehouseResource
-from perf_pipeline.warehouse.db import frame_to_records, insert_rows, replace_partition
+from perf_pipeline.warehouse.db import insert_frame, replace_partition
 from perf_pipeline.warehouse.schema import alert_conditions
 from perf_pipeline.warehouse.schema import alerts as alerts_table
 
@@ -63,7 +63,7 @@ def alert_conditions_asset(context: AssetExecutionContext, warehouse: WarehouseR
     rules = [rule for rule in config.rules if rule.name not in unfed]
     with warehouse.engine().begin() as conn:
         held = held_conditions(rules, *read_sources(conn, first, last, rules))
-        rows = replace_partition(conn, alert_conditions, first, last, frame_to_records(held),
+        rows = replace_partition(conn, alert_conditions, first, last, held,
                                  date_column="as_of_date")
     record_days(context, "alert_conditions", held, "as_of_date", _by_rule)
     yield MaterializeResult(metadata=range_metadata(context, {
@@ -112,7 +112,7 @@ def alerts_asset(context: AssetExecutionContext, warehouse: WarehouseResource, a
             present = {(r, t, e) for r, t, e in eligible.loc[eligible["as_of_date"] == evaluated[-1], KEY]
                        .itertuples(index=False)} | {tuple(a.state[k] for k in KEY) for a in found}
             found += overdue_resolutions(open_alerts(conn), present, evaluated[-1], match)
-        rows = insert_rows(conn, alerts_table, frame_to_records(states))
+        rows = insert_frame(conn, alerts_table, states)
         messages = group_messages(found)
         undeliverable = 0
         for message in messages:

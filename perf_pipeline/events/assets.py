@@ -34,7 +34,7 @@ from perf_pipeline.events.classify import load_templates, seed_templates
 from perf_pipeline.events.transform import event_rows, read_staged, task_rows
 from perf_pipeline.jobs import EVENTS, REFERENCE
 from perf_pipeline.resources import WarehouseResource
-from perf_pipeline.warehouse.db import replace_partition_frame
+from perf_pipeline.warehouse.db import replace_partition
 from perf_pipeline.warehouse.schema import EVENT_TABLES, task_steps
 
 STAGED = AssetKey("staged_events")
@@ -72,8 +72,8 @@ def task_tables(context: AssetExecutionContext, warehouse: WarehouseResource) ->
         templates = load_templates(conn)
         for start, end in day_chunks(first, last):  # a week at a time: memory follows a week's events
             tasks, steps = task_rows(read_staged(conn, "task", start, end), templates)
-            replace_partition_frame(conn, EVENT_TABLES["task"], start, end, tasks)
-            replace_partition_frame(conn, task_steps, start, end, steps)
+            replace_partition(conn, EVENT_TABLES["task"], start, end, tasks)
+            replace_partition(conn, task_steps, start, end, steps)
             figures.append(tasks[["partition_date", "status", "cost_usd", "total_tokens", "task_type_source"]])
             step_days.append(steps[["partition_date"]])
             del tasks, steps
@@ -112,7 +112,7 @@ def daily_event_asset(event_type: str, description: str):
         with warehouse.engine().begin() as conn:
             for start, end in day_chunks(first, last):
                 rows = event_rows(event_type, read_staged(conn, event_type, start, end))
-                replace_partition_frame(conn, table, start, end, rows)
+                replace_partition(conn, table, start, end, rows)
                 days.append(rows[["partition_date"]])
             check = matches_staging(conn, event_type, first, last)
         rows = pd.concat(days, ignore_index=True)

@@ -56,7 +56,7 @@ from perf_pipeline.scoring.store import (
 )
 from perf_pipeline.scoring.strategies import collaboration_strategy
 from perf_pipeline.scoring.tasks import score_tasks
-from perf_pipeline.warehouse.db import frame_to_records, replace_partition, replace_partition_frame
+from perf_pipeline.warehouse.db import replace_partition
 from perf_pipeline.warehouse.schema import collaboration_scores, panel_reviews, task_scores
 
 # Most feedback lands within a month of its task; any later is found by the late feedback sensor.
@@ -136,13 +136,13 @@ def _score_days(engine, first: dt.date, last: dt.date, config, client, judge_mod
         tasks = read_tasks(conn, first, last)
     judged = judge_tasks(engine, tasks, config, client, judge_model, run_id)
     with engine.begin() as conn:
-        replace_partition(conn, panel_reviews, first, last, frame_to_records(judged.panel))
+        replace_partition(conn, panel_reviews, first, last, judged.panel)
         trailing = history.read(conn, first, last)
         reviews = read_reviews(conn, first - dt.timedelta(days=config.peer_review.leniency_days - 1), last)
         in_range = reviews[reviews["partition_date"].between(first, last)] if not reviews.empty else reviews
         scores = (score_tasks(tasks, trailing, read_feedback(conn, first, last), in_range, reviews, prices,
                               judged.judged, config) if not tasks.empty else pd.DataFrame())
-        replace_partition_frame(conn, task_scores, first, last, score_rows(scores))
+        replace_partition(conn, task_scores, first, last, score_rows(scores))
     return scores, judged, in_range
 
 
@@ -220,18 +220,19 @@ def collaboration_scores_asset(context: AssetExecutionContext, warehouse: Wareho
     with warehouse.engine().begin() as conn:
         messages = read_messages(conn, first, last, dt.timedelta(hours=config.collaboration.answer_window_hours))
         frame = strategy.score(messages, read_task_peer_scores(conn, first, last), days)
-        rows = frame_to_records(frame[[c.name for c in collaboration_scores.columns]]) if not frame.empty else []
-        replace_partition(conn, collaboration_scores, first, last, rows, date_column="date")
+        columns = [c.name for c in collaboration_scores.columns]
+        stored = frame[columns] if not frame.empty else pd.DataFrame(columns=columns)
+        replace_partition(conn, collaboration_scores, first, last, stored, date_column="date")
         check = collaboration_check(conn, first, last)
     scored = frame["collaboration_score"].dropna() if not frame.empty else pd.Series(dtype=float)
-    record_days(context, "collaboration_scores", pd.DataFrame(rows, columns=["date", "collaboration_score"]), "date",
+    record_days(context, "collaboration_scores", stored[["date", "collaboration_score"]], "date",
                 lambda _day, day_rows: {"rows": len(day_rows),
                                         "mean_collaboration_score": mean(day_rows["collaboration_score"].dropna())})
     yield MaterializeResult(metadata=range_metadata(context, {
-        "partition_range": f"{first}..{last}", "rows": len(rows), "agents_scored": int(scored.size),
+        "partition_range": f"{first}..{last}", "rows": len(stored), "agents_scored": int(scored.size),
         "mean_collaboration_score": round(float(scored.mean()), 4) if scored.size else 0.0,
-        "requests_received": int(frame["requests_received"].sum()) if rows else 0,
-        "requests_answered": int(frame["requests_answered"].sum()) if rows else 0}))
+        "requests_received": int(frame["requests_received"].sum()) if len(stored) else 0,
+        "requests_answered": int(frame["requests_answered"].sum()) if len(stored) else 0}))
     yield check
 
 

@@ -166,27 +166,19 @@ def _processed(process: Callable[[Any], Any], column: Sequence[Any]) -> list[Any
     return list(map(process, column))
 
 
-def replace_partition(
-    conn: Connection,
-    table: sa.Table,
-    first_day: dt.date,
-    last_day: dt.date,
-    rows: Sequence[Mapping[str, Any]],
-    date_column: str = "partition_date",
-) -> int:
-    """Replace the rows of ``table`` whose ``date_column`` is in [first_day, last_day].
+def replace_partition(conn: Connection, table: sa.Table, first_day: dt.date, last_day: dt.date,
+                      frame: pd.DataFrame, date_column: str = "partition_date") -> int:
+    """Replace the rows of ``table`` whose ``date_column`` is in [first_day, last_day] with the rows of
+    ``frame`` (its columns named as the table's), inserted in bulk (``insert_frame``).
 
     Runs inside the caller's transaction, so several tables can be replaced atomically.
     """
     conn.execute(table.delete().where(table.c[date_column].between(first_day, last_day)))
-    return insert_rows(conn, table, rows)
+    return insert_frame(conn, table, frame)
 
 
-def replace_partition_frame(conn: Connection, table: sa.Table, first_day: dt.date, last_day: dt.date,
-                            frame: pd.DataFrame, date_column: str = "partition_date") -> int:
-    """``replace_partition`` with the rows of ``frame`` (its columns named as the table's), inserted in
-    bulk (``insert_columns``)."""
-    conn.execute(table.delete().where(table.c[date_column].between(first_day, last_day)))
+def insert_frame(conn: Connection, table: sa.Table, frame: pd.DataFrame) -> int:
+    """Insert the rows of ``frame`` (its columns named as the table's) in bulk (``insert_columns``)."""
     if frame.empty:
         return 0
     return insert_columns(conn, table, list(frame.columns), frame_columns(frame))

@@ -26,6 +26,9 @@ reported none (the pipeline prices its tokens, the reference leaves it unknown).
 Reported (printed, and written as JSON): each stage's seconds, the pipeline's end to end, the
 reference's, their ratio, tasks per second, and the peak memory: of the process tree while the
 pipeline ran (PSS sampled from /proc) and the largest RSS of the pipeline process and of its workers.
+``--no-reference`` times the pipeline alone: over a year of a fleet's logs the reference's trends
+pair every two days of every agent's window for every day (billions of rows, more than this
+machine's disk holds for DuckDB to spill them).
 """
 
 from __future__ import annotations
@@ -112,7 +115,7 @@ def _run_pipeline(work: Path, generated: Path) -> dict[str, Any]:
         first, last = (day if isinstance(day, dt.date) else dt.date.fromisoformat(str(day)[:10])
                        for day in (first, last))
     return {"stages": seconds, "seconds": total, "tasks": tasks, "first_day": first.isoformat(),
-            "last_day": last.isoformat(), "runs": len(launched.runs),
+            "last_day": last.isoformat(), "runs": len(launched.timings),
             "run_list": [f"{timing.job} {', '.join(k.to_user_string() for k in timing.keys) or 'all assets'} "
                          f"{timing.start}..{timing.end}: {timing.seconds:.1f} s" for timing in launched.timings],
             "max_rss_mib": _max_rss_mib(resource.RUSAGE_SELF),
@@ -274,8 +277,9 @@ def _environment(**variables: str) -> Iterator[None]:
 
 
 def run_pipeline_benchmark(agents: int, days: int, tasks_per_day: int = TASKS_PER_DAY,
-                           keep: Path | None = None) -> dict[str, Any]:
-    """Generate, run the pipeline in a fresh process and the reference here; every figure, as a dict."""
+                           keep: Path | None = None, reference: bool = True) -> dict[str, Any]:
+    """Generate, run the pipeline in a fresh process and (unless ``reference`` is False) the reference
+    here; every figure, as a dict. Without the reference, its figures and the agreement are None."""
     work = keep.resolve() if keep else Path(tempfile.mkdtemp(prefix="perf-bench-pipeline-"))
     generated = work / "generated"
     if keep and any(work.iterdir() if work.exists() else ()):
@@ -292,11 +296,15 @@ def run_pipeline_benchmark(agents: int, days: int, tasks_per_day: int = TASKS_PE
         with (_environment(PERF_PARTITION_START=start.isoformat()), _MemorySampler() as memory,
               ProcessPoolExecutor(1, mp_context=get_context("spawn")) as pool):
             pipeline = pool.submit(_run_pipeline, work, generated).result()
-        conn, reference_seconds = run_reference(files)
-        rows = conn.execute("SELECT (SELECT count(*) FROM reference_windows), (SELECT count(*) FROM "
-                            "reference_trends), (SELECT count(*) FROM tasks)").fetchone()
         warehouse = f"sqlite:///{work / 'warehouse.db'}"
-        checked = agreement(conn, warehouse, pipeline["last_day"])
+        checked = compared = None
+        if reference:
+            conn, reference_seconds = run_reference(files)
+            rows = conn.execute("SELECT (SELECT count(*) FROM reference_windows), (SELECT count(*) FROM "
+                                "reference_trends), (SELECT count(*) FROM tasks)").fetchone()
+            compared = {"seconds": reference_seconds, "tasks": rows[2], "window_rows": rows[0],
+                        "trend_rows": rows[1]}
+            checked = agreement(conn, warehouse, pipeline["last_day"])
     finally:
         if not keep:
             shutil.rmtree(work, ignore_errors=True)
@@ -309,8 +317,8 @@ def run_pipeline_benchmark(agents: int, days: int, tasks_per_day: int = TASKS_PE
         "pipeline_seconds": pipeline["seconds"],
         "pipeline_runs": pipeline["runs"],
         "run_list": pipeline["run_list"],
-        "reference": {"seconds": reference_seconds, "tasks": rows[2], "window_rows": rows[0], "trend_rows": rows[1]},
-        "ratio_pipeline_to_reference": pipeline["seconds"] / reference_seconds,
+        "reference": compared,
+        "ratio_pipeline_to_reference": pipeline["seconds"] / compared["seconds"] if compared else None,
         "tasks_per_second": pipeline["tasks"] / pipeline["seconds"],
         "peak_memory_mib": {"process_tree_pss": memory.peak_mib or None,
                             "pipeline_process_max_rss": pipeline["max_rss_mib"],
@@ -330,27 +338,33 @@ def render(result: dict[str, Any]) -> str:
              f"({result['first_day']}..{result['last_day']}); generated in {result['generate']['seconds']:.1f} s",
              f"task events staged      {result['tasks']:,}"]
     lines += [f"{name:23s} {seconds:9.1f} s" for name, seconds in stages.items()]
+    lines.append(f"pipeline end to end     {result['pipeline_seconds']:9.1f} s   ({result['pipeline_runs']} runs)")
+    reference = result["reference"]
+    if reference:
+        lines += [
+            f"reference (DuckDB)      {reference['seconds']:9.1f} s   ({reference['window_rows']:,} "
+            f"window rows, {reference['trend_rows']:,} trend rows)",
+            f"pipeline / reference    {result['ratio_pipeline_to_reference']:9.1f}x"]
+    else:
+        lines.append("reference (DuckDB)      not run (--no-reference)")
     lines += [
-        f"pipeline end to end     {result['pipeline_seconds']:9.1f} s   ({result['pipeline_runs']} runs)",
-        f"reference (DuckDB)      {result['reference']['seconds']:9.1f} s   ({result['reference']['window_rows']:,} "
-        f"window rows, {result['reference']['trend_rows']:,} trend rows)",
-        f"pipeline / reference    {result['ratio_pipeline_to_reference']:9.1f}x",
         f"tasks per second        {result['tasks_per_second']:9,.0f}",
         f"peak memory             {tree} (process tree, PSS sampled every {SAMPLE_SECONDS}s); max RSS "
         f"{memory['pipeline_process_max_rss']:,.0f} MiB pipeline process, "
-        f"{memory['pipeline_workers_max_rss']:,.0f} MiB its largest worker (with the pages it shares)",
-        f"agreement with the pipeline's agent windows ({checked['windows_compared']:,}) and trends "
-        f"({checked['trends_compared']:,}), rows that differ: "
-        + ", ".join(f"{metric} {n:,}" for metric, n in checked["differ"].items()),
-    ]
+        f"{memory['pipeline_workers_max_rss']:,.0f} MiB its largest worker (with the pages it shares)"]
+    if checked:
+        lines.append(f"agreement with the pipeline's agent windows ({checked['windows_compared']:,}) and trends "
+                     f"({checked['trends_compared']:,}), rows that differ: "
+                     + ", ".join(f"{metric} {n:,}" for metric, n in checked["differ"].items()))
     if result["workdir"]:
         lines.append(f"kept in {result['workdir']}")
     return "\n".join(lines)
 
 
-def benchmark_pipeline(agents: int, days: int, tasks_per_day: int, out: Path, keep: Path | None) -> str:
+def benchmark_pipeline(agents: int, days: int, tasks_per_day: int, out: Path, keep: Path | None,
+                       reference: bool = True) -> str:
     """Run the benchmark, write ``out`` (JSON) and return the printed report."""
-    result = run_pipeline_benchmark(agents, days, tasks_per_day, keep)
+    result = run_pipeline_benchmark(agents, days, tasks_per_day, keep, reference)
     result["command"] = " ".join([Path(sys.argv[0]).name, *sys.argv[1:]])
     out.write_text(json.dumps(result, indent=2, default=str) + "\n", encoding="utf-8")
     return render(result) + f"\nwrote {out}"
@@ -363,8 +377,9 @@ def main() -> None:
     parser.add_argument("--tasks-per-day", type=int, default=TASKS_PER_DAY)
     parser.add_argument("--out", type=Path, default=Path("benchmark-pipeline.json"))
     parser.add_argument("--keep", type=Path)
+    parser.add_argument("--no-reference", dest="reference", action="store_false")
     args = parser.parse_args()
-    print(benchmark_pipeline(args.agents, args.days, args.tasks_per_day, args.out, args.keep))
+    print(benchmark_pipeline(args.agents, args.days, args.tasks_per_day, args.out, args.keep, args.reference))
 
 
 if __name__ == "__main__":

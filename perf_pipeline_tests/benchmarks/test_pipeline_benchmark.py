@@ -61,3 +61,16 @@ def test_pipeline_benchmark_times_every_stage_and_agrees_with_the_reference(tmp_
     assert stored.success_rate == pytest.approx(reference["success_rate"], abs=1e-9)
     assert result["agreement"]["windows_compared"] > 0  # trends need 5 days: none over these 3
     assert result["agreement"]["differ"] == dict.fromkeys(result["agreement"]["differ"], 0)
+
+
+def test_without_the_reference_the_pipeline_is_timed_alone(tmp_path: Path) -> None:
+    command = shutil.which("perf-pipeline", path=str(Path(sys.executable).parent)) or "perf-pipeline"
+    out = tmp_path / "r.json"
+    done = subprocess.run([command, "benchmark", "pipeline", "--agents", "3", "--days", "2", "--tasks-per-day", "20",
+                           "--out", str(out), "--no-reference"], env={**os.environ, "PERF_HOME": str(tmp_path / "h")},
+                          cwd=tmp_path, timeout=600, capture_output=True, text=True)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "reference (DuckDB)      not run (--no-reference)" in done.stdout
+    result = json.loads(out.read_text())
+    assert result["reference"] is None and result["agreement"] is None and result["ratio_pipeline_to_reference"] is None
+    assert result["pipeline_seconds"] > 0 and result["tasks"] > 0

@@ -1,0 +1,60 @@
+"""The benchmark scripts the README documents, run as documented (``python -m ...``) at a tiny size:
+each finishes and reports its figures."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.slow
+
+# The README runs them from the checkout's root, where perf_pipeline_tests is importable.
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def run_module(module: str, *args: str, home: Path) -> str:
+    env = {**os.environ, "PERF_HOME": str(home / "home")}
+    for name in ("OPENAI_API_KEY", "SLACK_BOT_TOKEN", "PERF_SLACK_CHANNEL", "PERF_WEBHOOK_URLS"):
+        env.pop(name, None)
+    done = subprocess.run([sys.executable, "-m", f"perf_pipeline_tests.benchmarks.{module}", *args], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stdout + done.stderr
+    return done.stdout
+
+
+def test_aggregate_scaling_times_each_aggregate_of_a_new_day(tmp_path: Path) -> None:
+    out = run_module("aggregate_scaling", "--history-days", "4", "2", "--agents", "6", "--tasks-per-day", "30",
+                     "--repeats", "1", "--folder", str(tmp_path / "histories"), home=tmp_path)
+    totals = re.findall(r"^ {4}total \(the run\) +(\d+\.\d\d) s$", out, re.MULTILINE)
+    assert len(totals) == 2 and all(float(total) > 0 for total in totals), out
+    steps = re.findall(r"^ {4}(\w+) +\d+\.\d\d s$", out, re.MULTILINE)
+    assert {"daily_rollups", "window_stats", "trends", "node_performance"} <= set(steps), out
+    assert re.search(r"one new day with 4 days of history / with 2 days: \d+\.\d\dx", out), out
+    assert len(list((tmp_path / "histories").glob("history-*.db"))) == 2  # kept for a re-run to reuse
+
+
+def test_ingest_stages_reports_the_time_per_line_of_each_stage(tmp_path: Path) -> None:
+    out = run_module("ingest_stages", "--lines", "400", "--folder", str(tmp_path / "logs"), home=tmp_path)
+    assert re.search(r"one unit of \d+ files, [\d,]+ lines, screened in this process", out), out
+    assert len(re.findall(r"us per line$", out, re.MULTILINE)) >= 3, out
+
+
+def test_judge_throughput_reports_tasks_per_second_and_the_cached_re_run(tmp_path: Path) -> None:
+    out = run_module("judge_throughput", "--tasks", "40", "--concurrency", "8", "--latency-ms", "20", home=tmp_path)
+    assert re.search(r"^judged 40 of 40 tasks in [\d.]+s with 8 in flight", out, re.MULTILINE), out
+    assert re.search(r"^throughput: [\d,.]+ tasks/s \(ceiling 400/s\)", out, re.MULTILINE), out
+    assert "judgements stored: 40;" in out and re.search(r"re-run: 40 cached, 0 calls", out), out
+
+
+def test_backfill_compares_one_run_over_the_range_with_one_run_per_day(tmp_path: Path) -> None:
+    out = run_module("backfill", "--days", "2", "--tasks-per-day", "12", "--agents", "3", home=tmp_path)
+    assert "tables after both ways, settled:" in out, out
+    assert re.search(r"^task_events +[\d,]+ rows +equal$", out.replace("    task_events", "task_events"),
+                     re.MULTILINE), out
+    assert re.search(r"^per-partition / single +[\d.]+x$", out, re.MULTILINE), out
+    assert re.search(r"^equal +yes$", out, re.MULTILINE), out
