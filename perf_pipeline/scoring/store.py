@@ -97,10 +97,22 @@ class BaselineHistory:
 
 def read_feedback(conn: Connection, first: dt.date, last: dt.date) -> pd.DataFrame:
     """Feedback events of the tasks of [first, last], whenever the feedback arrived."""
-    return read_frame(conn, sa.select(FEEDBACK.c.feedback_id, FEEDBACK.c.task_id, FEEDBACK.c.user_rating,
-                                      FEEDBACK.c.feedback_type, FEEDBACK.c.created_at)
-                      .join(TASKS, TASKS.c.task_id == FEEDBACK.c.task_id)
-                      .where(TASKS.c.partition_date.between(first, last)).order_by(FEEDBACK.c.feedback_id))
+    return read_frame(conn, feedback_query(first, last))
+
+
+def feedback_query(first: dt.date, last: dt.date) -> sa.Select:
+    """``read_feedback``'s query: from the range's tasks (by day) to their feedback (by task id)."""
+    return (sa.select(FEEDBACK.c.feedback_id, FEEDBACK.c.task_id, FEEDBACK.c.user_rating, FEEDBACK.c.feedback_type,
+                      FEEDBACK.c.created_at)
+            .join(TASKS, TASKS.c.task_id == FEEDBACK.c.task_id)
+            .where(TASKS.c.partition_date.between(first, last)).order_by(FEEDBACK.c.feedback_id))
+
+
+def reviews_query(first: dt.date, last: dt.date) -> sa.Select:
+    """The ingested peer evaluations of ``read_reviews``: from the range's tasks to their reviews."""
+    return (sa.select(*[PEER.c[c] for c in REVIEW_COLUMNS], TASKS.c.partition_date, PEER.c.created_at)
+            .join(TASKS, TASKS.c.task_id == PEER.c.task_id)
+            .where(TASKS.c.partition_date.between(first, last)).order_by(PEER.c.evaluation_id))
 
 
 def read_reviews(conn: Connection, first: dt.date, last: dt.date) -> pd.DataFrame:
@@ -108,12 +120,9 @@ def read_reviews(conn: Connection, first: dt.date, last: dt.date) -> pd.DataFram
     and ``known_on``: the day a review became known (its created_at; a panel review's task day).
     In id order, as every read here: float sums then add up the same whatever order the rows were
     ingested in, so a late file leaves the scores a clean run would give."""
-    ingested = (sa.select(*[PEER.c[c] for c in REVIEW_COLUMNS], TASKS.c.partition_date, PEER.c.created_at)
-                .join(TASKS, TASKS.c.task_id == PEER.c.task_id)
-                .where(TASKS.c.partition_date.between(first, last)).order_by(PEER.c.evaluation_id))
     panel = sa.select(*[panel_reviews.c[c] for c in REVIEW_COLUMNS], panel_reviews.c.partition_date).where(
         panel_reviews.c.partition_date.between(first, last)).order_by(panel_reviews.c.evaluation_id)
-    ingested_frame = read_frame(conn, ingested)
+    ingested_frame = read_frame(conn, reviews_query(first, last))
     ingested_frame["known_on"] = ingested_frame["created_at"].dt.date
     panel_frame = read_frame(conn, panel)
     panel_frame["known_on"] = panel_frame["partition_date"]

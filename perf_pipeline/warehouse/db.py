@@ -72,8 +72,13 @@ def split_statements(script: str) -> list[str]:
 
 
 def initialize_warehouse(engine: Engine) -> None:
-    """Create missing tables and (re)create the analyst views of ``sql/views``."""
+    """Create missing tables, the indexes a warehouse made by an earlier version lacks, and
+    (re)create the analyst views of ``sql/views``."""
     metadata.create_all(engine, checkfirst=True)
+    with engine.begin() as conn:
+        for table in metadata.sorted_tables:
+            for index in table.indexes:
+                index.create(conn, checkfirst=True)
     with engine.begin() as conn:
         for _name, script in sql_files("views"):
             for statement in split_statements(script):

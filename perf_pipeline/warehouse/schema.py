@@ -179,6 +179,10 @@ task_steps = sa.Table(
 feedback_events = _event_table("feedback", [])
 peer_evaluations = _event_table("peer_evaluation", [])
 collaboration_messages = _event_table("message", [])
+# Scoring reads the feedback and reviews of a range's tasks (a join on task_id): without these, each
+# week of a backfill would scan every feedback and review of the whole history.
+sa.Index("ix_feedback_events_task_id", feedback_events.c.task_id)
+sa.Index("ix_peer_evaluations_task_id", peer_evaluations.c.task_id)
 
 price_table = sa.Table(
     "price_table",

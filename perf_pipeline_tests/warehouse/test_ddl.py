@@ -3,12 +3,14 @@ to PostgreSQL gives the tables the code creates."""
 
 from __future__ import annotations
 
+import datetime as dt
 from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
 
-from perf_pipeline.warehouse.db import split_statements
+from perf_pipeline.scoring.store import feedback_query, reviews_query
+from perf_pipeline.warehouse.db import create_warehouse_engine, initialize_warehouse, split_statements
 from perf_pipeline.warehouse.ddl import ddl_files
 from perf_pipeline.warehouse.schema import metadata
 
@@ -36,4 +38,28 @@ def test_the_ddl_files_create_the_tables_the_code_expects(postgres_url: str) -> 
         for column in table.columns:
             assert columns[column.name]["nullable"] == column.nullable, f"{table.name}.{column.name}"
         assert inspector.get_pk_constraint(table.name)["constrained_columns"] == [c.name for c in table.primary_key]
+    engine.dispose()
+
+
+def test_a_warehouse_made_before_an_index_existed_gets_it(tmp_path: Path) -> None:
+    engine = create_warehouse_engine(f"sqlite:///{tmp_path / 'warehouse.db'}")
+    initialize_warehouse(engine)
+    with engine.begin() as conn:
+        conn.exec_driver_sql("DROP INDEX ix_feedback_events_task_id")
+    initialize_warehouse(engine)
+    assert "ix_feedback_events_task_id" in {i["name"] for i in sa.inspect(engine).get_indexes("feedback_events")}
+    engine.dispose()
+
+
+def test_a_range_s_feedback_and_reviews_are_found_from_its_tasks(tmp_path: Path) -> None:
+    """The join starts from the range's tasks (their day index) and finds their feedback and reviews by
+    task id, rather than reading every feedback and review of the history for each range."""
+    engine = create_warehouse_engine(f"sqlite:///{tmp_path / 'warehouse.db'}")
+    initialize_warehouse(engine)
+    day = dt.date(2026, 3, 1)
+    with engine.connect() as conn:
+        for query in (feedback_query(day, day), reviews_query(day, day)):
+            sql = str(query.compile(dialect=conn.dialect, compile_kwargs={"literal_binds": True}))
+            plan = " | ".join(row[-1] for row in conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {sql}"))
+            assert "ix_task_events_partition_date" in plan and "_task_id (task_id=?)" in plan, plan
     engine.dispose()

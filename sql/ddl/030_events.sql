@@ -78,6 +78,8 @@ CREATE TABLE IF NOT EXISTS feedback_events (
 
 CREATE INDEX IF NOT EXISTS ix_feedback_events_partition_date ON feedback_events (partition_date);
 
+CREATE INDEX IF NOT EXISTS ix_feedback_events_task_id ON feedback_events (task_id);
+
 CREATE TABLE IF NOT EXISTS peer_evaluations (
 	evaluation_id TEXT NOT NULL,
 	task_id TEXT NOT NULL,
@@ -97,6 +99,8 @@ CREATE TABLE IF NOT EXISTS peer_evaluations (
 );
 
 CREATE INDEX IF NOT EXISTS ix_peer_evaluations_partition_date ON peer_evaluations (partition_date);
+
+CREATE INDEX IF NOT EXISTS ix_peer_evaluations_task_id ON peer_evaluations (task_id);
 
 CREATE TABLE IF NOT EXISTS collaboration_messages (
 	message_id TEXT NOT NULL,
