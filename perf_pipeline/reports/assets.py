@@ -7,6 +7,8 @@ The notification_sender sensor posts them.
 """
 
 import datetime as dt
+from collections import deque
+from collections.abc import Callable
 from typing import Any
 
 import pandas as pd
@@ -17,8 +19,8 @@ from perf_pipeline.daily import daily_asset, partition_days, range_metadata, rec
 from perf_pipeline.jobs import REPORTS
 from perf_pipeline.partitions import days_between, days_of_week, weekly_partitions
 from perf_pipeline.reports.charts import ChartDrawer
-from perf_pipeline.reports.content import Period, gather
-from perf_pipeline.reports.publish import AlreadyPosted, due, post, save, write
+from perf_pipeline.reports.content import Period, Report, gather
+from perf_pipeline.reports.publish import AlreadyPosted, Rendered, due, post, save, write
 from perf_pipeline.resources import (
     WAREHOUSE_POOL,
     AlertsResource,
@@ -27,6 +29,8 @@ from perf_pipeline.resources import (
     WarehouseResource,
 )
 
+# Reports gathered ahead of the one being written: enough to keep the chart workers busy.
+GATHERED_AHEAD = 8
 # What a report reads, on the days of its period.
 REPORT_DEPS = ["task_events", "task_scores", "daily_metrics", "window_stats", "trends", "anomalies", "leaderboard",
                "most_improved_agents", "provider_rankings", "prompt_version_comparisons", "alerts"]
@@ -36,36 +40,46 @@ def _publish(context: AssetExecutionContext, periods: list[Period], warehouse: W
              reports: ReportsResource, notify: NotifyResource, now: dt.datetime) -> dict[str, Any]:
     """Render, save and (when due) post each period; the figures of the last one. The reports are
     gathered one after the other while their charts are drawn (``ChartDrawer``: by worker processes
-    in a backfill), then each is written, saved and posted in a transaction of its own. A daily
-    report records each day's figures as that day's (``daily.record_days``)."""
+    in a backfill), at most ``GATHERED_AHEAD`` ahead of the one being written, saved and posted (in
+    a transaction of its own): a year's backfill holds a few reports at a time, not the year's. A
+    daily report records each day's figures as that day's (``daily.record_days``)."""
     folder = reports.folder()
     engine = warehouse.engine()
     posted = 0
-    by_day = []
+    by_day: list[dict[str, Any]] = []
+    gathered: deque[tuple[Report, Callable[[], dict[str, bytes]]]] = deque()
+
+    def publish_first() -> Rendered:
+        nonlocal posted
+        report, pictures = gathered.popleft()
+        period = report.period
+        rendered = write(report, pictures(), folder)
+        with engine.begin() as conn:
+            save(conn, rendered, now)
+            destinations = notify.destinations()
+            if due(period, now.date()) and destinations:
+                try:
+                    post(conn, period.kind, period.label, destinations, now)
+                    posted += 1
+                except AlreadyPosted:
+                    pass  # a re-run of a posted period: rendered again, not posted again
+        context.log.info(f"{rendered.title}: {rendered.html_path}")
+        by_day.append({"date": period.first, **_numbers(rendered.figures)})
+        return rendered
+
     with ChartDrawer(len(periods)) as drawer:
-        gathered = []
         for period in periods:
             with engine.connect() as conn:
                 report = gather(conn, period)
             gathered.append((report, drawer.submit(report)))
-        for report, pictures in gathered:
-            period = report.period
-            rendered = write(report, pictures(), folder)
-            with engine.begin() as conn:
-                save(conn, rendered, now)
-                destinations = notify.destinations()
-                if due(period, now.date()) and destinations:
-                    try:
-                        post(conn, period.kind, period.label, destinations, now)
-                        posted += 1
-                    except AlreadyPosted:
-                        pass  # a re-run of a posted period: rendered again, not posted again
-            context.log.info(f"{rendered.title}: {rendered.html_path}")
-            by_day.append({"date": period.first, **_numbers(rendered.figures)})
+            if len(gathered) > GATHERED_AHEAD:
+                publish_first()
+        while gathered:
+            rendered = publish_first()
     if periods[0].kind == "daily":
         record_days(context, "daily_report", pd.DataFrame(by_day), "date",
                     lambda _day, rows: rows.iloc[0].drop("date").dropna().to_dict() if len(rows) else {})
-    return {"period": period.label, "html": MetadataValue.path(str(rendered.html_path)),
+    return {"period": rendered.period.label, "html": MetadataValue.path(str(rendered.html_path)),
             "preview": MetadataValue.md(rendered.markdown[:4000]), "posted": posted, **_numbers(rendered.figures)}
 
 
