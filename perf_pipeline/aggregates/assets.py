@@ -174,10 +174,9 @@ def trends_asset(context: AssetExecutionContext, warehouse: WarehouseResource,
             daily = read_days(conn, daily_metrics, "date", start - HISTORY, end)
             result = strategy.compute(daily, days_between(start, end))
             rows += _write(context, conn, trends, start, end, result)
-            if not result.empty:
-                directions = directions.add(result["direction"].value_counts(), fill_value=0)
+            directions = _tally(directions, result, "direction")
     return MaterializeResult(metadata=range_metadata(context, {"partition_range": f"{first}..{last}", "rows": rows,
-                                       **{f"direction_{k}": int(v) for k, v in directions.items()}}))
+                                       **_named(directions, "direction")}))
 
 
 @daily_multi_asset(
@@ -209,9 +208,14 @@ def baselines_and_anomalies(context: AssetExecutionContext, warehouse: Warehouse
         "worse": int((flagged["direction"] == "worse").sum()) if not flagged.empty else 0}))
 
 
-def _counts(frame, column: str) -> dict[str, int]:
-    """Metadata: rows per value of ``column``."""
-    return {f"{column}_{k}": int(v) for k, v in frame[column].value_counts().items()} if not frame.empty else {}
+def _tally(counts: pd.Series, frame: pd.DataFrame, column: str) -> pd.Series:
+    """``counts`` (rows per value of ``column``) plus those of ``frame``: a range's counts, chunk by chunk."""
+    return counts.add(frame[column].value_counts(), fill_value=0) if not frame.empty else counts
+
+
+def _named(counts: pd.Series, column: str) -> dict[str, int]:
+    """Metadata of ``_tally``'s counts: ``<column>_<value>``."""
+    return {f"{column}_{k}": int(v) for k, v in counts.items()}
 
 
 @daily_asset(name="leaderboard", group_name=AGGREGATES,
@@ -221,15 +225,18 @@ def _counts(frame, column: str) -> dict[str, int]:
                           "agents with fewer than 5 tasks or no scores listed unranked."))
 def leaderboard_asset(context: AssetExecutionContext, warehouse: WarehouseResource) -> Iterator[Any]:
     first, last = partition_days(context)
+    rows, statuses = 0, pd.Series(dtype="int64")
     with warehouse.engine().begin() as conn:
-        stats = read_days(conn, window_stats, "as_of_date", first, last, entity_type="agent")
-        departments = read_rollups(conn, first - HISTORY, last, entity_types=["department_agent"],
-                                   columns=["department", "agent_id", "n_tasks"])
-        board = rank_agents(stats, departments)
-        rows = _write(context, conn, leaderboard, first, last, board)
+        for start, end in day_chunks(first, last, as_of=True):  # 4 weeks of as-of days at a time
+            stats = read_days(conn, window_stats, "as_of_date", start, end, entity_type="agent")
+            departments = read_rollups(conn, start - HISTORY, end, entity_types=["department_agent"],
+                                       columns=["department", "agent_id", "n_tasks"])
+            board = rank_agents(stats, departments)
+            rows += _write(context, conn, leaderboard, start, end, board)
+            statuses = _tally(statuses, board, "status")
         check = leaderboard_check(conn, first, last)
     yield MaterializeResult(metadata=range_metadata(context, {"partition_range": f"{first}..{last}", "rows": rows,
-                                      **_counts(board, "status")}))
+                                      **_named(statuses, "status")}))
     yield check
 
 
@@ -241,13 +248,16 @@ def most_improved_agents_asset(context: AssetExecutionContext, warehouse: Wareho
                                aggregates: AggregatesResource) -> MaterializeResult:
     first, last = partition_days(context)
     config = aggregates.config()
+    rows = found = 0
     with warehouse.engine().begin() as conn:
-        agent_trends = read_days(conn, trends, "as_of_date", first, last, entity_type="agent",
-                                 metric="avg_overall_score")
-        best = most_improved(agent_trends, days_between(first, last), sorted(config.windows))
-        rows = _write(context, conn, most_improved_agents, first, last, best)
+        for start, end in day_chunks(first, last, as_of=True):  # 4 weeks of as-of days at a time
+            agent_trends = read_days(conn, trends, "as_of_date", start, end, entity_type="agent",
+                                     metric="avg_overall_score")
+            best = most_improved(agent_trends, days_between(start, end), sorted(config.windows))
+            rows += _write(context, conn, most_improved_agents, start, end, best)
+            found += int(best["agent_id"].notna().sum())
     return MaterializeResult(metadata=range_metadata(context, {"partition_range": f"{first}..{last}", "rows": rows,
-                                       "days_with_a_most_improved_agent": int(best["agent_id"].notna().sum())}))
+                                       "days_with_a_most_improved_agent": found}))
 
 
 @daily_asset(name="provider_rankings", group_name=AGGREGATES,
@@ -258,13 +268,16 @@ def provider_rankings_asset(context: AssetExecutionContext, warehouse: Warehouse
                             aggregates: AggregatesResource) -> MaterializeResult:
     first, last = partition_days(context)
     config = aggregates.config().provider_ranking
+    rows, statuses = 0, pd.Series(dtype="int64")
     with warehouse.engine().begin() as conn:
-        models = read_rollups(conn, first - dt.timedelta(days=config.window_days - 1), last,
-                              entity_types=["model_task_type"])
-        ranked = provider_rankings(models, days_between(first, last), **config.model_dump())
-        rows = _write(context, conn, provider_rankings_table, first, last, ranked)
+        for start, end in day_chunks(first, last, as_of=True):  # 4 weeks of as-of days at a time
+            models = read_rollups(conn, start - dt.timedelta(days=config.window_days - 1), end,
+                                  entity_types=["model_task_type"])
+            ranked = provider_rankings(models, days_between(start, end), **config.model_dump())
+            rows += _write(context, conn, provider_rankings_table, start, end, ranked)
+            statuses = _tally(statuses, ranked, "status")
     return MaterializeResult(metadata=range_metadata(context, {"partition_range": f"{first}..{last}", "rows": rows,
-                                       **_counts(ranked, "status")}))
+                                       **_named(statuses, "status")}))
 
 
 @daily_asset(name="prompt_version_comparisons", group_name=AGGREGATES,
@@ -275,12 +288,15 @@ def prompt_version_comparisons_asset(context: AssetExecutionContext, warehouse: 
                                      aggregates: AggregatesResource) -> MaterializeResult:
     first, last = partition_days(context)
     config = aggregates.config().prompt_comparison
+    rows, verdicts = 0, pd.Series(dtype="int64")
     with warehouse.engine().begin() as conn:
-        scores = read_task_quality(conn, first - dt.timedelta(days=config.window_days - 1), last)
-        compared = compare_prompt_versions(scores, days_between(first, last), **config.model_dump())
-        rows = _write(context, conn, prompt_version_comparisons, first, last, compared)
+        for start, end in day_chunks(first, last, as_of=True):  # 4 weeks of as-of days at a time
+            scores = read_task_quality(conn, start - dt.timedelta(days=config.window_days - 1), end)
+            compared = compare_prompt_versions(scores, days_between(start, end), **config.model_dump())
+            rows += _write(context, conn, prompt_version_comparisons, start, end, compared)
+            verdicts = _tally(verdicts, compared, "verdict")
     return MaterializeResult(metadata=range_metadata(context, {"partition_range": f"{first}..{last}", "rows": rows,
-                                       **_counts(compared, "verdict")}))
+                                       **_named(verdicts, "verdict")}))
 
 
 @daily_multi_asset(
@@ -294,19 +310,24 @@ def project_summaries_and_agents(context: AssetExecutionContext, warehouse: Ware
                                  aggregates: AggregatesResource) -> Iterator[MaterializeResult]:
     first, last = partition_days(context)
     config = aggregates.config()
+    summary_rows = agent_rows = 0
+    statuses = pd.Series(dtype="int64")
     with warehouse.engine().begin() as conn:
-        rollups = read_rollups(conn, first - HISTORY, last, entity_types=["project", "project_agent"],
-                               columns=["project_id", "agent_id", *PROJECT_SUMS])
-        agent_trends = read_days(conn, trends, "as_of_date", first, last, entity_type="agent",
-                                 metric="avg_overall_score")
-        summaries, per_agent = project_summaries(rollups, read_project_spans(conn, first, last), agent_trends,
-                                                 days_between(first, last), sorted(config.windows), config.min_points)
-        _write(context, conn, project_summaries_table, first, last, summaries)
-        _write(context, conn, project_agent_stats, first, last, per_agent)
+        for start, end in day_chunks(first, last, as_of=True):  # 4 weeks of as-of days at a time
+            rollups = read_rollups(conn, start - HISTORY, end, entity_types=["project", "project_agent"],
+                                   columns=["project_id", "agent_id", *PROJECT_SUMS])
+            agent_trends = read_days(conn, trends, "as_of_date", start, end, entity_type="agent",
+                                     metric="avg_overall_score")
+            summaries, per_agent = project_summaries(rollups, read_project_spans(conn, start, end), agent_trends,
+                                                     days_between(start, end), sorted(config.windows),
+                                                     config.min_points)
+            summary_rows += _write(context, conn, project_summaries_table, start, end, summaries)
+            agent_rows += _write(context, conn, project_agent_stats, start, end, per_agent)
+            statuses = _tally(statuses, per_agent, "status")
     yield MaterializeResult(asset_key="project_summaries", metadata=range_metadata(context, {
-        "partition_range": f"{first}..{last}", "rows": len(summaries)}))
+        "partition_range": f"{first}..{last}", "rows": summary_rows}))
     yield MaterializeResult(asset_key="project_agent_stats", metadata=range_metadata(context, {
-        "partition_range": f"{first}..{last}", "rows": len(per_agent), **_counts(per_agent, "status")}))
+        "partition_range": f"{first}..{last}", "rows": agent_rows, **_named(statuses, "status")}))
 
 
 @daily_asset(name="node_rollups", group_name=AGGREGATES,
@@ -335,10 +356,9 @@ def node_performance_asset(context: AssetExecutionContext, warehouse: WarehouseR
             performance = node_performance(rollups, days_between(start, end), sorted(config.windows),
                                            config.min_points)
             rows += _write(context, conn, node_performance_table, start, end, performance)
-            if not performance.empty:
-                statuses = statuses.add(performance["status"].value_counts(), fill_value=0)
+            statuses = _tally(statuses, performance, "status")
     return MaterializeResult(metadata=range_metadata(context, {"partition_range": f"{first}..{last}", "rows": rows,
-                                       **{f"status_{k}": int(v) for k, v in statuses.items()}}))
+                                       **_named(statuses, "status")}))
 
 
 AGGREGATE_ASSETS = [daily_rollups_asset, daily_metrics_asset, window_stats_asset, trends_asset, baselines_and_anomalies,

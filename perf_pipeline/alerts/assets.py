@@ -38,7 +38,7 @@ from perf_pipeline.alerts.store import (
     silence_matcher,
 )
 from perf_pipeline.config import MAX_WINDOW_DAYS
-from perf_pipeline.daily import daily_asset, partition_days, range_metadata, record_days
+from perf_pipeline.daily import daily_asset, day_chunks, partition_days, range_metadata, record_days
 from perf_pipeline.jobs import ALERTS
 from perf_pipeline.notify.outbox import SLACK, WEBHOOK, enqueue
 from perf_pipeline.partitions import days_between, trailing_days
@@ -61,11 +61,12 @@ def alert_conditions_asset(context: AssetExecutionContext, warehouse: WarehouseR
     for why in unfed.values():
         context.log.warning(f"alert rule left out, it would never fire: {why}")
     rules = [rule for rule in config.rules if rule.name not in unfed]
+    rows = 0
     with warehouse.engine().begin() as conn:
-        held = held_conditions(rules, *read_sources(conn, first, last, rules))
-        rows = replace_partition(conn, alert_conditions, first, last, held,
-                                 date_column="as_of_date")
-    record_days(context, "alert_conditions", held, "as_of_date", _by_rule)
+        for start, end in day_chunks(first, last, as_of=True):  # each day's conditions are of its own rows
+            held = held_conditions(rules, *read_sources(conn, start, end, rules))
+            rows += replace_partition(conn, alert_conditions, start, end, held, date_column="as_of_date")
+            record_days(context, "alert_conditions", held, "as_of_date", _by_rule, days=(start, end))
     yield MaterializeResult(metadata=range_metadata(context, {
         "partition_range": f"{first}..{last}", "rows": rows, "rules": len(rules)}))
     yield rules_check(unfed, len(config.rules))

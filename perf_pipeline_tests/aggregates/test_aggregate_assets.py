@@ -11,14 +11,18 @@ from dagster import materialize
 
 from perf_pipeline.aggregates.assets import AGGREGATE_ASSETS
 from perf_pipeline.aggregates.checks import leaderboard_check, rollups_check, windows_check
+from perf_pipeline.alerts.assets import alert_conditions_asset
 from perf_pipeline.launcher import RANGE_END_TAG, RANGE_START_TAG
+from perf_pipeline.resources import AlertsResource
 from perf_pipeline.warehouse.db import warehouse_engine
 from perf_pipeline.warehouse.schema import DDL_GROUPS, metadata
 from perf_pipeline_tests.events_factory import task, write_jsonl
 from perf_pipeline_tests.scoring.test_scoring_assets import ingest_and_build, resources, rows, score
 
 FIRST = dt.date(2026, 3, 1)
-AGGREGATE_TABLES = [*DDL_GROUPS["050_aggregates.sql"], *DDL_GROUPS["060_rankings.sql"]]
+# With the alert conditions: as windowed as the aggregates they are read from.
+AGGREGATE_TABLES = [*DDL_GROUPS["050_aggregates.sql"], *DDL_GROUPS["060_rankings.sql"],
+                    metadata.tables["alert_conditions"]]
 DAYS = 12
 
 
@@ -43,11 +47,12 @@ def many_days(landing: Path) -> None:
 
 def aggregate(url: str, landing: Path, first: dt.date, last: dt.date | None = None) -> None:
     tags = {RANGE_START_TAG: first.isoformat(), RANGE_END_TAG: last.isoformat()} if last else None
-    result = materialize(AGGREGATE_ASSETS, resources=resources(url, landing), tags=tags,
+    result = materialize([*AGGREGATE_ASSETS, alert_conditions_asset], tags=tags,
+                         resources={**resources(url, landing), "alerts": AlertsResource()},
                          partition_key=None if last else first.isoformat())
     assert result.success
     checks = result.get_asset_check_evaluations()
-    assert len(checks) == 3 and all(check.passed for check in checks)
+    assert len(checks) == 4 and all(check.passed for check in checks)
 
 
 def scored_warehouses(tmp_path: Path, landing: Path, names: tuple[str, str]) -> tuple[list[str], dt.date]:
