@@ -9,6 +9,7 @@ the Dagster UI shows it and a changed day is rebuilt with the days whose windows
 
 import datetime as dt
 from collections.abc import Iterator
+from functools import partial
 from typing import Any
 
 import pandas as pd
@@ -56,7 +57,7 @@ from perf_pipeline.daily import (
 from perf_pipeline.jobs import AGGREGATES
 from perf_pipeline.partitions import days_between, trailing_days
 from perf_pipeline.resources import AggregatesResource, WarehouseResource
-from perf_pipeline.warehouse.db import replace_partition
+from perf_pipeline.warehouse.db import TrailingDays, replace_partition
 from perf_pipeline.warehouse.schema import (
     anomalies,
     baselines,
@@ -83,12 +84,17 @@ from perf_pipeline.warehouse.schema import (
     provider_rankings as provider_rankings_table,
 )
 
-HISTORY = dt.timedelta(days=MAX_WINDOW_DAYS - 1)
-
 
 def _history(asset_key: str = "daily_rollups", days: int = MAX_WINDOW_DAYS) -> AssetDep:
     """``asset_key`` of the ``days`` days ending with the partition's day."""
     return AssetDep(asset_key, partition_mapping=trailing_days(days))
+
+
+def _trailing_table(table: Table) -> TrailingDays:
+    """The rows of ``table`` (by ``date``, in primary-key order as ``read_days``) that the longest
+    window of the as-of days of a chunk covers."""
+    return TrailingDays(lambda conn, first, last: read_days(conn, table, "date", first, last), MAX_WINDOW_DAYS,
+                        "date", [column.name for column in table.primary_key.columns])
 
 
 def _write(context: AssetExecutionContext, conn: Connection, table: Table, first: dt.date, last: dt.date,
@@ -143,9 +149,11 @@ def window_stats_asset(context: AssetExecutionContext, warehouse: WarehouseResou
     strategy = RollingWindowStrategy(config.windows, config.min_points)
     rows = ok = 0
     days_read: set[dt.date] = set()
+    history = TrailingDays(partial(read_rollups, columns=[*SUMMED, "response_time_histogram"]), MAX_WINDOW_DAYS,
+                           "date")
     with warehouse.engine().begin() as conn:
         for start, end in day_chunks(first, last, as_of=True):  # 4 weeks of as-of days at a time
-            rollups = read_rollups(conn, start - HISTORY, end, columns=[*SUMMED, "response_time_histogram"])
+            rollups = history.read(conn, start, end)
             stats = strategy.compute(rollups, days_between(start, end))
             rows += _write(context, conn, window_stats, start, end, stats)
             ok += int((stats["status"] == "ok").sum()) if not stats.empty else 0
@@ -169,9 +177,10 @@ def trends_asset(context: AssetExecutionContext, warehouse: WarehouseResource,
     strategy = TheilSenTrendStrategy(config.windows, config.trend_metrics, config.min_points,
                                      config.trend_min_relative_change)
     rows, directions = 0, pd.Series(dtype="int64")
+    history = _trailing_table(daily_metrics)
     with warehouse.engine().begin() as conn:
         for start, end in day_chunks(first, last, as_of=True):  # 4 weeks of as-of days at a time
-            daily = read_days(conn, daily_metrics, "date", start - HISTORY, end)
+            daily = history.read(conn, start, end)
             result = strategy.compute(daily, days_between(start, end))
             rows += _write(context, conn, trends, start, end, result)
             directions = _tally(directions, result, "direction")
@@ -226,11 +235,12 @@ def _named(counts: pd.Series, column: str) -> dict[str, int]:
 def leaderboard_asset(context: AssetExecutionContext, warehouse: WarehouseResource) -> Iterator[Any]:
     first, last = partition_days(context)
     rows, statuses = 0, pd.Series(dtype="int64")
+    history = TrailingDays(partial(read_rollups, entity_types=["department_agent"],
+                                   columns=["department", "agent_id", "n_tasks"]), MAX_WINDOW_DAYS, "date")
     with warehouse.engine().begin() as conn:
         for start, end in day_chunks(first, last, as_of=True):  # 4 weeks of as-of days at a time
             stats = read_days(conn, window_stats, "as_of_date", start, end, entity_type="agent")
-            departments = read_rollups(conn, start - HISTORY, end, entity_types=["department_agent"],
-                                       columns=["department", "agent_id", "n_tasks"])
+            departments = history.read(conn, start, end)
             board = rank_agents(stats, departments)
             rows += _write(context, conn, leaderboard, start, end, board)
             statuses = _tally(statuses, board, "status")
@@ -269,10 +279,10 @@ def provider_rankings_asset(context: AssetExecutionContext, warehouse: Warehouse
     first, last = partition_days(context)
     config = aggregates.config().provider_ranking
     rows, statuses = 0, pd.Series(dtype="int64")
+    history = TrailingDays(partial(read_rollups, entity_types=["model_task_type"]), config.window_days, "date")
     with warehouse.engine().begin() as conn:
         for start, end in day_chunks(first, last, as_of=True):  # 4 weeks of as-of days at a time
-            models = read_rollups(conn, start - dt.timedelta(days=config.window_days - 1), end,
-                                  entity_types=["model_task_type"])
+            models = history.read(conn, start, end)
             ranked = provider_rankings(models, days_between(start, end), **config.model_dump())
             rows += _write(context, conn, provider_rankings_table, start, end, ranked)
             statuses = _tally(statuses, ranked, "status")
@@ -289,9 +299,10 @@ def prompt_version_comparisons_asset(context: AssetExecutionContext, warehouse: 
     first, last = partition_days(context)
     config = aggregates.config().prompt_comparison
     rows, verdicts = 0, pd.Series(dtype="int64")
+    history = TrailingDays(read_task_quality, config.window_days, "partition_date")
     with warehouse.engine().begin() as conn:
         for start, end in day_chunks(first, last, as_of=True):  # 4 weeks of as-of days at a time
-            scores = read_task_quality(conn, start - dt.timedelta(days=config.window_days - 1), end)
+            scores = history.read(conn, start, end)
             compared = compare_prompt_versions(scores, days_between(start, end), **config.model_dump())
             rows += _write(context, conn, prompt_version_comparisons, start, end, compared)
             verdicts = _tally(verdicts, compared, "verdict")
@@ -312,10 +323,11 @@ def project_summaries_and_agents(context: AssetExecutionContext, warehouse: Ware
     config = aggregates.config()
     summary_rows = agent_rows = 0
     statuses = pd.Series(dtype="int64")
+    history = TrailingDays(partial(read_rollups, entity_types=["project", "project_agent"],
+                                   columns=["project_id", "agent_id", *PROJECT_SUMS]), MAX_WINDOW_DAYS, "date")
     with warehouse.engine().begin() as conn:
         for start, end in day_chunks(first, last, as_of=True):  # 4 weeks of as-of days at a time
-            rollups = read_rollups(conn, start - HISTORY, end, entity_types=["project", "project_agent"],
-                                   columns=["project_id", "agent_id", *PROJECT_SUMS])
+            rollups = history.read(conn, start, end)
             agent_trends = read_days(conn, trends, "as_of_date", start, end, entity_type="agent",
                                      metric="avg_overall_score")
             summaries, per_agent = project_summaries(rollups, read_project_spans(conn, start, end), agent_trends,
@@ -350,9 +362,10 @@ def node_performance_asset(context: AssetExecutionContext, warehouse: WarehouseR
     first, last = partition_days(context)
     config = aggregates.config()
     rows, statuses = 0, pd.Series(dtype="int64")
+    history = _trailing_table(node_rollups_table)
     with warehouse.engine().begin() as conn:
         for start, end in day_chunks(first, last, as_of=True):  # 4 weeks of as-of days at a time
-            rollups = read_days(conn, node_rollups_table, "date", start - HISTORY, end)
+            rollups = history.read(conn, start, end)
             performance = node_performance(rollups, days_between(start, end), sorted(config.windows),
                                            config.min_points)
             rows += _write(context, conn, node_performance_table, start, end, performance)

@@ -42,10 +42,10 @@ from perf_pipeline.scoring.components import effective_prices, reviewer_agreemen
 from perf_pipeline.scoring.judge import JudgePrice
 from perf_pipeline.scoring.judging import JudgeRun, judge_tasks
 from perf_pipeline.scoring.store import (
-    BaselineHistory,
     judge_cost_by_day,
     orphan_counts,
     read_feedback,
+    read_history,
     read_messages,
     read_prices,
     read_reviews,
@@ -56,7 +56,7 @@ from perf_pipeline.scoring.store import (
 )
 from perf_pipeline.scoring.strategies import collaboration_strategy
 from perf_pipeline.scoring.tasks import score_tasks
-from perf_pipeline.warehouse.db import replace_partition
+from perf_pipeline.warehouse.db import TrailingDays, replace_partition
 from perf_pipeline.warehouse.schema import collaboration_scores, panel_reviews, task_scores
 
 # Most feedback lands within a month of its task; any later is found by the late feedback sensor.
@@ -101,7 +101,8 @@ def task_scores_asset(context: AssetExecutionContext, warehouse: WarehouseResour
         context.log.info("OPENAI_API_KEY is not set: the LLM judge is skipped (judge_status skipped_no_key)")
     judged = JudgeRun(judged=pd.DataFrame(), panel=pd.DataFrame())
     scored, reviewed = [], []
-    history = BaselineHistory(max(config.efficiency.baseline_days, config.cost.baseline_days))
+    history = TrailingDays(read_history, max(config.efficiency.baseline_days, config.cost.baseline_days),
+                           "partition_date", ["task_id"])
     # A week at a time, each committed as a run of those days would be: memory follows a week's tasks.
     for start, end in day_chunks(first, last):
         scores, chunk_judged, in_range = _score_days(engine, start, end, config, client, scoring.judge_model,
@@ -128,7 +129,7 @@ def task_scores_asset(context: AssetExecutionContext, warehouse: WarehouseResour
 
 
 def _score_days(engine, first: dt.date, last: dt.date, config, client, judge_model: str, run_id: str,
-                prices: pd.DataFrame, history: BaselineHistory) -> tuple[pd.DataFrame, JudgeRun, pd.DataFrame]:
+                prices: pd.DataFrame, history: TrailingDays) -> tuple[pd.DataFrame, JudgeRun, pd.DataFrame]:
     """Judge and score the tasks of [first, last] against their trailing ``history`` and replace their
     scores and panel reviews (one transaction); returns the scores, the judge's run and the peer
     reviews of those days."""

@@ -70,31 +70,6 @@ def read_history(conn: Connection, first: dt.date, last: dt.date) -> pd.DataFram
         TASKS.c.partition_date.between(first, last)).order_by(TASKS.c.task_id))
 
 
-class BaselineHistory:
-    """The tasks of the trailing baselines (``days`` days up to the last scored day) of the chunks of
-    a range, scored one after the other: a chunk reads only the days the previous one had not, and
-    drops those that left its window. The rows are in task id order, as from one read; the baselines
-    count the history's values above a task's (shares), which no row order changes."""
-
-    def __init__(self, days: int) -> None:
-        self.days = days
-        self._rows: pd.DataFrame | None = None
-        self._span: tuple[dt.date, dt.date] | None = None
-
-    def read(self, conn: Connection, first: dt.date, last: dt.date) -> pd.DataFrame:
-        """The history of the tasks of [first, last]: tasks of [first - (days - 1), last]."""
-        start = first - dt.timedelta(days=self.days - 1)
-        if self._rows is None or self._span is None or not self._span[0] <= start <= self._span[1] < last:
-            rows = read_history(conn, start, last)
-        else:
-            kept = self._rows[self._rows["partition_date"] >= start]
-            added = read_history(conn, self._span[1] + dt.timedelta(days=1), last)
-            rows = (pd.concat([kept, added], ignore_index=True).infer_objects()
-                    .sort_values("task_id", kind="stable", ignore_index=True))
-        self._rows, self._span = rows, (start, last)
-        return rows
-
-
 def read_feedback(conn: Connection, first: dt.date, last: dt.date) -> pd.DataFrame:
     """Feedback events of the tasks of [first, last], whenever the feedback arrived."""
     return read_frame(conn, feedback_query(first, last))
