@@ -77,7 +77,7 @@ class Launched:
     """What one launch did: its runs (with their timings), the ingest's figures, and the partitions
     built per asset."""
 
-    timings: list[RunTiming] = field(default_factory=list)
+    runs: list[RunTiming] = field(default_factory=list)
     ingest: dict[str, Any] | None = None
     built: dict[AssetKey, set[str]] = field(default_factory=dict)
 
@@ -188,7 +188,7 @@ class Launcher:
                                for event in result.all_events if event.is_step_failure and event.step_failure_data
                                and event.step_failure_data.error) or "see the run in the Dagster UI"
             raise PipelineRunError(f"{job_name} ({what}{days}), run {result.run_id}, failed: {detail}")
-        self.launched.timings.append(RunTiming(result.run_id, job_name, tuple(selection or ()), start, end,
+        self.launched.runs.append(RunTiming(result.run_id, job_name, tuple(selection or ()), start, end,
                                                time.perf_counter() - started))
         self.echo(f"{job_name}{days}: {what} (run {result.run_id[:8]})")
         for event in result.get_asset_materialization_events():

@@ -68,7 +68,7 @@ def run_summary(engine: Engine, launched: Launched) -> str:
                                 .order_by(quarantined_events.c.quarantine_id.desc()).limit(3)).all()
         for source, line, reasons_json in examples:
             lines.append(f"  e.g. {source}:{line}: " + "; ".join(r["message"] for r in reasons_json))
-    lines.append(f"{len(launched.timings)} run(s); see them in the Dagster UI (perf-pipeline ui)")
+    lines.append(f"{len(launched.runs)} run(s); see them in the Dagster UI (perf-pipeline ui)")
     return "\n".join(lines)
 
 

@@ -114,6 +114,7 @@ class ChartDrawer:
     def __init__(self, reports: int) -> None:
         workers = min(usable_cpus(), reports) if reports >= POOL_MIN_REPORTS else 1
         self._pool: ProcessPoolExecutor | None = None
+        self.workers = workers if workers > 1 else 0  # 0: drawn in this process
         if workers > 1:
             methods = multiprocessing.get_all_start_methods()
             context = multiprocessing.get_context("forkserver" if "forkserver" in methods else "spawn")

@@ -102,12 +102,6 @@ def frame_columns(frame: pd.DataFrame) -> list[list[Any]]:
     return [frame[name].astype(object).where(frame[name].notna(), None).tolist() for name in frame.columns]
 
 
-def frame_to_records(frame: pd.DataFrame) -> list[dict[str, Any]]:
-    """Rows of a DataFrame as dicts of the values of ``frame_columns``."""
-    names = list(frame.columns)
-    return [dict(zip(names, row, strict=True)) for row in zip(*frame_columns(frame), strict=True)]
-
-
 def insert_rows(conn: Connection, table: sa.Table, rows: Sequence[Mapping[str, Any]]) -> int:
     """Bulk insert in batches (executemany; PostgreSQL batches into multi-row VALUES)."""
     for start in range(0, len(rows), INSERT_BATCH_ROWS):

@@ -32,7 +32,7 @@ from perf_pipeline.aggregates.rollups import WINDOWED_ENTITY_TYPES, daily_rollup
 from perf_pipeline.aggregates.summaries import node_rollups
 from perf_pipeline.aggregates.trends import daily_metric_values
 from perf_pipeline.resources import AggregatesResource, LandingZoneResource, WarehouseResource
-from perf_pipeline.warehouse.db import chunked, frame_to_records, warehouse_engine
+from perf_pipeline.warehouse.db import insert_frame, warehouse_engine
 from perf_pipeline.warehouse.schema import daily_metrics, task_events, task_scores, task_steps
 from perf_pipeline.warehouse.schema import daily_rollups as rollups_table
 from perf_pipeline.warehouse.schema import node_rollups as node_rollups_table
@@ -106,8 +106,7 @@ def _write_raw(conn, tasks: pd.DataFrame, steps: pd.DataFrame) -> None:
         components_used=1, weights_used=[{"quality": 1.0}] * len(tasks))
     steps = steps.assign(started_at=None, completed_at=None)
     for table, frame in ((task_events, events), (task_scores, scores), (task_steps, steps)):
-        for chunk in chunked(frame_to_records(frame), 5000):
-            conn.execute(table.insert(), chunk)
+        insert_frame(conn, table, frame)
 
 
 def build_history(url: str, days: int, agents: int, tasks_per_day: int) -> float:
@@ -127,8 +126,7 @@ def build_history(url: str, days: int, agents: int, tasks_per_day: int) -> float
                 windowed = rollups[rollups["entity_type"].isin(WINDOWED_ENTITY_TYPES)]
                 for table, frame in ((rollups_table, rollups), (daily_metrics, daily_metric_values(windowed)),
                                      (node_rollups_table, node_rollups(steps))):
-                    for chunk in chunked(frame_to_records(frame), 5000):
-                        conn.execute(table.insert(), chunk)
+                    insert_frame(conn, table, frame)
         if k % 30 == 0:
             print(f"  history: {days - k}/{days} days ({time.perf_counter() - started:.0f} s)", flush=True)
     return time.perf_counter() - started

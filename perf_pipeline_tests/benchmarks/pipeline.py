@@ -104,10 +104,10 @@ def _run_pipeline(work: Path, generated: Path) -> dict[str, Any]:
         started = time.perf_counter()
         launched = launcher.run()  # what `perf-pipeline run` does: the sensors, then the automation conditions
         total = time.perf_counter() - started
-        for timing in launched.timings:
+        for timing in launched.runs:
             stage = stage_of(timing, graph)
             seconds[stage] = seconds.get(stage, 0.0) + timing.seconds
-        seconds["automation and sensors"] = total - sum(timing.seconds for timing in launched.timings)
+        seconds["automation and sensors"] = total - sum(timing.seconds for timing in launched.runs)
         with warehouse_engine(os.environ["PERF_WAREHOUSE_URL"]).connect() as conn:
             first, last, tasks = conn.execute(sa.select(
                 sa.func.min(staged_events.c.partition_date), sa.func.max(staged_events.c.partition_date),
@@ -115,9 +115,9 @@ def _run_pipeline(work: Path, generated: Path) -> dict[str, Any]:
         first, last = (day if isinstance(day, dt.date) else dt.date.fromisoformat(str(day)[:10])
                        for day in (first, last))
     return {"stages": seconds, "seconds": total, "tasks": tasks, "first_day": first.isoformat(),
-            "last_day": last.isoformat(), "runs": len(launched.timings),
+            "last_day": last.isoformat(), "runs": len(launched.runs),
             "run_list": [f"{timing.job} {', '.join(k.to_user_string() for k in timing.keys) or 'all assets'} "
-                         f"{timing.start}..{timing.end}: {timing.seconds:.1f} s" for timing in launched.timings],
+                         f"{timing.start}..{timing.end}: {timing.seconds:.1f} s" for timing in launched.runs],
             "max_rss_mib": _max_rss_mib(resource.RUSAGE_SELF),
             "workers_max_rss_mib": _max_rss_mib(resource.RUSAGE_CHILDREN)}
 

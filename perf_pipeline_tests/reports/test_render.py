@@ -137,11 +137,11 @@ def test_a_backfill_draws_in_workers_the_bytes_drawn_in_process(report: Report) 
     days = [dataclasses.replace(report, period=Period.daily(report.period.first + dt.timedelta(days=k)))
             for k in range(POOL_MIN_REPORTS)] + [empty_report()]
     with ChartDrawer(len(days)) as drawer:
-        assert (drawer._pool is not None) == (usable_cpus() > 1)
+        assert drawer.workers == (min(usable_cpus(), len(days)) if usable_cpus() > 1 else 0)
         drawn = [drawer.submit(day) for day in days]
         assert [pictures() for pictures in drawn] == [charts(day) for day in days]
     with ChartDrawer(POOL_MIN_REPORTS - 1) as drawer:
-        assert drawer._pool is None
+        assert drawer.workers == 0
         assert drawer.submit(report)() == charts(report)
 
 
