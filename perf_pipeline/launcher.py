@@ -189,7 +189,7 @@ class Launcher:
                                and event.step_failure_data.error) or "see the run in the Dagster UI"
             raise PipelineRunError(f"{job_name} ({what}{days}), run {result.run_id}, failed: {detail}")
         self.launched.runs.append(RunTiming(result.run_id, job_name, tuple(selection or ()), start, end,
-                                               time.perf_counter() - started))
+                                            time.perf_counter() - started))
         self.echo(f"{job_name}{days}: {what} (run {result.run_id[:8]})")
         for event in result.get_asset_materialization_events():
             materialization = event.event_specific_data.materialization
