@@ -46,13 +46,15 @@ class Reader:
 @pytest.mark.parametrize("order", [["date", "entity_id"], ["entity_id", "date"]])
 @pytest.mark.parametrize(("history", "chunk", "seed"), [(7, 5, 1), (3, 5, 2), (10, 1, 3), (30, 4, 4)])
 def test_chunks_with_their_carried_history_equal_one_read_of_each_span(order: list[str], history: int, chunk: int,
-                                                                       seed: int) -> None:
+                                                                       seed: int,
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("perf_pipeline.daily.CHUNK_DAYS", chunk)
     rows = table(60, seed)
     last = FIRST + dt.timedelta(days=59)
     read = Reader(rows, order)
     trailing = TrailingDays(read, history, "date", None if order[0] == "date" else order)
     start = FIRST + dt.timedelta(days=history - 1)  # the first chunk's history starts on the table's first day
-    for first, end in [(a, b) for a, b in day_chunks(start, last) for a, b in _cut(a, b, chunk)]:
+    for first, end in day_chunks(start, last):
         carried = trailing.read(None, first, end)
         expected = Reader(rows, order)(None, first - dt.timedelta(days=history - 1), end)
         pd.testing.assert_frame_equal(carried, expected, check_dtype=False)
@@ -75,11 +77,3 @@ def test_a_chunk_past_the_carried_span_reads_its_span_anew() -> None:
     pd.testing.assert_frame_equal(later, Reader(rows, ["date", "entity_id"])(
         None, FIRST + dt.timedelta(days=26), FIRST + dt.timedelta(days=31)))
 
-
-def _cut(first: dt.date, last: dt.date, days: int) -> list[tuple[dt.date, dt.date]]:
-    """[first, last] in consecutive pieces of ``days`` days."""
-    pieces, start = [], first
-    while start <= last:
-        pieces.append((start, min(start + dt.timedelta(days=days - 1), last)))
-        start += dt.timedelta(days=days)
-    return pieces
