@@ -53,16 +53,21 @@ def baselines(daily: pd.DataFrame, as_of: Sequence[dt.date], metrics: Sequence[s
         return pd.DataFrame(columns=BASELINE_COLUMNS)
     scoped = daily[daily["entity_type"] == entity_type]
     for entity_id, series in scoped.groupby("entity_id", sort=True):
-        by_day = series.set_index("date")
+        # Arrays, not frame lookups: an entity's days in their order (the history's order is that of
+        # the rows, so that its mean deviation adds up in the same order), each metric's values.
+        dates = series["date"].to_numpy()
+        row_of = {day: row for row, day in enumerate(dates)}
+        values = {metric: series[metric].to_numpy(dtype="float64", na_value=np.nan) for metric in metrics}
         for day in as_of:
-            if day not in by_day.index:
+            if day not in row_of:
                 continue
-            window = by_day[(by_day.index >= day - dt.timedelta(days=baseline_days)) & (by_day.index < day)]
+            in_window = (dates >= day - dt.timedelta(days=baseline_days)) & (dates < day)
             for metric in metrics:
-                observed = by_day.at[day, metric]
-                if pd.isna(observed):
+                observed = values[metric][row_of[day]]
+                if np.isnan(observed):
                     continue
-                history = window[metric].dropna().to_numpy(dtype="float64")
+                history = values[metric][in_window]
+                history = history[~np.isnan(history)]
                 row = {"entity_type": entity_type, "entity_id": entity_id, "date": day, "metric": metric,
                        "observed": float(observed), "baseline_days": len(history), "baseline_median": None,
                        "baseline_mad": None, "robust_z": None, "is_anomaly": False, "direction": None}

@@ -55,22 +55,30 @@ class MetricsWindowStrategy(Protocol):
 
 def metrics_from_sums(sums: pd.DataFrame, response_times: tuple[np.ndarray, np.ndarray, np.ndarray]) -> pd.DataFrame:
     """Window (or single-day) metrics from summed rollup columns and, per row of ``sums``, the
-    (count, p50, p95) of its merged latency histogram (``latency_figures``)."""
-    out = pd.DataFrame(index=sums.index)
-    out["n_tasks"] = sums["n_tasks"].astype(np.int64)
-    out["tasks_completed"] = sums["tasks_completed"].astype(np.int64)
-    out["tasks_failed"] = sums["tasks_failed"].astype(np.int64)
+    (count, p50, p95) of its merged latency histogram (``latency_figures``).
+
+    Built column by column as arrays and made a frame once: a report's or a day's few rows would
+    otherwise spend most of their time in pandas' per-column assignment and alignment."""
+
+    def counts(column: str) -> np.ndarray:
+        return sums[column].astype(np.int64).to_numpy()
+
+    def values(column: str) -> np.ndarray:
+        return sums[column].to_numpy(dtype="float64", na_value=np.nan)
+
+    out = {name: counts(name) for name in ("n_tasks", "tasks_completed", "tasks_failed")}
     for name, (numerator, denominator) in RATIOS.items():
-        out[name] = (sums[numerator] / sums[denominator].where(sums[denominator] > 0)).astype("float64")
-    out["total_cost_usd"] = sums["sum_cost_usd"].where(sums["n_cost_usd"] > 0).astype("float64")
-    out["innovation_count"] = sums["innovations"].astype(np.int64)
+        divisor = values(denominator)
+        out[name] = values(numerator) / np.where(divisor > 0, divisor, np.nan)
+    out["total_cost_usd"] = np.where(values("n_cost_usd") > 0, values("sum_cost_usd"), np.nan)
+    out["innovation_count"] = counts("innovations")
     for name, source in VALUE_COUNTS.items():
-        out[name] = sums[source].astype(np.int64)
+        out[name] = counts(source)
     count, p50, p95 = response_times
     out["n_response_times"] = np.asarray(count, dtype=np.int64)
     out["p50_response_time_ms"] = np.asarray(p50, dtype="float64")
     out["p95_response_time_ms"] = np.asarray(p95, dtype="float64")
-    return out
+    return pd.DataFrame(out, index=sums.index)
 
 
 def latency_figures(rows: pd.DataFrame, lo: np.ndarray, hi: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -50,8 +50,11 @@ def alert_states(conditions: pd.DataFrame, days: list[dt.date], lifecycle: Lifec
     rows: list[dict[str, Any]] = []
     if conditions.empty:
         return pd.DataFrame(rows, columns=STATE_COLUMNS)
-    for key, held in conditions.groupby(KEY, sort=True):
-        by_day = {row["as_of_date"]: row for row in held.to_dict("records")}
+    held_rows: dict[tuple[Any, ...], list[dict[str, Any]]] = {}  # the records of each key, in order
+    for row in conditions.dropna(subset=KEY).to_dict("records"):  # one conversion, not one per key
+        held_rows.setdefault(tuple(row[column] for column in KEY), []).append(row)
+    for key in sorted(held_rows):
+        by_day = {row["as_of_date"]: row for row in held_rows[key]}
         held_days = sorted(by_day)
         for day in days:
             window_start = day - dt.timedelta(days=history_days - 1)

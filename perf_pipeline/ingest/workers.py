@@ -35,7 +35,7 @@ from types import TracebackType
 
 from perf_pipeline.ingest.readers import UnreadableFileError
 from perf_pipeline.ingest.verdicts import Message, ScreenOptions, Unit, UnitEnd
-from perf_pipeline.settings import usable_cpus
+from perf_pipeline.settings import usable_cpus, worker_context
 
 # What workers run, imported by them (and preloaded by the forkserver), not by the main process.
 SCREENING_MODULE = "perf_pipeline.ingest.screening"
@@ -110,10 +110,7 @@ class Screeners:
             answer.path.unlink()
 
     def _start(self) -> None:
-        methods = multiprocessing.get_all_start_methods()
-        context = multiprocessing.get_context("forkserver" if "forkserver" in methods else "spawn")
-        if context.get_start_method() == "forkserver":
-            context.set_forkserver_preload([SCREENING_MODULE, __name__])
+        context = worker_context()
         self._folder = Path(tempfile.mkdtemp(prefix="perf-pipeline-screeners-"))
         for _ in range(self.workers):
             here, there = context.Pipe()

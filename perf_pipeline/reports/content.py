@@ -21,8 +21,7 @@ from sqlalchemy.engine import Connection
 
 from perf_pipeline.aggregates.prompts import A_BETTER, B_BETTER
 from perf_pipeline.aggregates.rankings import RANKED
-from perf_pipeline.aggregates.rollups import daily_rollups
-from perf_pipeline.aggregates.store import TASKS, read_scored_tasks
+from perf_pipeline.aggregates.store import TASKS, read_rollups
 from perf_pipeline.aggregates.trends import DECLINING, IMPROVING
 from perf_pipeline.aggregates.windows import window_metrics
 from perf_pipeline.alerts.lifecycle import FIRING, RESOLVED
@@ -275,8 +274,8 @@ class Report:
 def gather(conn: Connection, period: Period) -> Report:
     """The report of ``period``, read from the warehouse as of its last day."""
     day = period.last
-    tasks = read_scored_tasks(conn, period.first, period.last)
-    totals, provider_costs = _period_totals(tasks, _judge_costs(conn, period))
+    rollups = read_rollups(conn, period.first, period.last, entity_types=["provider"])
+    totals, provider_costs = _period_totals(rollups, _judge_costs(conn, period))
     board = _leaderboard(conn, day)
     agent_trends = _agent_trends(conn, day)
     improving = tuple(t for t in agent_trends if t.direction == IMPROVING)
@@ -308,16 +307,16 @@ def _known(value: Any) -> float | None:
     return None if value is None or pd.isna(value) else float(value)
 
 
-def _period_totals(tasks: pd.DataFrame, judge: Mapping[str, Any]) -> tuple[Totals, tuple[ProviderCost, ...]]:
-    """Totals and per-provider costs of the period's tasks, made by the rollups' and windows' code
-    (over a period instead of a window), so that they agree with window_stats' definitions."""
+def _period_totals(by_provider: pd.DataFrame, judge: Mapping[str, Any]) -> tuple[Totals, tuple[ProviderCost, ...]]:
+    """Totals and per-provider costs of the period's tasks, from the providers' daily rollups (every
+    task has a provider) by the windows' code over the period instead of a window, so that they agree
+    with window_stats' definitions."""
     judged = {"judge_calls": judge["calls"], "judge_calls_priced": judge["priced"],
               "evaluation_cost_usd": _known(judge["cost_usd"]) if judge["priced"] else None}
-    if tasks.empty:
+    if by_provider.empty:
         return Totals(n_tasks=0, tasks_completed=0, tasks_failed=0, success_rate=None, n_cost=0,
                       total_cost_usd=None, n_overall=0, avg_overall_score=None, n_sla=0, sla_compliance_rate=None,
                       **judged), ()
-    by_provider = daily_rollups(tasks, pd.DataFrame(), entity_types=["provider"])  # every task has a provider
     fleet = window_metrics(by_provider.assign(fleet="all"), ["fleet"]).iloc[0]
     totals = Totals(
         n_tasks=int(fleet["n_tasks"]), tasks_completed=int(fleet["tasks_completed"]),

@@ -25,6 +25,7 @@ from perf_pipeline.warehouse.schema import metadata
 
 SQL_PACKAGE = "perf_pipeline.sql"
 INSERT_BATCH_ROWS = 5_000
+PAGE_CACHE_KIB = 64 * 1024
 
 
 def create_warehouse_engine(url: str) -> Engine:
@@ -44,6 +45,9 @@ def create_warehouse_engine(url: str) -> Engine:
         cursor.execute("PRAGMA page_size=16384")
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA synchronous=NORMAL")
+        # A 64 MiB page cache (default 2 MiB): inserting 200,000 task scores, whose random task ids
+        # spread over the whole primary-key index, took 4.9 s instead of 6.3-6.8 s.
+        cursor.execute(f"PRAGMA cache_size=-{PAGE_CACHE_KIB}")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.close()
 

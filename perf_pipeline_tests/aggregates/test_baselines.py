@@ -7,8 +7,11 @@ import datetime as dt
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from perf_pipeline.aggregates.baselines import baselines, robust_z
+from perf_pipeline.aggregates.baselines import BASELINE_COLUMNS, baselines, robust_z
+from perf_pipeline.aggregates.trends import POLARITY
 
 START = dt.date(2026, 3, 1)
 
@@ -62,3 +65,59 @@ def test_mad_of_zero_falls_back_to_the_mean_absolute_deviation() -> None:
     assert robust_z(0.5, np.full(7, 1.0))[2] is None  # no spread at all: no z, no anomaly
     result = baselines(daily([1.0] * 7 + [0.5]), [START + dt.timedelta(days=7)], ["success_rate"])
     assert not result.iloc[0]["is_anomaly"]
+
+
+def _baselines_by_frame_lookup(daily: pd.DataFrame, as_of: list[dt.date], metrics: list[str], baseline_days: int,
+                               min_baseline_days: int, threshold: float) -> pd.DataFrame:
+    """baselines() as it was written with frame lookups per day and metric: the reference."""
+    rows = []
+    for entity_id, series in daily.groupby("entity_id", sort=True):
+        by_day = series.set_index("date")
+        for day in as_of:
+            if day not in by_day.index:
+                continue
+            window = by_day[(by_day.index >= day - dt.timedelta(days=baseline_days)) & (by_day.index < day)]
+            for metric in metrics:
+                observed = by_day.at[day, metric]
+                if pd.isna(observed):
+                    continue
+                history = window[metric].dropna().to_numpy(dtype="float64")
+                row = {"entity_type": "provider_task_type", "entity_id": entity_id, "date": day, "metric": metric,
+                       "observed": float(observed), "baseline_days": len(history), "baseline_median": None,
+                       "baseline_mad": None, "robust_z": None, "is_anomaly": False, "direction": None}
+                if len(history) >= min_baseline_days:
+                    median, mad, z = robust_z(float(observed), history)
+                    flagged = z is not None and abs(z) > threshold
+                    row.update(baseline_median=median, baseline_mad=mad, robust_z=z, is_anomaly=bool(flagged))
+                    if flagged:
+                        better = np.sign(observed - median) == POLARITY[metric]
+                        row["direction"] = "better" if better else "worse"
+                rows.append(row)
+    return pd.DataFrame(rows, columns=BASELINE_COLUMNS)
+
+
+@settings(max_examples=40, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), entities=st.integers(1, 4), days=st.integers(1, 60),
+       baseline_days=st.integers(3, 30), min_baseline_days=st.integers(1, 10))
+def test_baselines_equal_the_frame_lookup_computation(seed: int, entities: int, days: int, baseline_days: int,
+                                                      min_baseline_days: int) -> None:
+    """Computed on arrays per entity, the baselines are exactly those of frame lookups per day: days
+    missing (gaps), missing values, constant runs (MAD 0) and anomalies included."""
+    rng = np.random.default_rng(seed)
+    frames = []
+    for k in range(entities):
+        present = sorted(rng.choice(days, size=int(rng.integers(1, days + 1)), replace=False).tolist())
+        values = {}
+        for metric in ("success_rate", "avg_cost_per_task"):
+            column = np.where(rng.random(len(present)) < 0.3, 0.8, rng.normal(0.8, 0.05, len(present)))
+            column[rng.random(len(present)) < 0.1] = 0.1  # departures
+            values[metric] = np.where(rng.random(len(present)) < 0.15, np.nan, column)
+        frames.append(pd.DataFrame({"entity_type": "provider_task_type", "entity_id": f"p{k}/t",
+                                    "date": [START + dt.timedelta(days=d) for d in present], **values}))
+    daily_values = pd.concat(frames, ignore_index=True)
+    as_of = [START + dt.timedelta(days=d) for d in range(days)]
+    metrics = ["success_rate", "avg_cost_per_task"]
+    expected = _baselines_by_frame_lookup(daily_values, as_of, metrics, baseline_days, min_baseline_days, 3.5)
+    actual = baselines(daily_values, as_of, metrics, baseline_days=baseline_days,
+                       min_baseline_days=min_baseline_days, threshold=3.5)
+    pd.testing.assert_frame_equal(actual, expected)

@@ -19,14 +19,17 @@ import functools
 import math
 from pathlib import Path
 
+import pandas as pd
 import pytest
 import sqlalchemy as sa
 import yaml
 from dagster import materialize
 
 from perf_pipeline.aggregates.assets import AGGREGATE_ASSETS
+from perf_pipeline.aggregates.rollups import daily_rollups
+from perf_pipeline.aggregates.store import read_rollups, read_scored_tasks
 from perf_pipeline.launcher import RANGE_END_TAG, RANGE_START_TAG
-from perf_pipeline.reports.content import Period, Report, gather
+from perf_pipeline.reports.content import Period, Report, _judge_costs, _period_totals, gather
 from perf_pipeline.reports.render import markdown
 from perf_pipeline.warehouse.db import warehouse_engine
 from perf_pipeline.warehouse.schema import (
@@ -220,6 +223,21 @@ def test_the_period_totals_are_the_sums_of_its_tasks(report_warehouse: str, week
     assert {p: c.n_tasks for p, c in by_provider.items()} == providers
     assert by_provider["vllm"].avg_cost_per_task is None and by_provider["vllm"].total_cost_usd is None
     assert by_provider["anthropic"].avg_cost_per_task == pytest.approx(0.010)
+
+
+def test_the_period_totals_from_stored_rollups_equal_those_of_the_period_tasks(report_warehouse: str) -> None:
+    """The totals and provider costs are computed from the providers' stored daily rollups; computed
+    as they were before, from rollups made of the period's scored tasks, they are exactly the same."""
+    periods = [WEEK, *(Period.daily(WEEK.first + dt.timedelta(days=n)) for n in range(7)),
+               Period.daily(dt.date(2026, 4, 1))]  # a day without tasks
+    with warehouse_engine(report_warehouse).connect() as conn:
+        for period in periods:
+            judge = _judge_costs(conn, period)
+            tasks = read_scored_tasks(conn, period.first, period.last)
+            from_tasks = _period_totals(daily_rollups(tasks, pd.DataFrame(), entity_types=["provider"]), judge)
+            stored = _period_totals(read_rollups(conn, period.first, period.last, entity_types=["provider"]), judge)
+            assert stored == from_tasks, period.label
+            assert stored[0].n_tasks == len(tasks)
 
 
 def test_recommendations_carry_the_rankings_numbers(report_warehouse: str, weekly_report) -> None:

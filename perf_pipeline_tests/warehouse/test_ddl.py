@@ -10,7 +10,7 @@ import pytest
 import sqlalchemy as sa
 
 from perf_pipeline.scoring.store import feedback_query, reviews_query
-from perf_pipeline.warehouse.db import create_warehouse_engine, initialize_warehouse, split_statements
+from perf_pipeline.warehouse.db import PAGE_CACHE_KIB, create_warehouse_engine, initialize_warehouse, split_statements
 from perf_pipeline.warehouse.ddl import ddl_files
 from perf_pipeline.warehouse.schema import metadata
 
@@ -63,3 +63,13 @@ def test_a_range_s_feedback_and_reviews_are_found_from_its_tasks(tmp_path: Path)
             plan = " | ".join(row[-1] for row in conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {sql}"))
             assert "ix_task_events_partition_date" in plan and "_task_id (task_id=?)" in plan, plan
     engine.dispose()
+
+
+def test_sqlite_warehouse_connections_journal_ahead_with_a_large_page_cache(tmp_path: Path) -> None:
+    """Every connection of a SQLite warehouse: WAL journaling, NORMAL syncing, foreign keys checked,
+    and a page cache of PAGE_CACHE_KIB (bulk inserts into large indexes)."""
+    engine = create_warehouse_engine(f"sqlite:///{tmp_path / 'warehouse.db'}")
+    with engine.connect() as conn:
+        settings = {name: conn.exec_driver_sql(f"PRAGMA {name}").scalar()
+                    for name in ("journal_mode", "synchronous", "foreign_keys", "cache_size")}
+    assert settings == {"journal_mode": "wal", "synchronous": 1, "foreign_keys": 1, "cache_size": -PAGE_CACHE_KIB}

@@ -1,0 +1,73 @@
+"""The local instance's event log (``instance_storage.py``): Dagster's SQLite event log with its
+connections kept. Same files as Dagster's default storage, readable by it at any time, a bounded
+number of open databases, and nothing left open on files Dagster deletes."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from dagster import AssetKey, DagsterInstance, asset, materialize
+from dagster._core.storage.event_log import SqliteEventLogStorage
+
+from perf_pipeline.instance_storage import KEPT_ENGINES, PooledSqliteEventLogStorage
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@asset
+def counted() -> int:
+    return 1
+
+
+def _instance(home: Path, monkeypatch: pytest.MonkeyPatch) -> DagsterInstance:
+    monkeypatch.setenv("DAGSTER_HOME", str(home))
+    return DagsterInstance.get()
+
+
+def test_the_project_instance_keeps_the_default_event_log_files(tmp_path: Path,
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    """An instance made with Dagster's default storage keeps its history under the project's
+    dagster.yaml, and what the pooled storage writes Dagster's own storage reads, in another process."""
+    home = tmp_path / "dagster"
+    home.mkdir()
+    with _instance(home, monkeypatch) as default:  # no dagster.yaml yet: Dagster's own storage
+        assert type(default.event_log_storage) is SqliteEventLogStorage
+        assert materialize([counted], instance=default).success
+    shutil.copyfile(ROOT / "dagster.yaml", home / "dagster.yaml")
+    with _instance(home, monkeypatch) as pooled:
+        assert isinstance(pooled.event_log_storage, PooledSqliteEventLogStorage)
+        assert Path(pooled.event_log_storage._base_dir) == home / "history" / "runs"
+        assert len(pooled.fetch_materializations(AssetKey("counted"), limit=10).records) == 1
+        for _ in range(2):
+            assert materialize([counted], instance=pooled).success
+        # Read while this process keeps its connections open, by Dagster's storage in another process.
+        reader = ("from dagster._core.storage.event_log import SqliteEventLogStorage\n"
+                  "from dagster import AssetKey\n"
+                  f"storage = SqliteEventLogStorage({str(home / 'history' / 'runs')!r})\n"
+                  "print(len(storage.fetch_materializations(AssetKey('counted'), limit=10).records))")
+        read = subprocess.run([sys.executable, "-c", reader], capture_output=True, text=True, timeout=120, check=True)
+        assert read.stdout.strip() == "3"
+
+
+def test_open_databases_are_bounded_and_closed_before_dagster_deletes_them(tmp_path: Path,
+                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    home = tmp_path / "dagster"
+    home.mkdir()
+    shutil.copyfile(ROOT / "dagster.yaml", home / "dagster.yaml")
+    with _instance(home, monkeypatch) as instance:
+        storage = instance.event_log_storage
+        runs = [materialize([counted], instance=instance).run_id for _ in range(KEPT_ENGINES + 3)]
+        assert len(storage._engines) <= KEPT_ENGINES
+        # Every run's events are there, those of runs whose engine was closed included.
+        assert all(instance.all_logs(run_id) for run_id in runs)
+        assert len(instance.fetch_materializations(AssetKey("counted"), limit=100).records) == len(runs)
+        storage.wipe()
+        assert set(storage._engines) <= {"index"}  # the runs' databases, deleted, have no engine left
+        assert not list((home / "history" / "runs").glob(f"{runs[0]}.db*"))
+        # Usable after a wipe: a new run writes a new database.
+        assert materialize([counted], instance=instance).success
+        assert len(instance.fetch_materializations(AssetKey("counted"), limit=100).records) == 1
