@@ -4,14 +4,19 @@ Dagster's ``SqliteEventLogStorage`` opens a new SQLAlchemy engine and SQLite con
 read and write of its event log and throws both away afterwards. Each asset event is written twice
 (to the run's database and to the index database), so a materialization, a planned materialization
 or an observation costs about 18 ms, nearly all of it making and closing engines; a 30-day range
-run of the daily assets records about 2,500 such events. ``PooledSqliteEventLogStorage`` is the
+run of the daily assets records about 2,300 such events. ``PooledSqliteEventLogStorage`` is the
 same storage, the same files and tables, with one engine kept per database (its connection pooled)
 for the databases used last: about 5 ms an event.
 
 What stays as Dagster does it: every connection is used under the storage's own lock, inside one
-transaction, as before; other processes (the daemon, the webserver, runs they launch) see each
-committed write, as SQLite's WAL journaling gives them. Before Dagster deletes run databases
-(``wipe``) their engines are closed, so no connection keeps writing to a deleted file.
+transaction, as before; other processes (the daemon, the webserver, runs they launch) read each
+committed write, as SQLite's WAL journaling gives them. The webserver streams a run's new events
+when the run's database file changes (a watchdog on ``<run_id>.db``): Dagster's storage changes it
+when it closes its last connection (SQLite then copies the journal into the file); with the
+connection kept, a transaction that wrote to a run's database copies it at once ("passive"
+checkpoint), so the file changes with every write as before. Before Dagster deletes run databases
+(``wipe``) this process closes its engines; wipe an instance with its daemon and webserver stopped,
+as their connections would outlive the deleted files.
 
 Used by the project's ``dagster.yaml`` (the embedded instance of ``perf-pipeline run``, ``demo`` and
 ``ui``); the production instance (``deploy/dagster.yaml``) keeps its events in PostgreSQL.
@@ -28,7 +33,7 @@ from typing import Any
 import sqlalchemy as sa
 from dagster import Field, StringSource
 from dagster._core.storage.event_log import SqliteEventLogStorage
-from dagster._core.storage.event_log.sqlite.sqlite_event_log import SQLITE_BUSY_TIMEOUT_SECONDS
+from dagster._core.storage.event_log.sqlite.sqlite_event_log import INDEX_SHARD_NAME, SQLITE_BUSY_TIMEOUT_SECONDS
 from dagster._serdes import ConfigurableClassData
 from sqlalchemy.engine import Connection, Engine
 
@@ -39,7 +44,12 @@ KEPT_ENGINES = 8
 
 def default_base_dir() -> str:
     """Where Dagster's default instance keeps its event logs: ``$DAGSTER_HOME/history/runs``."""
-    return os.path.join(os.environ["DAGSTER_HOME"], "history", "runs", "")
+    home = os.environ.get("DAGSTER_HOME")
+    if not home:
+        raise ValueError("PooledSqliteEventLogStorage keeps its files under $DAGSTER_HOME/history/runs, and "
+                         "DAGSTER_HOME is not set: set it to the instance's folder, or give the storage a "
+                         "base_dir in dagster.yaml")
+    return os.path.join(home, "history", "runs", "")
 
 
 class PooledSqliteEventLogStorage(SqliteEventLogStorage):
@@ -69,14 +79,20 @@ class PooledSqliteEventLogStorage(SqliteEventLogStorage):
 
     @contextmanager
     def _connect(self, shard: str) -> Iterator[Connection]:
-        """A connection to ``shard``'s database in a transaction, as Dagster's, from a kept engine."""
+        """A connection to ``shard``'s database in a transaction, as Dagster's, from a kept engine;
+        after a transaction that wrote to a run's database, its journal is copied into the file."""
         with self._db_lock:
             engine = self._engine(shard)
             if shard not in self._initialized_dbs:
                 self._initdb(engine)
                 self._initialized_dbs.add(shard)
-            with engine.connect() as conn, conn.begin():
-                yield conn
+            with engine.connect() as conn:
+                sqlite = conn.connection.driver_connection
+                changes = sqlite.total_changes
+                with conn.begin():
+                    yield conn
+                if shard != INDEX_SHARD_NAME and sqlite.total_changes != changes:
+                    sqlite.execute("PRAGMA wal_checkpoint(PASSIVE)")  # the run's file changes: watchers see it
 
     def _engine(self, shard: str) -> Engine:
         """The kept engine of ``shard`` (made on first use; the one used longest ago is closed when

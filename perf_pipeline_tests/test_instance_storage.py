@@ -1,12 +1,14 @@
 """The local instance's event log (``instance_storage.py``): Dagster's SQLite event log with its
-connections kept. Same files as Dagster's default storage, readable by it at any time, a bounded
-number of open databases, and nothing left open on files Dagster deletes."""
+connections kept. Same files as Dagster's default storage, readable by it at any time, a run's new
+events streamed to the UI's watcher as they are written, a bounded number of open databases, and
+nothing left open on files Dagster deletes."""
 
 from __future__ import annotations
 
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -71,3 +73,31 @@ def test_open_databases_are_bounded_and_closed_before_dagster_deletes_them(tmp_p
         # Usable after a wipe: a new run writes a new database.
         assert materialize([counted], instance=instance).success
         assert len(instance.fetch_materializations(AssetKey("counted"), limit=100).records) == 1
+
+
+def test_the_ui_watcher_sees_every_write_to_a_run_while_connections_stay_open(tmp_path: Path,
+                                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    """The webserver streams a run's events when its database file changes (Dagster's watchdog on
+    <run_id>.db). The writing process and the watching one both keep their connections open, and each
+    new event still reaches the watcher, within seconds."""
+    home = tmp_path / "dagster"
+    home.mkdir()
+    shutil.copyfile(ROOT / "dagster.yaml", home / "dagster.yaml")
+    run_id = "a-watched-run"
+    with _instance(home, monkeypatch) as writer:
+        writer.report_engine_event("first", job_name="watched", run_id=run_id)
+        watcher = PooledSqliteEventLogStorage(str(home / "history" / "runs"))  # as the webserver's
+        assert len(watcher.get_logs_for_run(run_id)) == 1  # its connection to the run's database, kept
+        seen: list[str] = []
+        handler = lambda event, _cursor: seen.append(event.dagster_event.message)  # noqa: E731
+        watcher.watch(run_id, None, handler)
+        try:
+            for k in range(3):
+                writer.report_engine_event(f"event {k}", job_name="watched", run_id=run_id)
+                deadline = time.monotonic() + 10
+                while f"event {k}" not in seen and time.monotonic() < deadline:
+                    time.sleep(0.05)
+                assert f"event {k}" in seen, seen
+        finally:
+            watcher.end_watch(run_id, handler)
+            watcher.dispose()

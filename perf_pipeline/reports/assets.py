@@ -31,9 +31,9 @@ from perf_pipeline.resources import (
 
 # Reports gathered ahead of the one being written: enough to keep the chart workers busy.
 GATHERED_AHEAD = 8
-# What a report reads, on the days of its period.
-REPORT_DEPS = ["task_events", "daily_rollups", "daily_metrics", "window_stats", "trends", "anomalies", "leaderboard",
-               "most_improved_agents", "provider_rankings", "prompt_version_comparisons", "alerts"]
+# What a report reads, on the days of its period (task_scores: the judge's calls it counts).
+REPORT_DEPS = ["task_events", "task_scores", "daily_rollups", "daily_metrics", "window_stats", "trends", "anomalies",
+               "leaderboard", "most_improved_agents", "provider_rankings", "prompt_version_comparisons", "alerts"]
 
 
 def _publish(context: AssetExecutionContext, periods: list[Period], warehouse: WarehouseResource,

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from functools import cache
 from importlib import resources
 from importlib.resources.abc import Traversable
@@ -101,9 +101,36 @@ def warehouse_engine(url: str) -> Engine:
     return _initialized_engine(url)
 
 
-def frame_columns(frame: pd.DataFrame) -> list[list[Any]]:
-    """A DataFrame's columns as lists of Python values, None for every missing value (NaN, NaT, pd.NA)."""
-    return [frame[name].astype(object).where(frame[name].notna(), None).tolist() for name in frame.columns]
+def column_values(series: pd.Series) -> list[Any]:
+    """A column as a list of Python values, None for every missing value (NaN, NaT, pd.NA)."""
+    return series.astype(object).where(series.notna(), None).tolist()
+
+
+# SQLAlchemy stores a datetime in SQLite as this text (its DATETIME type's default storage format).
+_PROBE, _PROBE_TEXT = dt.datetime(2001, 2, 3, 4, 5, 6, 7), "2001-02-03 04:05:06.000007"
+
+
+def sqlite_datetime_text(series: pd.Series) -> list[str | None]:
+    """A datetime64 column as the text SQLAlchemy stores in SQLite for each of its values (the
+    value's own wall-clock fields, to the microsecond, whatever its time zone), computed for the
+    whole column at once rather than a Timestamp and a format call per value; None where missing."""
+    wall = series.dt.tz_localize(None) if series.dt.tz is not None else series
+    nanoseconds = wall.to_numpy(dtype="datetime64[ns]")
+    missing = np.isnat(nanoseconds).tolist()
+    microseconds = (nanoseconds.astype(np.int64) // 1000).astype("datetime64[us]")  # floored, as .microsecond
+    text = np.datetime_as_string(microseconds, unit="us").tolist()
+    return [None if gone else value.replace("T", " ", 1) for value, gone in zip(text, missing, strict=True)]
+
+
+def _stored_as_datetime_text(column: sa.Column, series: pd.Series, dialect: sa.engine.Dialect) -> bool:
+    """Whether ``series`` (datetime64) goes into ``column`` as SQLite's datetime text, in the format
+    ``sqlite_datetime_text`` writes."""
+    if dialect.name != "sqlite" or not isinstance(column.type, sa.DateTime):
+        return False
+    if not pd.api.types.is_datetime64_any_dtype(series.dtype):
+        return False
+    process = column.type.dialect_impl(dialect).bind_processor(dialect)
+    return process is not None and process(_PROBE) == _PROBE_TEXT
 
 
 def insert_rows(conn: Connection, table: sa.Table, rows: Sequence[Mapping[str, Any]]) -> int:
@@ -136,9 +163,10 @@ def insert_many(conn: Connection, table: sa.Table, columns: Sequence[str], rows:
     return insert_columns(conn, table, columns, [list(values) for values in zip(*rows, strict=True)])
 
 
-def insert_columns(conn: Connection, table: sa.Table, names: Sequence[str], columns: Sequence[list[Any]]) -> int:
+def insert_columns(conn: Connection, table: sa.Table, names: Sequence[str], columns: Sequence[list[Any]],
+                   bound: Collection[str] = ()) -> int:
     """Bulk insert the rows whose values are given column by column (``columns[k]``: the values of
-    column ``names[k]``).
+    column ``names[k]``; those of the columns named in ``bound`` are already what the driver takes).
 
     SQLAlchemy's handling of each row's parameters is most of the cost of inserting millions of
     rows, so with a driver taking positional "?" parameters (SQLite's) the rows go straight to its
@@ -151,7 +179,8 @@ def insert_columns(conn: Connection, table: sa.Table, names: Sequence[str], colu
     dialect = conn.dialect
     if dialect.paramstyle != "qmark":
         return insert_rows(conn, table, [dict(zip(names, row, strict=True)) for row in zip(*columns, strict=True)])
-    processors = [table.c[name].type.dialect_impl(dialect).bind_processor(dialect) for name in names]
+    processors = [None if name in bound else table.c[name].type.dialect_impl(dialect).bind_processor(dialect)
+                  for name in names]
     rows = list(zip(*(_processed(process, column) if process else column
                       for process, column in zip(processors, columns, strict=True)), strict=True))
     quote = dialect.identifier_preparer.quote
@@ -181,10 +210,14 @@ def replace_partition(conn: Connection, table: sa.Table, first_day: dt.date, las
 
 
 def insert_frame(conn: Connection, table: sa.Table, frame: pd.DataFrame) -> int:
-    """Insert the rows of ``frame`` (its columns named as the table's) in bulk (``insert_columns``)."""
+    """Insert the rows of ``frame`` (its columns named as the table's) in bulk (``insert_columns``).
+    On SQLite a timestamp column becomes its stored text at once (``sqlite_datetime_text``)."""
     if frame.empty:
         return 0
-    return insert_columns(conn, table, list(frame.columns), frame_columns(frame))
+    names = list(frame.columns)
+    as_text = {name for name in names if _stored_as_datetime_text(table.c[name], frame[name], conn.dialect)}
+    columns = [sqlite_datetime_text(frame[name]) if name in as_text else column_values(frame[name]) for name in names]
+    return insert_columns(conn, table, names, columns, bound=as_text)
 
 
 def run_seed(conn: Connection, name: str) -> None:

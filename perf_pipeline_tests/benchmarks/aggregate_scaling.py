@@ -17,10 +17,13 @@ history's (a history shorter than 90 days has fewer points in the 90-day windows
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as dt
+import os
 import statistics
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -31,6 +34,7 @@ from perf_pipeline.aggregates.assets import AGGREGATE_ASSETS
 from perf_pipeline.aggregates.rollups import WINDOWED_ENTITY_TYPES, daily_rollups
 from perf_pipeline.aggregates.summaries import node_rollups
 from perf_pipeline.aggregates.trends import daily_metric_values
+from perf_pipeline.cli import ensure_dagster_home
 from perf_pipeline.resources import AggregatesResource, LandingZoneResource, WarehouseResource
 from perf_pipeline.warehouse.db import insert_frame, warehouse_engine
 from perf_pipeline.warehouse.schema import daily_metrics, task_events, task_scores, task_steps
@@ -135,12 +139,13 @@ def build_history(url: str, days: int, agents: int, tasks_per_day: int) -> float
 def time_new_day(url: str, folder: Path, repeats: int) -> tuple[float, dict[str, float]]:
     """Median seconds of one run materializing every aggregate asset for NEW_DAY, as the automation
     requests a new day's aggregates (re-materializing replaces the day), and of each of its steps
-    (Dagster's step statistics). The run's instance keeps its event log in SQLite, as a deployment's."""
+    (Dagster's step statistics). The run's instance is the project's local one (its dagster.yaml, the
+    event log in SQLite), in a temporary DAGSTER_HOME, as ``perf-pipeline run`` makes it."""
     resources = {"warehouse": WarehouseResource(url=url), "landing": LandingZoneResource(path=str(folder)),
                  "aggregates": AggregatesResource()}
     runs: list[float] = []
     steps: dict[str, list[float]] = {}
-    with tempfile.TemporaryDirectory(dir=folder) as home, DagsterInstance.local_temp(home) as instance:
+    with tempfile.TemporaryDirectory(dir=folder) as home, _dagster_home(home), DagsterInstance.get() as instance:
         for _ in range(repeats):
             started = time.perf_counter()
             result = materialize(AGGREGATE_ASSETS, instance=instance, resources=resources,
@@ -150,6 +155,21 @@ def time_new_day(url: str, folder: Path, repeats: int) -> tuple[float, dict[str,
             for stat in instance.get_run_step_stats(result.run_id):
                 steps.setdefault(stat.step_key, []).append(stat.end_time - stat.start_time)
     return statistics.median(runs), {name: statistics.median(values) for name, values in steps.items()}
+
+
+@contextlib.contextmanager
+def _dagster_home(home: str) -> Iterator[None]:
+    """DAGSTER_HOME set to ``home`` holding the project's dagster.yaml, for the ``with`` block."""
+    before = os.environ.get("DAGSTER_HOME")
+    os.environ["DAGSTER_HOME"] = home
+    try:
+        ensure_dagster_home()
+        yield
+    finally:
+        if before is None:
+            os.environ.pop("DAGSTER_HOME", None)
+        else:
+            os.environ["DAGSTER_HOME"] = before
 
 
 def main() -> None:

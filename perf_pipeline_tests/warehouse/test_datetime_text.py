@@ -1,0 +1,67 @@
+"""Timestamps that ``insert_frame`` writes to SQLite as whole columns of text are stored exactly as
+SQLAlchemy's own insert stores them, value by value: any time zone, naive or aware, microseconds and
+nanoseconds, missing values."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import sqlalchemy as sa
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from perf_pipeline.warehouse.db import column_values, create_warehouse_engine, insert_frame, sqlite_datetime_text
+
+METADATA = sa.MetaData()
+COLUMNS = ("aware", "naive", "day")
+
+
+def _table(name: str) -> sa.Table:
+    return sa.Table(name, METADATA, sa.Column("id", sa.Integer(), primary_key=True),
+                    sa.Column("aware", sa.DateTime(timezone=True)), sa.Column("naive", sa.DateTime()),
+                    sa.Column("day", sa.Date()))
+
+
+FAST, BY_SQLALCHEMY = _table("stamps"), _table("stamps_by_sqlalchemy")
+
+
+def _frame(seed: int, rows: int, zone: str) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    nanoseconds = rng.integers(-2 * 10**18, 4 * 10**18, rows)  # 1906 to 2096, to the nanosecond
+    aware = pd.Series(pd.to_datetime(nanoseconds, unit="ns", utc=True)).dt.tz_convert(zone)
+    missing = rng.random(rows) < 0.1
+    missing[0] = False  # one value at least
+    aware[missing] = pd.NaT
+    return pd.DataFrame({"id": np.arange(rows), "aware": aware, "naive": aware.dt.tz_localize(None),
+                         "day": aware.dt.date})
+
+
+@settings(max_examples=25, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), rows=st.integers(1, 300),
+       zone=st.sampled_from(["UTC", "America/New_York", "Asia/Kolkata", "Pacific/Chatham"]))
+def test_timestamps_are_stored_as_sqlalchemy_stores_them(tmp_path_factory, seed: int, rows: int, zone: str) -> None:
+    engine = create_warehouse_engine(f"sqlite:///{Path(tmp_path_factory.mktemp('stamps')) / 'warehouse.db'}")
+    METADATA.create_all(engine)
+    frame = _frame(seed, rows, zone)
+    with engine.begin() as conn:
+        insert_frame(conn, FAST, frame)
+        records = [dict(zip(frame.columns, values, strict=True))
+                   for values in zip(*(column_values(frame[name]) for name in frame.columns), strict=True)]
+        conn.execute(BY_SQLALCHEMY.insert(), records)  # SQLAlchemy's bind processors, one value at a time
+        stored = [conn.exec_driver_sql(f"SELECT {', '.join(COLUMNS)} FROM {table.name} ORDER BY id").all()
+                  for table in (FAST, BY_SQLALCHEMY)]
+    assert stored[0] == stored[1]
+    assert any(value is not None for row in stored[0] for value in row[:2])
+
+
+def test_the_column_text_is_the_processors_text() -> None:
+    frame = _frame(7, 2_000, "America/New_York")
+    dialect = sa.dialects.sqlite.dialect()
+    for name, column_type in (("aware", sa.DateTime(timezone=True)), ("naive", sa.DateTime())):
+        process = column_type.dialect_impl(dialect).bind_processor(dialect)
+        assert sqlite_datetime_text(frame[name]) == [None if value is None else process(value)
+                                                     for value in column_values(frame[name])]
+    assert sqlite_datetime_text(pd.Series(pd.to_datetime(["2026-03-01 12:00:00.1234567"]))) == [
+        "2026-03-01 12:00:00.123456"]
