@@ -11,6 +11,8 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from perf_pipeline.aggregates import latency
 from perf_pipeline.aggregates.rankings import (
@@ -46,6 +48,8 @@ from perf_pipeline.aggregates.windows import (
     WINDOW_COLUMNS,
     RollingWindowStrategy,
     in_window,
+    latency_figures,
+    metrics_from_sums,
     window_metrics,
     with_status,
 )
@@ -75,6 +79,24 @@ def old_metrics_from_sums(sums: pd.DataFrame, histograms: list) -> pd.DataFrame:
     out["p50_response_time_ms"] = pd.array([p50 for p50, _ in p50_p95], dtype="Float64").astype("float64")
     out["p95_response_time_ms"] = pd.array([p95 for _, p95 in p50_p95], dtype="Float64").astype("float64")
     return out
+
+
+@settings(max_examples=60, deadline=None)
+@given(rows=st.integers(1, 12), seed=st.integers(0, 2**32 - 1))
+def test_metrics_from_sums_equal_the_former_series_computation(rows: int, seed: int) -> None:
+    """metrics_from_sums builds arrays and makes one frame; it equals, value for value and dtype for
+    dtype, the former column-by-column Series computation (zero and missing denominators give no value)."""
+    rng = np.random.default_rng(seed)
+    sums = pd.DataFrame(index=pd.RangeIndex(3, 3 + rows))
+    for column in SUMMED:
+        if column.startswith("sum_"):
+            sums[column] = np.where(rng.random(rows) < 0.2, np.nan, rng.normal(10, 5, rows))
+        else:
+            sums[column] = rng.integers(0, 3, rows)  # zeros are frequent: no value for that ratio
+    histograms = latency.histograms(np.repeat(np.arange(rows), 4), rng.integers(-1, 40, 4 * rows), rows)
+    each = np.arange(rows)
+    response_times = latency_figures(pd.DataFrame({"response_time_histogram": histograms}), each, each + 1)
+    pd.testing.assert_frame_equal(metrics_from_sums(sums, response_times), old_metrics_from_sums(sums, histograms))
 
 
 def old_window_metrics(rollups: pd.DataFrame, keys: list[str]) -> pd.DataFrame:

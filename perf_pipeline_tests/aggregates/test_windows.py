@@ -7,19 +7,10 @@ import datetime as dt
 import numpy as np
 import pandas as pd
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
 
 from perf_pipeline.aggregates import latency
 from perf_pipeline.aggregates.rollups import WINDOWED_ENTITY_TYPES, daily_rollups
-from perf_pipeline.aggregates.windows import (
-    METRICS,
-    RATIOS,
-    SUMMED,
-    VALUE_COUNTS,
-    RollingWindowStrategy,
-    metrics_from_sums,
-)
+from perf_pipeline.aggregates.windows import METRICS, RollingWindowStrategy
 
 D = dt.date(2026, 3, 31)
 
@@ -122,37 +113,3 @@ def test_response_time_percentiles_are_within_one_percent() -> None:
     assert latency.percentiles({}, (50, 95)) == [None, None]
     assert latency.percentiles({"0": 1, "300": 1}, (50, 100)) == [pytest.approx(10 ** 0.01), pytest.approx(10 ** 3.01)]
 
-
-def _metrics_by_series(sums: pd.DataFrame, response_times: tuple) -> pd.DataFrame:
-    """metrics_from_sums as it was written with pandas Series, column by column: the reference."""
-    out = pd.DataFrame(index=sums.index)
-    for name in ("n_tasks", "tasks_completed", "tasks_failed"):
-        out[name] = sums[name].astype(np.int64)
-    for name, (numerator, denominator) in RATIOS.items():
-        out[name] = (sums[numerator] / sums[denominator].where(sums[denominator] > 0)).astype("float64")
-    out["total_cost_usd"] = sums["sum_cost_usd"].where(sums["n_cost_usd"] > 0).astype("float64")
-    out["innovation_count"] = sums["innovations"].astype(np.int64)
-    for name, source in VALUE_COUNTS.items():
-        out[name] = sums[source].astype(np.int64)
-    count, p50, p95 = response_times
-    out["n_response_times"] = np.asarray(count, dtype=np.int64)
-    out["p50_response_time_ms"] = np.asarray(p50, dtype="float64")
-    out["p95_response_time_ms"] = np.asarray(p95, dtype="float64")
-    return out
-
-
-@settings(max_examples=60, deadline=None)
-@given(rows=st.integers(0, 12), seed=st.integers(0, 2**32 - 1))
-def test_metrics_from_sums_equal_the_series_computation(rows: int, seed: int) -> None:
-    """The metrics are built from arrays; they equal, value for value and dtype for dtype, the same
-    ratios computed with pandas Series (zero and missing denominators give no value)."""
-    rng = np.random.default_rng(seed)
-    sums = pd.DataFrame(index=pd.RangeIndex(3, 3 + rows))
-    for column in SUMMED:
-        if column.startswith("sum_"):
-            values = rng.normal(10, 5, rows)
-            sums[column] = np.where(rng.random(rows) < 0.2, np.nan, values)
-        else:
-            sums[column] = rng.integers(0, 3, rows)  # zeros are frequent: no value for that ratio
-    response_times = (rng.integers(0, 5, rows), rng.normal(100, 10, rows), rng.normal(300, 10, rows))
-    pd.testing.assert_frame_equal(metrics_from_sums(sums, response_times), _metrics_by_series(sums, response_times))
