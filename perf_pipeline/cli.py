@@ -266,7 +266,8 @@ def cmd_generate(args: argparse.Namespace) -> int:
 
 
 def ensure_dagster_home() -> Path:
-    """DAGSTER_HOME: as set, or $PERF_HOME/dagster holding a copy of the project's dagster.yaml."""
+    """DAGSTER_HOME: as set, or $PERF_HOME/dagster holding a copy of the project's dagster.yaml with
+    the event log's storage added (``instance_storage.instance_config``)."""
     if os.environ.get("DAGSTER_HOME"):
         home = Path(os.environ["DAGSTER_HOME"])
     else:
@@ -275,7 +276,10 @@ def ensure_dagster_home() -> Path:
     home.mkdir(parents=True, exist_ok=True)
     project_config = PROJECT_ROOT / "dagster.yaml"
     if project_config.exists() and project_config.resolve() != (home / "dagster.yaml").resolve():
-        shutil.copyfile(project_config, home / "dagster.yaml")
+        from perf_pipeline.instance_storage import instance_config
+
+        (home / "dagster.yaml").write_text(project_config.read_text(encoding="utf-8") + instance_config(home),
+                                           encoding="utf-8")
     return home
 
 

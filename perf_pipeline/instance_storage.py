@@ -18,20 +18,23 @@ checkpoint), so the file changes with every write as before. Before Dagster dele
 (``wipe``) this process closes its engines; wipe an instance with its daemon and webserver stopped,
 as their connections would outlive the deleted files.
 
-Used by the project's ``dagster.yaml`` (the embedded instance of ``perf-pipeline run``, ``demo`` and
-``ui``); the production instance (``deploy/dagster.yaml``) keeps its events in PostgreSQL.
+Set by ``perf-pipeline run``, ``demo`` and ``ui`` in their instance's dagster.yaml (``instance_config``,
+the project's dagster.yaml with this storage and its folder added); a bare ``dagster dev`` in the
+project's folder reads the project's file, and so Dagster's own storage. The production instance
+(``deploy/dagster.yaml``) keeps its events in PostgreSQL.
 """
 
 from __future__ import annotations
 
-import os
+import json
+import textwrap
 from collections import OrderedDict
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
-from dagster import Field, StringSource
 from dagster._core.storage.event_log import SqliteEventLogStorage
 from dagster._core.storage.event_log.sqlite.sqlite_event_log import INDEX_SHARD_NAME, SQLITE_BUSY_TIMEOUT_SECONDS
 from dagster._serdes import ConfigurableClassData
@@ -42,14 +45,19 @@ from sqlalchemy.engine import Connection, Engine
 KEPT_ENGINES = 8
 
 
-def default_base_dir() -> str:
-    """Where Dagster's default instance keeps its event logs: ``$DAGSTER_HOME/history/runs``."""
-    home = os.environ.get("DAGSTER_HOME")
-    if not home:
-        raise ValueError("PooledSqliteEventLogStorage keeps its files under $DAGSTER_HOME/history/runs, and "
-                         "DAGSTER_HOME is not set: set it to the instance's folder, or give the storage a "
-                         "base_dir in dagster.yaml")
-    return os.path.join(home, "history", "runs", "")
+def instance_config(home: Path) -> str:
+    """The dagster.yaml block that gives the instance in ``home`` (its DAGSTER_HOME) this event log,
+    in ``home/history/runs`` as Dagster's default. The folder is written out, not derived from the
+    environment: the runs and servers an instance starts rebuild its storage from this config."""
+    base_dir = json.dumps(str(home.resolve() / "history" / "runs"))
+    return textwrap.dedent(f"""
+        # Added by perf-pipeline: the event log with its connections kept (perf_pipeline/instance_storage.py).
+        event_log_storage:
+          module: {__name__}
+          class: {PooledSqliteEventLogStorage.__name__}
+          config:
+            base_dir: {base_dir}
+        """)
 
 
 class PooledSqliteEventLogStorage(SqliteEventLogStorage):
@@ -61,7 +69,7 @@ class PooledSqliteEventLogStorage(SqliteEventLogStorage):
           module: perf_pipeline.instance_storage
           class: PooledSqliteEventLogStorage
           config:
-            base_dir: /path/to/dir   # optional: $DAGSTER_HOME/history/runs, as Dagster's default
+            base_dir: /path/to/dagster_home/history/runs   # as Dagster's default (instance_config)
     """
 
     def __init__(self, base_dir: str, inst_data: ConfigurableClassData | None = None) -> None:
@@ -69,13 +77,9 @@ class PooledSqliteEventLogStorage(SqliteEventLogStorage):
         super().__init__(base_dir, inst_data)
 
     @classmethod
-    def config_type(cls) -> dict[str, Field]:
-        return {"base_dir": Field(StringSource, is_required=False)}
-
-    @classmethod
     def from_config_value(cls, inst_data: ConfigurableClassData | None,  # type: ignore[override]
                           config_value: Mapping[str, Any]) -> PooledSqliteEventLogStorage:
-        return cls(config_value.get("base_dir") or default_base_dir(), inst_data=inst_data)
+        return cls(config_value["base_dir"], inst_data=inst_data)
 
     @contextmanager
     def _connect(self, shard: str) -> Iterator[Connection]:

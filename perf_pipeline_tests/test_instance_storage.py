@@ -5,7 +5,6 @@ nothing left open on files Dagster deletes."""
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 import sys
 import time
@@ -15,9 +14,8 @@ import pytest
 from dagster import AssetKey, DagsterInstance, asset, materialize
 from dagster._core.storage.event_log import SqliteEventLogStorage
 
+from perf_pipeline.cli import ensure_dagster_home
 from perf_pipeline.instance_storage import KEPT_ENGINES, PooledSqliteEventLogStorage
-
-ROOT = Path(__file__).resolve().parents[1]
 
 
 @asset
@@ -30,6 +28,13 @@ def _instance(home: Path, monkeypatch: pytest.MonkeyPatch) -> DagsterInstance:
     return DagsterInstance.get()
 
 
+def _project_instance(home: Path, monkeypatch: pytest.MonkeyPatch) -> DagsterInstance:
+    """The instance ``perf-pipeline run`` makes in ``home``: the project's dagster.yaml, the storage added."""
+    monkeypatch.setenv("DAGSTER_HOME", str(home))
+    ensure_dagster_home()
+    return DagsterInstance.get()
+
+
 def test_the_project_instance_keeps_the_default_event_log_files(tmp_path: Path,
                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
     """An instance made with Dagster's default storage keeps its history under the project's
@@ -39,10 +44,15 @@ def test_the_project_instance_keeps_the_default_event_log_files(tmp_path: Path,
     with _instance(home, monkeypatch) as default:  # no dagster.yaml yet: Dagster's own storage
         assert type(default.event_log_storage) is SqliteEventLogStorage
         assert materialize([counted], instance=default).success
-    shutil.copyfile(ROOT / "dagster.yaml", home / "dagster.yaml")
-    with _instance(home, monkeypatch) as pooled:
+    with _project_instance(home, monkeypatch) as pooled:
         assert isinstance(pooled.event_log_storage, PooledSqliteEventLogStorage)
         assert Path(pooled.event_log_storage._base_dir) == home / "history" / "runs"
+        # What `dagster dev` hands its webserver and daemon, and they their runs: the same folder,
+        # whatever the environment of the process that rebuilds it.
+        monkeypatch.delenv("DAGSTER_HOME")
+        with DagsterInstance.from_ref(pooled.get_ref()) as rebuilt:
+            assert Path(rebuilt.event_log_storage._base_dir) == home / "history" / "runs"
+        monkeypatch.setenv("DAGSTER_HOME", str(home))
         assert len(pooled.fetch_materializations(AssetKey("counted"), limit=10).records) == 1
         for _ in range(2):
             assert materialize([counted], instance=pooled).success
@@ -58,9 +68,7 @@ def test_the_project_instance_keeps_the_default_event_log_files(tmp_path: Path,
 def test_open_databases_are_bounded_and_closed_before_dagster_deletes_them(tmp_path: Path,
                                                                           monkeypatch: pytest.MonkeyPatch) -> None:
     home = tmp_path / "dagster"
-    home.mkdir()
-    shutil.copyfile(ROOT / "dagster.yaml", home / "dagster.yaml")
-    with _instance(home, monkeypatch) as instance:
+    with _project_instance(home, monkeypatch) as instance:
         storage = instance.event_log_storage
         runs = [materialize([counted], instance=instance).run_id for _ in range(KEPT_ENGINES + 3)]
         assert len(storage._engines) <= KEPT_ENGINES
@@ -81,10 +89,8 @@ def test_the_ui_watcher_sees_every_write_to_a_run_while_connections_stay_open(tm
     <run_id>.db). The writing process and the watching one both keep their connections open, and each
     new event still reaches the watcher, within seconds."""
     home = tmp_path / "dagster"
-    home.mkdir()
-    shutil.copyfile(ROOT / "dagster.yaml", home / "dagster.yaml")
     run_id = "a-watched-run"
-    with _instance(home, monkeypatch) as writer:
+    with _project_instance(home, monkeypatch) as writer:
         writer.report_engine_event("first", job_name="watched", run_id=run_id)
         watcher = PooledSqliteEventLogStorage(str(home / "history" / "runs"))  # as the webserver's
         assert len(watcher.get_logs_for_run(run_id)) == 1  # its connection to the run's database, kept
