@@ -23,13 +23,11 @@ from __future__ import annotations
 import datetime as dt
 import multiprocessing
 import os
+from collections.abc import Sequence
 from multiprocessing.context import BaseContext
 from pathlib import Path
 
 DEFAULT_PARTITION_START = dt.date(2026, 1, 1)
-# What the project's worker processes run (the ingest's screening, the reports' charts): imported
-# once by the forkserver, which every worker is forked from, whichever kind starts it first.
-WORKER_MODULES = ("perf_pipeline.ingest.screening", "perf_pipeline.ingest.workers", "perf_pipeline.reports.charts")
 
 
 class SettingError(ValueError):
@@ -43,16 +41,17 @@ def usable_cpus() -> int:
     return os.cpu_count() or 1
 
 
-def worker_context() -> BaseContext:
+def worker_context(preload: Sequence[str]) -> BaseContext:
     """Where worker processes come from: a "forkserver" (or, where there is none, "spawn") context.
-    Dagster may run an asset in a thread of its process, where forking is unsafe. The forkserver
-    preloads ``WORKER_MODULES`` (pandas, Great Expectations, matplotlib), so that a worker starts in
-    milliseconds instead of importing them (about 3 s); the preload takes effect when the forkserver
-    starts, once per process, so every kind of worker names all of them."""
+    Dagster may run an asset in a thread of its process, where forking is unsafe. The forkserver (one
+    per process, started by the first workers that need it) imports ``preload`` once, so that those
+    workers start in milliseconds; workers of another kind forked from it later import their own
+    modules. (A forkserver preloading every kind would make a run of the daemon, a process of its
+    own, import them all: the ingest's Great Expectations, 11 s, for a run of reports.)"""
     context = multiprocessing.get_context("forkserver" if "forkserver" in multiprocessing.get_all_start_methods()
                                           else "spawn")
     if context.get_start_method() == "forkserver":
-        context.set_forkserver_preload(list(WORKER_MODULES))
+        context.set_forkserver_preload(list(preload))
     return context
 
 

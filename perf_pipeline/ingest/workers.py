@@ -110,7 +110,7 @@ class Screeners:
             answer.path.unlink()
 
     def _start(self) -> None:
-        context = worker_context()
+        context = worker_context([SCREENING_MODULE, __name__])
         self._folder = Path(tempfile.mkdtemp(prefix="perf-pipeline-screeners-"))
         for _ in range(self.workers):
             here, there = context.Pipe()

@@ -36,8 +36,8 @@ DPI = 100
 LEFT, RIGHT, TOP = 0.1, 0.98, 0.91
 BOTTOM_ONE_LINE, BOTTOM_TWO_LINES = 0.1, 0.17
 SCORE_TREND, COST_PER_TASK = "score_trend", "cost_per_task"
-# From this many reports in a run on, their charts are drawn by worker processes: a forkserver not
-# started yet (by an ingest of this process) first imports matplotlib, pandas and Great Expectations.
+# From this many reports in a run on, their charts are drawn by worker processes: starting a worker
+# (importing matplotlib) costs about as much as drawing a few reports.
 POOL_MIN_REPORTS = 4
 TITLES = {SCORE_TREND: f"Daily overall score, last {HISTORY_DAYS} days",
           COST_PER_TASK: "Average cost per task by provider"}
@@ -112,9 +112,9 @@ class ChartDrawer:
     and more than one CPU, else in this process when asked for them.
 
     ``submit(report)`` returns a function giving that report's ``charts``. Workers come from
-    ``settings.worker_context()``, as the ingest's do (forked from a forkserver that has imported
-    this module). Leaving the ``with`` block stops the workers, dropping what was not drawn yet when
-    it is left by an error.
+    ``settings.worker_context``, as the ingest's do (a forkserver preloading this module, unless an
+    ingest of this process started it first). Leaving the ``with`` block stops the workers, dropping
+    what was not drawn yet when it is left by an error.
     """
 
     def __init__(self, reports: int) -> None:
@@ -122,7 +122,7 @@ class ChartDrawer:
         self._pool: ProcessPoolExecutor | None = None
         self.workers = workers if workers > 1 else 0  # 0: drawn in this process
         if workers > 1:
-            self._pool = ProcessPoolExecutor(workers, mp_context=worker_context())
+            self._pool = ProcessPoolExecutor(workers, mp_context=worker_context([__name__]))
 
     def submit(self, report: Report) -> Callable[[], dict[str, bytes]]:
         if self._pool is None:

@@ -6,17 +6,14 @@ from __future__ import annotations
 import base64
 import dataclasses
 import datetime as dt
-import importlib
 import json
 from html.parser import HTMLParser
-from multiprocessing import forkserver
 from urllib.parse import quote
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from perf_pipeline.ingest.workers import SCREENING_MODULE
 from perf_pipeline.notify import blocks
 from perf_pipeline.reports.charts import COST_PER_TASK, POOL_MIN_REPORTS, SCORE_TREND, ChartDrawer, charts
 from perf_pipeline.reports.content import (
@@ -29,7 +26,7 @@ from perf_pipeline.reports.content import (
     Totals,
 )
 from perf_pipeline.reports.render import SECTIONS, html, markdown, slack_blocks
-from perf_pipeline.settings import WORKER_MODULES, usable_cpus, worker_context
+from perf_pipeline.settings import usable_cpus
 from perf_pipeline_tests.reports.test_content import planted_week
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -146,18 +143,6 @@ def test_a_backfill_draws_in_workers_the_bytes_drawn_in_process(report: Report) 
     with ChartDrawer(POOL_MIN_REPORTS - 1) as drawer:
         assert drawer.workers == 0
         assert drawer.submit(report)() == charts(report)
-
-
-def test_chart_workers_and_screening_workers_come_from_one_preloading_forkserver() -> None:
-    """Whichever kind of worker starts this process's forkserver, it preloads what both kinds run."""
-    assert {SCREENING_MODULE, "perf_pipeline.ingest.workers", charts.__module__} <= set(WORKER_MODULES)
-    for name in WORKER_MODULES:
-        importlib.import_module(name)
-    context = worker_context()
-    if context.get_start_method() == "forkserver":
-        assert forkserver._forkserver._preload_modules == list(WORKER_MODULES)
-    with ChartDrawer(POOL_MIN_REPORTS) as drawer:
-        assert drawer._pool is None or drawer._pool._mp_context is context
 
 
 def test_the_slack_summary_of_the_planted_week(report: Report) -> None:
