@@ -61,7 +61,10 @@ AUTOMATION_SENSOR = {"repositoryName": REPOSITORY, "repositoryLocationName": LOC
 STARTUP_SECONDS = 180
 AUTOMATION_SECONDS = 360
 BACKFILL_SECONDS = 240
-SETTLE_SECONDS = 300
+# Settling after the backfill launches several layers of runs (about 4 minutes when the machine is
+# shared with the suite's other worker); 300 s was exceeded twice on a day this machine ran 2.5 times
+# slower, while the test alone passed. A bound against a hang, not a performance target.
+SETTLE_SECONDS = 600
 POLL_SECONDS = 3
 STOP_SECONDS = 30
 
