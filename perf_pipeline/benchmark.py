@@ -30,7 +30,7 @@ from perf_pipeline.warehouse.db import warehouse_engine
 from perf_pipeline.warehouse.schema import staged_events
 
 TASKS_PER_DAY = 20_000
-SAMPLE_SECONDS = 0.2
+SAMPLE_SECONDS = 1.0
 
 
 def run_ingest_benchmark(events: int, warehouse_url: str | None = None, keep: bool = False) -> str:
@@ -103,6 +103,16 @@ class _MemorySampler:
     Each process counts its PSS (its private pages plus its share of shared ones, so that the
     forkserver's preloaded libraries count once); RSS where PSS is not available. A descendant's CPU
     time is its last sample, so what it used in its last ``SAMPLE_SECONDS`` may be missed.
+
+    The sampler shares the machine with what it measures, so a sample is kept cheap: the tree is
+    followed from each process's children (not a scan of every process in /proc), and the PSS, for
+    which the kernel walks each process's page tables, is read only when the tree's RSS (a few
+    numbers in /proc/<pid>/status) passes the peak so far: a process's PSS is never above its RSS,
+    so below that no new peak is possible (the processes share pages, so that sum is often above
+    it). And a sample is taken every second: with a sample every 0.2 s, PSS read at each, and a scan
+    of /proc, the sampler took 14 s of CPU in a 75 s pipeline benchmark of 100 agents, and the
+    pipeline ran 8 % slower than with sampling off (77.0 s against 71.2 s); sampled every second,
+    73.0 s, with the same peak (1,047 MiB; 1,040 MiB every 0.2 s).
     """
 
     def __init__(self) -> None:
@@ -131,7 +141,8 @@ class _MemorySampler:
     def _sample(self) -> None:
         while True:
             tree = _process_tree(os.getpid())
-            self.peak_mib = max(self.peak_mib, sum(map(_memory_kib, tree)) / 1024)
+            if sum(map(_rss_kib, tree)) / 1024 > self.peak_mib:
+                self.peak_mib = max(self.peak_mib, sum(map(_memory_kib, tree)) / 1024)
             for pid in tree[1:]:
                 self._cpu_ticks[pid] = max(self._cpu_ticks.get(pid, 0), _cpu_ticks(pid))
             if self._stop.wait(SAMPLE_SECONDS):
@@ -139,7 +150,29 @@ class _MemorySampler:
 
 
 def _process_tree(root: int) -> list[int]:
-    """``root`` and its descendants, from /proc."""
+    """``root`` and its descendants, from each process's children in /proc (each of its threads has
+    the list of the children it started); from a scan of every process where the kernel has no such
+    lists."""
+    if not Path(f"/proc/{root}/task/{root}/children").exists():
+        return _scanned_process_tree(root)
+    tree, pending = [], [root]
+    while pending:
+        pid = pending.pop()
+        tree.append(pid)
+        try:
+            threads = list(Path(f"/proc/{pid}/task").iterdir())
+        except OSError:  # gone
+            continue
+        for thread in threads:
+            try:
+                pending.extend(int(child) for child in (thread / "children").read_text().split())
+            except OSError:
+                continue
+    return tree
+
+
+def _scanned_process_tree(root: int) -> list[int]:
+    """``root`` and its descendants, from the parent of every process in /proc."""
     children: dict[int, list[int]] = {}
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
@@ -168,10 +201,23 @@ def _cpu_ticks(pid: int) -> int:
 def _memory_kib(pid: int) -> int:
     """The process's PSS in KiB (RSS where /proc has no smaps_rollup), 0 if it is gone."""
     for name, field in (("smaps_rollup", "Pss:"), ("status", "VmRSS:")):
-        try:
-            for line in Path(f"/proc/{pid}/{name}").read_text().splitlines():
-                if line.startswith(field):
-                    return int(line.split()[1])
-        except OSError:
-            continue
+        kib = _proc_field(pid, name, field)
+        if kib is not None:
+            return kib
     return 0
+
+
+def _rss_kib(pid: int) -> int:
+    """The process's RSS in KiB, 0 if it is gone."""
+    return _proc_field(pid, "status", "VmRSS:") or 0
+
+
+def _proc_field(pid: int, name: str, field: str) -> int | None:
+    """The number after ``field`` in /proc/<pid>/<name>, None if the file or the field is missing."""
+    try:
+        for line in Path(f"/proc/{pid}/{name}").read_text().splitlines():
+            if line.startswith(field):
+                return int(line.split()[1])
+    except OSError:
+        return None
+    return None
