@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import datetime as dt
-import json
 
 import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from perf_pipeline import jsontext
 from perf_pipeline.events.classify import Template, classify
 from perf_pipeline.warehouse.schema import EVENT_TABLES, staged_events, task_steps
 
@@ -18,10 +18,10 @@ LINEAGE = ["content_hash", "source_file", "line_number"]
 def read_staged(conn: Connection, event_type: str, first_day: dt.date, last_day: dt.date) -> pd.DataFrame:
     """Staged events of one type whose partition is in [first_day, last_day], payload parsed.
 
-    Each payload is parsed by ``json.loads`` (exact floats) and the objects become the frame's rows,
-    their keys its columns in order of first appearance: the frame ``pandas.read_json(lines=True,
-    dtype=False, precise_float=True)`` gives for these validated payloads (their timestamps are
-    strings), at a quarter of its time (compared in the events tests)."""
+    Each payload is parsed as ``json.loads`` parses it (exact floats; ``jsontext``) and the objects
+    become the frame's rows, their keys its columns in order of first appearance: the frame
+    ``pandas.read_json(lines=True, dtype=False, precise_float=True)`` gives for these validated
+    payloads (their timestamps are strings), in a fraction of its time (compared in the events tests)."""
     query = (sa.select(staged_events.c.payload, staged_events.c.partition_date, *[staged_events.c[c] for c in LINEAGE])
              .where(staged_events.c.event_type == event_type,
                     staged_events.c.partition_date.between(first_day, last_day))
@@ -29,7 +29,7 @@ def read_staged(conn: Connection, event_type: str, first_day: dt.date, last_day:
     rows = conn.execute(query).all()
     if not rows:
         return pd.DataFrame()
-    payloads = pd.DataFrame.from_records([json.loads(r.payload) for r in rows])
+    payloads = pd.DataFrame.from_records([jsontext.loads(r.payload) for r in rows])
     lineage = pd.DataFrame([r[1:] for r in rows], columns=["partition_date", *LINEAGE])
     return pd.concat([payloads, lineage], axis=1)
 

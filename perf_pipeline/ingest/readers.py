@@ -22,6 +22,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from perf_pipeline import jsontext
 from perf_pipeline.validation.reasons import Reason
 
 CHUNK_LINES = 50_000
@@ -190,7 +191,7 @@ def parse_json(line: SourceLine) -> None:
     if line.record is not None or line.reason is not None:
         return
     try:
-        value = json.loads(line.raw)
+        value = jsontext.loads(line.raw)
     except ValueError as exc:
         code = "invalid_json" if line.complete else "truncated_line"
         line.reason = Reason(code, None, f"column {getattr(exc, 'colno', '?')}: {getattr(exc, 'msg', exc)}")
