@@ -299,8 +299,10 @@ def gather(conn: Connection, period: Period) -> Report:
 
 def _rows(conn: Connection, cls: type[T], query: sa.Select) -> tuple[T, ...]:
     """``cls`` made from each row of ``query``, whose columns are named as its fields (and maybe more)."""
-    names = [f.name for f in fields(cls)]
-    return tuple(cls(**{name: row[name] for name in names}) for row in conn.execute(query).mappings())
+    result = conn.execute(query)
+    columns = list(result.keys())
+    positions = [columns.index(f.name) for f in fields(cls)]  # the fields' order, for positional arguments
+    return tuple(cls(*[row[i] for i in positions]) for row in result)
 
 
 def _known(value: Any) -> float | None:
