@@ -8,6 +8,7 @@ import json
 import os
 import re
 import shutil
+import statistics
 import subprocess
 import sys
 from pathlib import Path
@@ -42,6 +43,8 @@ def test_pipeline_benchmark_times_every_stage_and_agrees_with_the_reference(tmp_
     starts = [re.search(r" (\d{4}-\d\d-\d\d)", line) for line in result["run_list"] if line.startswith("daily_job")]
     assert starts and min(found.group(1) for found in starts) == result["first_day"]
     assert result["reference"]["seconds"] > 0
+    assert result["reference"]["seconds"] == statistics.median(result["reference"]["runs_seconds"])
+    assert len(result["reference"]["runs_seconds"]) == 3
     assert result["ratio_pipeline_to_reference"] == pytest.approx(
         result["pipeline_seconds"] / result["reference"]["seconds"])
     assert result["tasks"] == result["reference"]["tasks"] > 0
