@@ -18,6 +18,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
 
@@ -155,20 +156,22 @@ def _process_tree(root: int) -> list[int]:
     lists."""
     if not Path(f"/proc/{root}/task/{root}/children").exists():
         return _scanned_process_tree(root)
-    tree, pending = [], [root]
-    while pending:
-        pid = pending.pop()
-        tree.append(pid)
+    return _walk(root, _listed_children)
+
+
+def _listed_children(pid: int) -> list[int]:
+    """The children that the threads of ``pid`` started (none if it is gone)."""
+    try:
+        threads = list(Path(f"/proc/{pid}/task").iterdir())
+    except OSError:
+        return []
+    children: list[int] = []
+    for thread in threads:
         try:
-            threads = list(Path(f"/proc/{pid}/task").iterdir())
-        except OSError:  # gone
+            children.extend(int(child) for child in (thread / "children").read_text().split())
+        except OSError:
             continue
-        for thread in threads:
-            try:
-                pending.extend(int(child) for child in (thread / "children").read_text().split())
-            except OSError:
-                continue
-    return tree
+    return children
 
 
 def _scanned_process_tree(root: int) -> list[int]:
@@ -181,11 +184,16 @@ def _scanned_process_tree(root: int) -> list[int]:
             except (OSError, IndexError, ValueError):
                 continue
             children.setdefault(parent, []).append(int(entry.name))
+    return _walk(root, lambda pid: children.get(pid, []))
+
+
+def _walk(root: int, children: Callable[[int], list[int]]) -> list[int]:
+    """``root`` and every process below it, by ``children``."""
     tree, pending = [], [root]
     while pending:
         pid = pending.pop()
         tree.append(pid)
-        pending.extend(children.get(pid, []))
+        pending.extend(children(pid))
     return tree
 
 
