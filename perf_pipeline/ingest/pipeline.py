@@ -50,6 +50,10 @@ LOOKUP_BATCH = 5_000
 # Great Expectations costs ~15 ms per expectation per validation call whatever the row count, so
 # lines are validated in large chunks that may span several small files.
 VALIDATION_CHUNK_LINES = 200_000
+# An ingest's small files are batched into at least this many batches (2 per worker on 2 CPUs)...
+MIN_UNITS = 4
+# ... of at least this many lines (below it, validation's cost per call shows).
+MIN_UNIT_LINES = 20_000
 # Files up to this size are read whole and ingested with others in one transaction; larger ones
 # stream in chunks, alone in their own transaction, to bound memory.
 STREAM_BYTES = 64 * 2**20
@@ -178,14 +182,11 @@ def ingest_landing(engine: Engine, landing: Path, options: IngestOptions,
     workers = default_workers()
     screen_options = ScreenOptions(options.partition_start, options.default_timezone)
     with Screeners(screen_options, workers) as screeners, _gc_paused():
-        plan: list[_Known | _Unreadable | _Ingest] = []
-        units: list[_Ingest] = []
-        for action in _plan(engine, files):
-            plan.append(action)
-            if isinstance(action, _Ingest):
-                action.ticket = len(units)
-                units.append(action)
-                _submit_ahead(screeners, units, 0, workers)
+        plan = _plan(engine, files)
+        units = [action for action in plan if isinstance(action, _Ingest)]
+        for ticket, unit in enumerate(units):
+            unit.ticket = ticket
+        _submit_ahead(screeners, units, 0, workers)
         for action in plan:
             if isinstance(action, _Ingest):
                 _submit_ahead(screeners, units, action.ticket, workers)
@@ -221,15 +222,52 @@ def _gc_paused() -> Iterator[None]:
         gc.collect()
 
 
-def _plan(engine: Engine, files: list[Path]) -> Iterator[_Known | _Unreadable | _Ingest]:
+def _plan(engine: Engine, files: list[Path]) -> list[_Known | _Unreadable | _Ingest]:
     """What to do with each file, in order: skip it, record it as unreadable, or ingest it.
 
-    Small files are gathered into batches of at least ``VALIDATION_CHUNK_LINES`` lines; a large
-    file closes the batch before it and is streamed alone. Planning writes nothing: the actions
-    write to the warehouse when executed, in this order.
+    Small files are gathered into batches of about ``_unit_lines`` lines; a large file closes the
+    batch before it and is streamed alone. Planning writes nothing: the actions write to the
+    warehouse when executed, in this order.
     """
-    seen: set[str] = set()
+    surveyed = list(_survey(engine, files))
+    small_lines = sum(item.line_count for item in surveyed
+                      if isinstance(item, _LandingFile) and item.size <= STREAM_BYTES)
+    target = _unit_lines(small_lines)
+    plan: list[_Known | _Unreadable | _Ingest] = []
     batch: list[_LandingFile] = []
+    for item in surveyed:
+        if isinstance(item, _LandingFile) and item.size <= STREAM_BYTES:
+            batch.append(item)
+            if sum(f.line_count for f in batch) >= target:
+                plan.append(_Ingest(batch, streaming=False))
+                batch = []
+            continue
+        if isinstance(item, _LandingFile) and batch:
+            plan.append(_Ingest(batch, streaming=False))
+            batch = []
+        plan.append(_Ingest([item], streaming=True) if isinstance(item, _LandingFile) else item)
+    if batch:
+        plan.append(_Ingest(batch, streaming=False))
+    return plan
+
+
+def _unit_lines(small_lines: int) -> int:
+    """How many lines of small files a batch gathers: ``VALIDATION_CHUNK_LINES`` at most, but few
+    enough to make ``MIN_UNITS`` batches, so that the workers share the ingest evenly (none idles
+    while another screens a last big batch) and the first batches are written while the next are
+    screened; and ``MIN_UNIT_LINES`` at least (validation has a cost per call).
+
+    The size depends on the files alone, not on the machine's CPUs: which lines are screened
+    together decides which copy of a line repeated across files is the one quarantined, and the
+    same files must give the same warehouse everywhere."""
+    share = -(-small_lines // MIN_UNITS)
+    return max(MIN_UNIT_LINES, min(VALIDATION_CHUNK_LINES, share))
+
+
+def _survey(engine: Engine, files: list[Path]) -> Iterator[_Known | _Unreadable | _LandingFile]:
+    """Each file hashed: already ingested (or a copy of an earlier file of this run), unreadable, or
+    to ingest (a small JSON Lines file with its line count)."""
+    seen: set[str] = set()
     for path in files:
         file_format = detect_format(path) or "jsonl"
         try:
@@ -243,23 +281,13 @@ def _plan(engine: Engine, files: list[Path]) -> Iterator[_Known | _Unreadable | 
             continue
         seen.add(sha)
         landing_file = _LandingFile(path, sha, size, file_format)
-        if size > STREAM_BYTES:
-            if batch:
-                yield _Ingest(batch, streaming=False)
-                batch = []
-            yield _Ingest([landing_file], streaming=True)
-            continue
-        try:
-            landing_file.line_count = _count_lines(landing_file, data)
-        except UnreadableFileError as exc:
-            yield _Unreadable(landing_file, str(exc))
-            continue
-        batch.append(landing_file)
-        if sum(f.line_count for f in batch) >= VALIDATION_CHUNK_LINES:
-            yield _Ingest(batch, streaming=False)
-            batch = []
-    if batch:
-        yield _Ingest(batch, streaming=False)
+        if size <= STREAM_BYTES:
+            try:
+                landing_file.line_count = _count_lines(landing_file, data)
+            except UnreadableFileError as exc:
+                yield _Unreadable(landing_file, str(exc))
+                continue
+        yield landing_file
 
 
 def _hash(path: Path, file_format: str) -> tuple[str, int, bytes | None]:

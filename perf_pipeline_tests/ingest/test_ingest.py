@@ -5,14 +5,25 @@ from __future__ import annotations
 import gzip
 import json
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import pytest
 import sqlalchemy as sa
 
 from perf_pipeline.ingest.checks import conservation_violations
-from perf_pipeline.ingest.pipeline import IngestOptions, discover, ingest_landing
+from perf_pipeline.ingest.pipeline import (
+    IngestOptions,
+    _Ingest,
+    _Known,
+    _plan,
+    _unit_lines,
+    _Unreadable,
+    discover,
+    ingest_landing,
+)
 from perf_pipeline.partitions import PARTITION_START
+from perf_pipeline.warehouse.db import warehouse_engine
 from perf_pipeline.warehouse.schema import ingested_files, quarantined_events, staged_events
 from perf_pipeline_tests.events_factory import feedback, message, peer_evaluation, task, write_jsonl
 
@@ -203,3 +214,58 @@ def test_blank_lines_are_counted_apart(engine: sa.Engine, landing: Path) -> None
     write_jsonl(landing / "a.jsonl", [task("t-1"), "", "   ", task("t-2")])
     [result] = ingest(engine, landing).files
     assert (result.lines_read, result.blank_lines, result.loaded) == (2, 2, 2)
+
+
+def test_small_files_are_batched_so_that_the_workers_share_them(engine: sa.Engine, landing: Path,
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("perf_pipeline.ingest.pipeline.MIN_UNIT_LINES", 1)
+    monkeypatch.setattr("perf_pipeline.ingest.pipeline.STREAM_BYTES", 3000)
+    for number in (0, 1, 2, 3, 4, 6, 7):
+        write_jsonl(landing / f"{number:02d}.jsonl", [task(f"t-{number}-{i}") for i in range(3)])
+    (landing / "03z.jsonl").write_bytes((landing / "03.jsonl").read_bytes())  # a copy: known, in no batch
+    write_jsonl(landing / "05.jsonl", [task(f"t-5-{i}") for i in range(20)])  # large: streamed alone
+    files, _ = discover(landing)
+    plan = _plan(engine, files)
+    # 21 lines of small files in 4 batches at least: batches of 6 lines (2 files).
+    assert [(type(action).__name__, [f.path.name for f in action.files] if isinstance(action, _Ingest)
+             else action.path.name, getattr(action, "streaming", None)) for action in plan] == [
+        ("_Ingest", ["00.jsonl", "01.jsonl"], False), ("_Ingest", ["02.jsonl", "03.jsonl"], False),
+        ("_Known", "03z.jsonl", None), ("_Ingest", ["04.jsonl"], False), ("_Ingest", ["05.jsonl"], True),
+        ("_Ingest", ["06.jsonl", "07.jsonl"], False)]
+
+
+@pytest.mark.parametrize(("small_lines", "expected"), [
+    (295_467, 73_867), (10_000, 20_000), (2_000_000, 200_000), (800_000, 200_000), (0, 20_000)])
+def test_batch_size_is_a_share_of_the_lines_within_bounds(small_lines: int, expected: int) -> None:
+    assert _unit_lines(small_lines) == expected
+
+
+def test_the_staged_events_do_not_depend_on_how_files_are_batched(tmp_path: Path, landing: Path,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """Repeats, conflicts and bad lines across files, screened in one batch or a batch per file,
+    stage the same events, every line accounted for. (Which copy of a line repeated in several
+    files is quarantined, and which counted as its duplicate, follows the batches, as it follows
+    the ingests when the files arrive one by one.)"""
+    lines = mixed_lines()
+    for number in range(6):  # each file repeats, conflicts with and extends the ones before it
+        write_jsonl(landing / f"{number:02d}.jsonl", [*lines[number:], task(f"t-new-{number}"), task("t-4")])
+    planned: list[list[_Known | _Unreadable | _Ingest]] = []
+
+    def recorded(*args: Any) -> list[_Known | _Unreadable | _Ingest]:
+        planned.append(_plan(*args))
+        return planned[-1]
+
+    monkeypatch.setattr("perf_pipeline.ingest.pipeline._plan", recorded)
+    monkeypatch.setattr("perf_pipeline.ingest.pipeline.MIN_UNITS", 100)
+    staged = []
+    for name, min_lines, batches in (("one-batch", 10**6, 1), ("a-batch-per-file", 1, 6)):
+        monkeypatch.setattr("perf_pipeline.ingest.pipeline.MIN_UNIT_LINES", min_lines)
+        engine = warehouse_engine(f"sqlite:///{tmp_path / name}.db")
+        report = ingest(engine, landing)
+        assert sum(isinstance(action, _Ingest) for action in planned[-1]) == batches
+        assert all(result.conserved for result in report.files)
+        with engine.connect() as conn:
+            assert conservation_violations(conn) == []
+        staged.append(snapshot(engine)["staged"])
+        engine.dispose()
+    assert staged[0] == staged[1] and len(staged[0]) == 11  # t-1, t-4, t-new-0..5, f-1, e-1, m-1
