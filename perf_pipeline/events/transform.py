@@ -10,6 +10,7 @@ from sqlalchemy.engine import Connection
 
 from perf_pipeline import jsontext
 from perf_pipeline.events.classify import Template, classify
+from perf_pipeline.warehouse.db import read_columns
 from perf_pipeline.warehouse.schema import EVENT_TABLES, staged_events, task_steps
 
 LINEAGE = ["content_hash", "source_file", "line_number"]
@@ -26,12 +27,11 @@ def read_staged(conn: Connection, event_type: str, first_day: dt.date, last_day:
              .where(staged_events.c.event_type == event_type,
                     staged_events.c.partition_date.between(first_day, last_day))
              .order_by(staged_events.c.partition_date, staged_events.c.event_id))
-    rows = conn.execute(query).all()
-    if not rows:
+    columns = read_columns(conn, query)
+    if not len(columns["payload"]):
         return pd.DataFrame()
-    payloads = pd.DataFrame.from_records([jsontext.loads(r.payload) for r in rows])
-    lineage = pd.DataFrame([r[1:] for r in rows], columns=["partition_date", *LINEAGE])
-    return pd.concat([payloads, lineage], axis=1)
+    payloads = pd.DataFrame.from_records([jsontext.loads(payload) for payload in columns.pop("payload")])
+    return pd.concat([payloads, pd.DataFrame(columns)], axis=1)
 
 
 def typed_for(table: sa.Table, frame: pd.DataFrame) -> pd.DataFrame:

@@ -248,24 +248,32 @@ def to_python_date(value: Any) -> dt.date:
 def read_frame(conn: Connection, query: sa.Select) -> pd.DataFrame:
     """A query's rows as a frame; timestamps as UTC (SQLite hands them back naive) and dates as dates.
 
-    Rows are fetched from the driver's cursor as they come and converted column by column (each
-    column's SQLAlchemy result processor, once per distinct date, timestamps parsed by pandas in
-    one go), not row by row through SQLAlchemy's Row objects: the same values, several times faster
-    on the hundreds of thousands of rows an aggregate reads.
+    Rows are fetched from the driver's cursor as they come and converted column by column
+    (``read_columns``), not row by row through SQLAlchemy's Row objects: the same values, several
+    times faster on the hundreds of thousands of rows an aggregate reads.
     """
     result = conn.execute(query)
     names = list(result.keys())
-    selected = list(query.selected_columns)
-    if len(set(names)) != len(names) or len(selected) != len(names):
+    if len(set(names)) != len(names) or len(query.selected_columns) != len(names):
         frame = pd.DataFrame(result.all(), columns=names)  # duplicate labels: the plain way
         return _typed(frame, query)
+    return pd.DataFrame(read_columns(conn, query, result), columns=names)
+
+
+def read_columns(conn: Connection, query: sa.Select, result: sa.CursorResult | None = None) -> dict[str, Any]:
+    """A query's rows column by column, each column's values typed as ``read_frame`` types them
+    (each column's SQLAlchemy result processor, once per distinct date, timestamps parsed by pandas
+    in one go; numbers as arrays, other values as lists). The query's column names must be
+    distinct. ``result``: the query already executed."""
+    result = result if result is not None else conn.execute(query)
+    names = list(result.keys())
     description = result.cursor.description
     raw = result.cursor.fetchall()
     result.close()
     columns = list(zip(*raw, strict=True)) if raw else [() for _ in names]
     dialect = conn.dialect
     data: dict[str, Any] = {}
-    for index, (name, column) in enumerate(zip(names, selected, strict=True)):
+    for index, (name, column) in enumerate(zip(names, query.selected_columns, strict=True)):
         values = list(columns[index])
         if isinstance(column.type, sa.DateTime):
             data[name] = pd.to_datetime(pd.Series(values, dtype=object), utc=True, format="mixed") \
@@ -277,7 +285,7 @@ def read_frame(conn: Connection, query: sa.Select) -> pd.DataFrame:
             continue
         process = column.type.dialect_impl(dialect).result_processor(dialect, description[index][1])
         data[name] = list(map(process, values)) if process else numbers_or_list(values)
-    return pd.DataFrame(data, columns=names)
+    return data
 
 
 _INT64 = (-(2**63), 2**63 - 1)
