@@ -78,7 +78,6 @@ def build_resources() -> dict[str, object]:
 
 
 def build_definitions() -> Definitions:
-    settings.tune_garbage_collection()  # every process that loads the code location runs steps or serves them
     schedule_time = settings.daily_schedule_time()
     freshness = build_freshness_checks(schedule_time)
     return Definitions(
@@ -102,4 +101,5 @@ def build_definitions() -> Definitions:
 
 @definitions
 def defs() -> Definitions:
+    settings.tune_garbage_collection()  # Dagster loads the code location in the processes that run the steps
     return build_definitions()

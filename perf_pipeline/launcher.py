@@ -31,6 +31,7 @@ from dagster import (
 from dagster._core.definitions.asset_daemon_cursor import AssetDaemonCursor
 from dagster._serdes import deserialize_value, serialize_value
 
+from perf_pipeline import settings
 from perf_pipeline.partitions import contiguous
 
 RANGE_START_TAG = "dagster/asset_partition_range_start"
@@ -89,6 +90,7 @@ class Launcher:
     """Executes the project's decisions in process against ``instance``."""
 
     def __init__(self, defs: Definitions, instance: DagsterInstance, echo: Callable[[str], Any] = print) -> None:
+        settings.tune_garbage_collection()  # this process executes the runs, as a run worker of the daemon does
         self.defs = defs
         self.instance = instance
         self.echo = echo

@@ -123,7 +123,8 @@ def redact_url(url: str) -> str:
 
 
 def tune_garbage_collection() -> None:
-    """Make Python's cyclic garbage collector cheap in a process that runs the pipeline, once per
+    """Make Python's cyclic garbage collector cheap in a process that runs the pipeline's steps (a
+    process loading the code location for Dagster, ``defs``; the CLI's ``Launcher``), once per
     process: the objects alive now (the libraries, Dagster, the definitions) are frozen out of every
     later collection, and collections come after ``GC_THRESHOLDS`` allocations.
 
@@ -139,5 +140,6 @@ def tune_garbage_collection() -> None:
     if _gc_tuned:
         return
     _gc_tuned = True
+    gc.collect()  # garbage cycles of before are freed, not frozen
     gc.freeze()
     gc.set_threshold(*GC_THRESHOLDS)

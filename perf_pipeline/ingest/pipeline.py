@@ -50,10 +50,12 @@ LOOKUP_BATCH = 5_000
 # Great Expectations costs ~15 ms per expectation per validation call whatever the row count, so
 # lines are validated in large chunks that may span several small files.
 VALIDATION_CHUNK_LINES = 200_000
-# An ingest's small files are batched into at least this many batches (2 per worker on 2 CPUs)...
+# Small files are batched by size: a batch closes at this share of the landing folder's small files
+# (2 batches per worker on 2 CPUs for a folder of new files)...
 MIN_UNITS = 4
-# ... of at least this many lines (below it, validation's cost per call shows).
-MIN_UNIT_LINES = 20_000
+# ... or at this size (about 20,000 lines: below it, validation's cost per call shows), whichever is
+# larger, or at VALIDATION_CHUNK_LINES lines.
+MIN_UNIT_BYTES = 16 * 2**20
 # Files up to this size are read whole and ingested with others in one transaction; larger ones
 # stream in chunks, alone in their own transaction, to bound memory.
 STREAM_BYTES = 64 * 2**20
@@ -130,6 +132,7 @@ class _Known:
     path: Path
     sha256: str
     file_id: int | None  # its ledger row, when already there at planning
+    size: int = 0
 
 
 @dataclass
@@ -225,20 +228,18 @@ def _gc_paused() -> Iterator[None]:
 def _plan(engine: Engine, files: list[Path]) -> list[_Known | _Unreadable | _Ingest]:
     """What to do with each file, in order: skip it, record it as unreadable, or ingest it.
 
-    Small files are gathered into batches of about ``_unit_lines`` lines; a large file closes the
-    batch before it and is streamed alone. Planning writes nothing: the actions write to the
-    warehouse when executed, in this order.
+    Small files are gathered into batches of ``_unit_bytes`` bytes (or ``VALIDATION_CHUNK_LINES``
+    lines); a large file closes the batch before it and is streamed alone. Planning writes nothing:
+    the actions write to the warehouse when executed, in this order.
     """
     surveyed = list(_survey(engine, files))
-    small_lines = sum(item.line_count for item in surveyed
-                      if isinstance(item, _LandingFile) and item.size <= STREAM_BYTES)
-    target = _unit_lines(small_lines)
+    target = _unit_bytes(sum(_size(item) for item in surveyed if _size(item) <= STREAM_BYTES))
     plan: list[_Known | _Unreadable | _Ingest] = []
     batch: list[_LandingFile] = []
     for item in surveyed:
         if isinstance(item, _LandingFile) and item.size <= STREAM_BYTES:
             batch.append(item)
-            if sum(f.line_count for f in batch) >= target:
+            if sum(f.size for f in batch) >= target or sum(f.line_count for f in batch) >= VALIDATION_CHUNK_LINES:
                 plan.append(_Ingest(batch, streaming=False))
                 batch = []
             continue
@@ -251,17 +252,23 @@ def _plan(engine: Engine, files: list[Path]) -> list[_Known | _Unreadable | _Ing
     return plan
 
 
-def _unit_lines(small_lines: int) -> int:
-    """How many lines of small files a batch gathers: ``VALIDATION_CHUNK_LINES`` at most, but few
-    enough to make ``MIN_UNITS`` batches, so that the workers share the ingest evenly (none idles
-    while another screens a last big batch) and the first batches are written while the next are
-    screened; and ``MIN_UNIT_LINES`` at least (validation has a cost per call).
+def _unit_bytes(small_bytes: int) -> int:
+    """The size at which a batch of small files closes: a ``MIN_UNITS``-th of the landing folder's
+    small files (``small_bytes``), so that a folder of new files makes about ``MIN_UNITS`` batches
+    which the workers share evenly (none idles while another screens a last big batch), the first
+    ones written while the next are screened; ``MIN_UNIT_BYTES`` at least (validation has a cost
+    per call).
 
-    The size depends on the files alone, not on the machine's CPUs: which lines are screened
-    together decides which copy of a line repeated across files is the one quarantined, and the
-    same files must give the same warehouse everywhere."""
-    share = -(-small_lines // MIN_UNITS)
-    return max(MIN_UNIT_LINES, min(VALIDATION_CHUNK_LINES, share))
+    Which lines are screened together decides which copy of a line repeated across files is the
+    one quarantined, so the batches follow from the landing folder alone: not from the machine's
+    CPUs (the same files give the same warehouse everywhere), nor from which files are already
+    ingested (the files ingested before a crash count as they did, so that the re-run cuts the
+    rest into the batches the first run would have made)."""
+    return max(MIN_UNIT_BYTES, -(-small_bytes // MIN_UNITS))
+
+
+def _size(item: _Known | _Unreadable | _LandingFile) -> int:
+    return item.landing_file.size if isinstance(item, _Unreadable) else item.size
 
 
 def _survey(engine: Engine, files: list[Path]) -> Iterator[_Known | _Unreadable | _LandingFile]:
@@ -277,7 +284,7 @@ def _survey(engine: Engine, files: list[Path]) -> Iterator[_Known | _Unreadable 
             continue
         done = _ingested_file_id(engine, sha)
         if done is not None or sha in seen:
-            yield _Known(path, sha, done)
+            yield _Known(path, sha, done, size)
             continue
         seen.add(sha)
         landing_file = _LandingFile(path, sha, size, file_format)

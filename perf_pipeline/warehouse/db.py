@@ -267,6 +267,9 @@ def read_columns(conn: Connection, query: sa.Select, result: sa.CursorResult | N
     distinct. ``result``: the query already executed."""
     result = result if result is not None else conn.execute(query)
     names = list(result.keys())
+    if len(set(names)) != len(names):
+        result.close()
+        raise ValueError(f"read_columns needs distinct column names, got {names}")
     description = result.cursor.description
     raw = result.cursor.fetchall()
     result.close()

@@ -11,13 +11,14 @@ import pandas as pd
 import pytest
 import sqlalchemy as sa
 
+from perf_pipeline.ingest import pipeline as pipeline_module
 from perf_pipeline.ingest.checks import conservation_violations
 from perf_pipeline.ingest.pipeline import (
     IngestOptions,
     _Ingest,
     _Known,
     _plan,
-    _unit_lines,
+    _unit_bytes,
     _Unreadable,
     discover,
     ingest_landing,
@@ -218,15 +219,15 @@ def test_blank_lines_are_counted_apart(engine: sa.Engine, landing: Path) -> None
 
 def test_small_files_are_batched_so_that_the_workers_share_them(engine: sa.Engine, landing: Path,
                                                                monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("perf_pipeline.ingest.pipeline.MIN_UNIT_LINES", 1)
+    monkeypatch.setattr("perf_pipeline.ingest.pipeline.MIN_UNIT_BYTES", 1)
     monkeypatch.setattr("perf_pipeline.ingest.pipeline.STREAM_BYTES", 3000)
-    for number in (0, 1, 2, 3, 4, 6, 7):
+    for number in (0, 1, 2, 3, 4, 6, 7):  # files of the same size
         write_jsonl(landing / f"{number:02d}.jsonl", [task(f"t-{number}-{i}") for i in range(3)])
     (landing / "03z.jsonl").write_bytes((landing / "03.jsonl").read_bytes())  # a copy: known, in no batch
     write_jsonl(landing / "05.jsonl", [task(f"t-5-{i}") for i in range(20)])  # large: streamed alone
     files, _ = discover(landing)
     plan = _plan(engine, files)
-    # 21 lines of small files in 4 batches at least: batches of 6 lines (2 files).
+    # 8 small files (the copy counts: it is in the folder) in 4 batches: a batch closes at 2 files.
     assert [(type(action).__name__, [f.path.name for f in action.files] if isinstance(action, _Ingest)
              else action.path.name, getattr(action, "streaming", None)) for action in plan] == [
         ("_Ingest", ["00.jsonl", "01.jsonl"], False), ("_Ingest", ["02.jsonl", "03.jsonl"], False),
@@ -234,10 +235,17 @@ def test_small_files_are_batched_so_that_the_workers_share_them(engine: sa.Engin
         ("_Ingest", ["06.jsonl", "07.jsonl"], False)]
 
 
-@pytest.mark.parametrize(("small_lines", "expected"), [
-    (295_467, 73_867), (10_000, 20_000), (2_000_000, 200_000), (800_000, 200_000), (0, 20_000)])
-def test_batch_size_is_a_share_of_the_lines_within_bounds(small_lines: int, expected: int) -> None:
-    assert _unit_lines(small_lines) == expected
+@pytest.mark.parametrize(("small_bytes", "expected"), [
+    (150_000_000, 37_500_000), (10_000, 16 * 2**20), (0, 16 * 2**20), (2_000_000_001, 500_000_001)])
+def test_a_batch_closes_at_a_quarter_of_the_folder_or_16_mib(small_bytes: int, expected: int) -> None:
+    assert _unit_bytes(small_bytes) == expected
+
+
+def _repeating_files(landing: Path) -> None:
+    """6 files, each repeating, conflicting with and extending the ones before it."""
+    lines = mixed_lines()
+    for number in range(6):
+        write_jsonl(landing / f"{number:02d}.jsonl", [*lines[number:], task(f"t-new-{number}"), task("t-4")])
 
 
 def test_the_staged_events_do_not_depend_on_how_files_are_batched(tmp_path: Path, landing: Path,
@@ -246,9 +254,7 @@ def test_the_staged_events_do_not_depend_on_how_files_are_batched(tmp_path: Path
     stage the same events, every line accounted for. (Which copy of a line repeated in several
     files is quarantined, and which counted as its duplicate, follows the batches, as it follows
     the ingests when the files arrive one by one.)"""
-    lines = mixed_lines()
-    for number in range(6):  # each file repeats, conflicts with and extends the ones before it
-        write_jsonl(landing / f"{number:02d}.jsonl", [*lines[number:], task(f"t-new-{number}"), task("t-4")])
+    _repeating_files(landing)
     planned: list[list[_Known | _Unreadable | _Ingest]] = []
 
     def recorded(*args: Any) -> list[_Known | _Unreadable | _Ingest]:
@@ -258,8 +264,8 @@ def test_the_staged_events_do_not_depend_on_how_files_are_batched(tmp_path: Path
     monkeypatch.setattr("perf_pipeline.ingest.pipeline._plan", recorded)
     monkeypatch.setattr("perf_pipeline.ingest.pipeline.MIN_UNITS", 100)
     staged = []
-    for name, min_lines, batches in (("one-batch", 10**6, 1), ("a-batch-per-file", 1, 6)):
-        monkeypatch.setattr("perf_pipeline.ingest.pipeline.MIN_UNIT_LINES", min_lines)
+    for name, min_bytes, batches in (("one-batch", 10**9, 1), ("a-batch-per-file", 1, 6)):
+        monkeypatch.setattr("perf_pipeline.ingest.pipeline.MIN_UNIT_BYTES", min_bytes)
         engine = warehouse_engine(f"sqlite:///{tmp_path / name}.db")
         report = ingest(engine, landing)
         assert sum(isinstance(action, _Ingest) for action in planned[-1]) == batches
@@ -269,3 +275,36 @@ def test_the_staged_events_do_not_depend_on_how_files_are_batched(tmp_path: Path
         staged.append(snapshot(engine)["staged"])
         engine.dispose()
     assert staged[0] == staged[1] and len(staged[0]) == 11  # t-1, t-4, t-new-0..5, f-1, e-1, m-1
+
+
+def test_a_crash_between_batches_and_a_rerun_give_the_clean_runs_warehouse(
+        tmp_path: Path, landing: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The first batch committed, the second crashing: the re-run cuts the remaining files into the
+    batches the clean run made (the files already ingested still count), so every table, the
+    quarantine and the files' counts included, is the clean run's."""
+    _repeating_files(landing)
+    monkeypatch.setattr("perf_pipeline.ingest.pipeline.MIN_UNIT_BYTES", 1)  # 6 files, 4 batches or so
+    clean = warehouse_engine(f"sqlite:///{tmp_path / 'clean'}.db")
+    ingest(clean, landing)
+    expected = snapshot(clean)
+    clean.dispose()
+
+    batches = pipeline_module._ingest_batch
+    calls: list[int] = []
+
+    def crashing(*args: Any, **kwargs: Any) -> list:
+        calls.append(1)
+        if len(calls) == 2:
+            raise RuntimeError("the machine went down")
+        return batches(*args, **kwargs)
+
+    engine = warehouse_engine(f"sqlite:///{tmp_path / 'crashed'}.db")
+    monkeypatch.setattr("perf_pipeline.ingest.pipeline._ingest_batch", crashing)
+    with pytest.raises(RuntimeError, match="went down"):
+        ingest(engine, landing)
+    monkeypatch.setattr("perf_pipeline.ingest.pipeline._ingest_batch", batches)
+    with engine.connect() as conn:
+        assert 0 < conn.execute(sa.select(sa.func.count()).select_from(ingested_files)).scalar() < 6
+    ingest(engine, landing)
+    assert snapshot(engine) == expected
+    engine.dispose()
