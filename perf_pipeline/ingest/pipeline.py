@@ -142,6 +142,10 @@ class _Unreadable:
     landing_file: _LandingFile
     error: str
 
+    @property
+    def size(self) -> int:
+        return self.landing_file.size
+
 
 @dataclass
 class _Ingest:
@@ -233,20 +237,23 @@ def _plan(engine: Engine, files: list[Path]) -> list[_Known | _Unreadable | _Ing
     the actions write to the warehouse when executed, in this order.
     """
     surveyed = list(_survey(engine, files))
-    target = _unit_bytes(sum(_size(item) for item in surveyed if _size(item) <= STREAM_BYTES))
+    target = _unit_bytes(sum(item.size for item in surveyed if item.size <= STREAM_BYTES))
     plan: list[_Known | _Unreadable | _Ingest] = []
     batch: list[_LandingFile] = []
+    batch_bytes = batch_lines = 0
     for item in surveyed:
-        if isinstance(item, _LandingFile) and item.size <= STREAM_BYTES:
+        small = isinstance(item, _LandingFile) and item.size <= STREAM_BYTES
+        large = isinstance(item, _LandingFile) and not small
+        if small:
             batch.append(item)
-            if sum(f.size for f in batch) >= target or sum(f.line_count for f in batch) >= VALIDATION_CHUNK_LINES:
-                plan.append(_Ingest(batch, streaming=False))
-                batch = []
-            continue
-        if isinstance(item, _LandingFile) and batch:
+            batch_bytes, batch_lines = batch_bytes + item.size, batch_lines + item.line_count
+        if batch and (large or batch_bytes >= target or batch_lines >= VALIDATION_CHUNK_LINES):
             plan.append(_Ingest(batch, streaming=False))
-            batch = []
-        plan.append(_Ingest([item], streaming=True) if isinstance(item, _LandingFile) else item)
+            batch, batch_bytes, batch_lines = [], 0, 0
+        if large:
+            plan.append(_Ingest([item], streaming=True))
+        elif not small:  # known or unreadable: in place, the open batch going on after it
+            plan.append(item)
     if batch:
         plan.append(_Ingest(batch, streaming=False))
     return plan
@@ -265,10 +272,6 @@ def _unit_bytes(small_bytes: int) -> int:
     ingested (the files ingested before a crash count as they did, so that the re-run cuts the
     rest into the batches the first run would have made)."""
     return max(MIN_UNIT_BYTES, -(-small_bytes // MIN_UNITS))
-
-
-def _size(item: _Known | _Unreadable | _LandingFile) -> int:
-    return item.landing_file.size if isinstance(item, _Unreadable) else item.size
 
 
 def _survey(engine: Engine, files: list[Path]) -> Iterator[_Known | _Unreadable | _LandingFile]:

@@ -313,8 +313,7 @@ def run_pipeline_benchmark(agents: int, days: int, tasks_per_day: int = TASKS_PE
             rows = conn.execute("SELECT (SELECT count(*) FROM reference_windows), (SELECT count(*) FROM "
                                 "reference_trends), (SELECT count(*) FROM tasks)").fetchone()
             compared = {"seconds": statistics.median(timings), "runs_seconds": timings, "tasks": rows[2],
-                        "window_rows": rows[0],
-                        "trend_rows": rows[1]}
+                        "window_rows": rows[0], "trend_rows": rows[1]}
             checked = agreement(conn, warehouse, pipeline["last_day"])
     finally:
         if not keep:
