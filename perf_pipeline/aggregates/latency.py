@@ -12,10 +12,13 @@ from collections.abc import Iterable, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 BINS_PER_DECADE = 100
 DECADES = 8  # 1 ms .. 10^8 ms (about 28 hours); larger values fall in the last bin
 BINS = BINS_PER_DECADE * DECADES
+ENTRY_LISTS = pa.list_(pa.struct([("key", pa.int32()), ("value", pa.int64())]))
 
 
 def bin_index(values_ms: pd.Series) -> pd.Series:
@@ -71,11 +74,30 @@ def percentiles(histogram_: Mapping[str, int] | None, qs: Sequence[float]) -> li
     return values
 
 
-def range_percentiles(histograms: Sequence[Mapping[str, int] | None], lo: np.ndarray, hi: np.ndarray,
+def entries(histograms: Sequence[Mapping[str, int] | None] | pd.Series) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(number of entries, bins, counts) of the histograms, their entries one after the other: from a
+    {bin: count} dict per row, or from an Arrow map column (``warehouse/blocks.py``) without a Python
+    object per entry."""
+    if isinstance(histograms, pd.Series) and isinstance(histograms.dtype, pd.ArrowDtype):
+        # As lists of (bin, count): their kernels take a slice's own entries, and none of a null.
+        lists = histograms.array.__arrow_array__().combine_chunks().cast(ENTRY_LISTS)
+        flat = pc.list_flatten(lists)
+        return (pc.list_value_length(lists).fill_null(0).to_numpy().astype(np.int64),
+                flat.field(0).to_numpy().astype(np.int64), flat.field(1).to_numpy().astype(np.int64))
+    # A frame joining rows read both ways holds the Arrow maps' values as lists of (bin, count) pairs.
+    pairs = [h.items() if isinstance(h, Mapping) else h or () for h in
+             (histograms.tolist() if isinstance(histograms, pd.Series) else histograms)]
+    lengths = np.fromiter(map(len, pairs), dtype=np.int64, count=len(pairs))
+    bins = np.fromiter((int(k) for h in pairs for k, _ in h), dtype=np.int64, count=int(lengths.sum()))
+    counts = np.fromiter((int(v) for h in pairs for _, v in h), dtype=np.int64, count=len(bins))
+    return lengths, bins, counts
+
+
+def range_percentiles(histograms: Sequence[Mapping[str, int] | None] | pd.Series, lo: np.ndarray, hi: np.ndarray,
                       qs: Sequence[float], max_cells: int = 8_000_000) -> tuple[np.ndarray, list[np.ndarray]]:
-    """For each range [lo, hi) of the rows ``histograms``: the number of values and the qs-th
-    percentiles (NaN when empty) of the range's merged histogram, as ``percentiles(merge(...))``
-    gives them.
+    """For each range [lo, hi) of the rows ``histograms`` (as ``entries`` takes them): the number of
+    values and the qs-th percentiles (NaN when empty) of the range's merged histogram, as
+    ``percentiles(merge(...))`` gives them.
 
     The rows between consecutive range bounds are added up dense (BINS counts each) and cumulated,
     so a range's histogram is the difference of two cumulated rows; rows go in blocks of about
@@ -86,9 +108,7 @@ def range_percentiles(histograms: Sequence[Mapping[str, int] | None], lo: np.nda
     values = [np.full(n_ranges, np.nan) for _ in qs]
     if n_ranges == 0:
         return totals, values
-    lengths = np.fromiter((len(h) if h else 0 for h in histograms), dtype=np.int64, count=n_rows)
-    bins = np.fromiter((int(k) for h in histograms if h for k in h), dtype=np.int64, count=int(lengths.sum()))
-    counts = np.fromiter((int(v) for h in histograms if h for v in h.values()), dtype=np.int64, count=len(bins))
+    lengths, bins, counts = entries(histograms)
     entry_start = np.concatenate([[0], np.cumsum(lengths)])
     # Row p is a cut when no range holds both row p - 1 and row p.
     crossing = np.zeros(n_rows + 2, dtype=np.int64)

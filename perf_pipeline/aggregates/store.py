@@ -10,8 +10,9 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from perf_pipeline.aggregates.rollups import WINDOWED_ENTITY_TYPES
+from perf_pipeline.warehouse import blocks
 from perf_pipeline.warehouse.db import read_frame
-from perf_pipeline.warehouse.schema import EVENT_TABLES, collaboration_scores, daily_rollups, task_scores
+from perf_pipeline.warehouse.schema import DAY_BLOCKS, EVENT_TABLES, collaboration_scores, daily_rollups, task_scores
 
 TASKS = EVENT_TABLES["task"]
 TASK_COLUMNS = ["agent_id", "department", "project_id", "provider", "model", "task_type", "prompt_version",
@@ -40,10 +41,13 @@ def read_rollups(conn: Connection, first: dt.date, last: dt.date,
                  entity_types: Sequence[str] = WINDOWED_ENTITY_TYPES,
                  columns: Sequence[str] | None = None) -> pd.DataFrame:
     """Rollups of [first, last] of ``entity_types`` (by default those with windows and trends); only
-    ``columns`` (with the keys) when given: 90 days of histograms are most of the reading time."""
+    ``columns`` (with the keys) when given. From the day blocks when every day has them."""
     rollup = daily_rollups.c
-    selected = [rollup[c] for c in dict.fromkeys(["entity_type", "entity_id", "date", *columns])] if columns \
-        else [daily_rollups]
+    names = list(dict.fromkeys(["entity_type", "entity_id", "date", *columns])) if columns else None
+    from_blocks = blocks.read(conn, daily_rollups, first, last, columns=names, parts=list(entity_types))
+    if from_blocks is not None:
+        return from_blocks
+    selected = [rollup[c] for c in names] if names else [daily_rollups]
     return read_frame(conn, sa.select(*selected).where(rollup.date.between(first, last),
                                                        rollup.entity_type.in_(list(entity_types)))
                       .order_by(rollup.date, rollup.entity_type, rollup.entity_id))
@@ -52,7 +56,14 @@ def read_rollups(conn: Connection, first: dt.date, last: dt.date,
 def read_days(conn: Connection, table: sa.Table, date_column: str, first: dt.date, last: dt.date,
               **equal: str) -> pd.DataFrame:
     """Rows of ``table`` whose ``date_column`` is in [first, last] and whose columns equal ``equal``,
-    in primary-key order (so that sums add up in the same order on any range)."""
+    in primary-key order (so that sums add up in the same order on any range). From the day blocks
+    when the table keeps them, by its day, and every day of the span has them."""
+    part = table.info.get(DAY_BLOCKS)
+    if blocks.keeps_blocks(table) and date_column == "date" and set(equal) <= {part}:
+        from_blocks = blocks.read(conn, table, first, last, parts=[equal[part]] if part in equal else None,
+                                  order=[column.name for column in table.primary_key.columns])
+        if from_blocks is not None:
+            return from_blocks
     query = sa.select(table).where(table.c[date_column].between(first, last),
                                    *[table.c[name] == value for name, value in equal.items()])
     return read_frame(conn, query.order_by(*table.primary_key.columns))

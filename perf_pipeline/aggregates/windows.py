@@ -83,7 +83,7 @@ def metrics_from_sums(sums: pd.DataFrame, response_times: tuple[np.ndarray, np.n
 
 def latency_figures(rows: pd.DataFrame, lo: np.ndarray, hi: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Per row range [lo, hi) of rollup ``rows``: the count, p50 and p95 of its merged latency histogram."""
-    count, (p50, p95) = latency.range_percentiles(rows["response_time_histogram"].tolist(), lo, hi, (50, 95))
+    count, (p50, p95) = latency.range_percentiles(rows["response_time_histogram"], lo, hi, (50, 95))
     return count, p50, p95
 
 

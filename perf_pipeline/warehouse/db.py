@@ -21,6 +21,7 @@ import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
+from perf_pipeline.warehouse import blocks
 from perf_pipeline.warehouse.schema import metadata
 
 SQL_PACKAGE = "perf_pipeline.sql"
@@ -203,10 +204,14 @@ def replace_partition(conn: Connection, table: sa.Table, first_day: dt.date, las
     """Replace the rows of ``table`` whose ``date_column`` is in [first_day, last_day] with the rows of
     ``frame`` (its columns named as the table's), inserted in bulk (``insert_frame``).
 
-    Runs inside the caller's transaction, so several tables can be replaced atomically.
+    Runs inside the caller's transaction, so several tables can be replaced atomically; a table that
+    keeps day blocks (``blocks.py``) gets those of the same days replaced in it too.
     """
     conn.execute(table.delete().where(table.c[date_column].between(first_day, last_day)))
-    return insert_frame(conn, table, frame)
+    rows = insert_frame(conn, table, frame)
+    if blocks.keeps_blocks(table):
+        blocks.write(conn, table, first_day, last_day, frame, date_column)
+    return rows
 
 
 def insert_frame(conn: Connection, table: sa.Table, frame: pd.DataFrame) -> int:

@@ -18,6 +18,10 @@ metadata = sa.MetaData()
 JSON = sa.JSON(none_as_null=True).with_variant(JSONB(none_as_null=True), "postgresql")
 UTCDateTime = sa.DateTime(timezone=True)
 
+# A table whose info has this key keeps a columnar copy of each day's rows in day_blocks (value: the
+# column whose values split a day's rows into separately readable blocks, or None).
+DAY_BLOCKS = "day_blocks"
+
 _SCALAR_TYPES: dict[str, sa.types.TypeEngine] = {
     "string": sa.Text(),
     "integer": sa.BigInteger(),
@@ -343,6 +347,7 @@ daily_rollups = sa.Table(
                      sa.Column(f"n_{metric}", sa.BigInteger(), nullable=False, comment="known values summed"))],
     sa.Column("response_time_histogram", JSON, nullable=False, comment="{log bin: count}; see aggregates/latency.py"),
     comment="Per entity and day: mergeable counts and sums; every window metric is derived from these.",
+    info={DAY_BLOCKS: "entity_type"},
 )
 
 daily_metrics = sa.Table(
@@ -356,6 +361,20 @@ daily_metrics = sa.Table(
         "avg_user_rating", "sla_compliance_rate", "avg_cost_per_task", "avg_completion_time_s",
         "p95_response_time_ms", "p50_response_time_ms", "avg_tokens")],
     comment="Per entity and day: that day's metrics (the points of trends and baselines), computed once.",
+    info={DAY_BLOCKS: "entity_type"},
+)
+
+day_blocks = sa.Table(
+    "day_blocks",
+    metadata,
+    sa.Column("table_name", sa.String(64), primary_key=True),
+    sa.Column("date", sa.Date(), primary_key=True),
+    sa.Column("part", sa.Text(), primary_key=True,
+              comment="the rows' value of the table's part column ('' without one); '*' marks the day as written"),
+    sa.Column("n_rows", sa.BigInteger(), nullable=False),
+    sa.Column("payload", sa.LargeBinary(), nullable=True, comment="Arrow IPC stream (LZ4); null for the '*' marker"),
+    comment=("Per table, day and part: the day's rows as one Arrow IPC block, written with the rows in the same "
+             "transaction; the aggregates read their trailing days from here (warehouse/blocks.py)."),
 )
 
 _WINDOW_FLOAT = ["success_rate", "avg_quality_score", "avg_overall_score", "avg_efficiency_score", "avg_cost_per_task",
@@ -536,6 +555,7 @@ node_rollups = sa.Table(
     sa.Column("sum_duration_s", sa.Float(), nullable=False),
     sa.Column("sum_tokens", sa.Float(), nullable=False),
     comment="Per agent, node and day: mergeable step counts and sums (from task_steps).",
+    info={DAY_BLOCKS: None},
 )
 
 node_performance = sa.Table(
@@ -690,7 +710,7 @@ DDL_GROUPS: dict[str, list[sa.Table]] = {
     "030_events.sql": [task_events, task_steps, feedback_events, peer_evaluations, collaboration_messages],
     "040_scoring.sql": [price_table, task_scores, llm_judgements, llm_judge_calls, panel_reviews,
                         collaboration_scores],
-    "050_aggregates.sql": [daily_rollups, daily_metrics, window_stats, trends, baselines, anomalies],
+    "050_aggregates.sql": [daily_rollups, daily_metrics, window_stats, trends, baselines, anomalies, day_blocks],
     "060_rankings.sql": [leaderboard, most_improved_agents, provider_rankings, prompt_version_comparisons,
                          project_summaries, project_agent_stats, node_rollups, node_performance],
     "070_alerts.sql": [alert_conditions, alerts, alert_notifications, silences, notification_outbox],

@@ -5,7 +5,7 @@
 
 For each history length, a fresh SQLite warehouse gets synthetic scored tasks: the daily rollups,
 daily metrics and node rollups of every history day, built with the pipeline's own rollup code and written
-directly (ingesting and scoring 1.8 million tasks would measure those steps, not this one), plus
+as the assets write them (``replace_partition``, day blocks included) (ingesting and scoring 1.8 million tasks would measure those steps, not this one), plus
 the task, step and score rows of the last 30 days (what prompt-version comparisons read). Then the
 new day's tasks are written and every aggregate asset is materialized for that one partition in one
 Dagster run (as the automation requests a new day's aggregates), timed as a whole and step by step.
@@ -36,7 +36,7 @@ from perf_pipeline.aggregates.summaries import node_rollups
 from perf_pipeline.aggregates.trends import daily_metric_values
 from perf_pipeline.cli import ensure_dagster_home
 from perf_pipeline.resources import AggregatesResource, LandingZoneResource, WarehouseResource
-from perf_pipeline.warehouse.db import insert_frame, warehouse_engine
+from perf_pipeline.warehouse.db import insert_frame, replace_partition, warehouse_engine
 from perf_pipeline.warehouse.schema import daily_metrics, task_events, task_scores, task_steps
 from perf_pipeline.warehouse.schema import daily_rollups as rollups_table
 from perf_pipeline.warehouse.schema import node_rollups as node_rollups_table
@@ -130,7 +130,7 @@ def build_history(url: str, days: int, agents: int, tasks_per_day: int) -> float
                 windowed = rollups[rollups["entity_type"].isin(WINDOWED_ENTITY_TYPES)]
                 for table, frame in ((rollups_table, rollups), (daily_metrics, daily_metric_values(windowed)),
                                      (node_rollups_table, node_rollups(steps))):
-                    insert_frame(conn, table, frame)
+                    replace_partition(conn, table, day, day, frame, date_column="date")  # with its day blocks
         if k % 30 == 0:
             print(f"  history: {days - k}/{days} days ({time.perf_counter() - started:.0f} s)", flush=True)
     return time.perf_counter() - started

@@ -166,3 +166,12 @@ CREATE TABLE IF NOT EXISTS anomalies (
 );
 
 CREATE INDEX IF NOT EXISTS ix_anomalies_date ON anomalies (date);
+
+CREATE TABLE IF NOT EXISTS day_blocks (
+	table_name VARCHAR(64) NOT NULL,
+	date DATE NOT NULL,
+	part TEXT NOT NULL,
+	n_rows BIGINT NOT NULL,
+	payload BYTEA,
+	PRIMARY KEY (table_name, date, part)
+);

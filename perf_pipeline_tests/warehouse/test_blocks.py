@@ -1,0 +1,196 @@
+"""Day blocks (``warehouse/blocks.py``): what the aggregates read from a table's day blocks is what
+reading the table's rows gives, value for value and dtype for dtype (histograms aside, which come as
+an Arrow map column and must give the same entries); a table written without blocks is read from
+its rows; days never written do not hide the blocks of the others."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+import sqlalchemy as sa
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from perf_pipeline.aggregates import latency
+from perf_pipeline.aggregates.rollups import daily_rollups as compute_rollups
+from perf_pipeline.aggregates.store import read_days, read_rollups
+from perf_pipeline.aggregates.windows import SUMMED, RollingWindowStrategy
+from perf_pipeline.warehouse import blocks
+from perf_pipeline.warehouse.db import insert_frame, read_frame, replace_partition, warehouse_engine
+from perf_pipeline.warehouse.schema import daily_metrics, daily_rollups, day_blocks, node_rollups
+
+FIRST = dt.date(2026, 3, 1)
+
+
+def _tasks(days: int, seed: int = 3) -> pd.DataFrame:
+    """Scored tasks with the columns rollups read: several agents, nulls and feedback included."""
+    rng = np.random.default_rng(seed)
+    n = days * 40
+    start = pd.Timestamp(FIRST, tz="UTC") + pd.to_timedelta(rng.integers(0, days * 86_400, n), unit="s")
+    quality = np.where(rng.random(n) < 0.2, np.nan, rng.random(n))
+    return pd.DataFrame({
+        "agent_id": rng.choice(["agent-1", "agent-2", "ägent-3"], n), "department": rng.choice(["ops", "eng"], n),
+        "project_id": rng.choice(["p1", "p2", None], n), "provider": rng.choice(["openai", "anthropic"], n),
+        "model": rng.choice(["m1", "m2"], n), "task_type": rng.choice(["bug_fix", "research"], n),
+        "prompt_version": rng.choice(["v1", "v2"], n), "partition_date": [t.date() for t in start],
+        "assigned_at": start, "completed_at": start + pd.to_timedelta(rng.integers(1, 900, n), unit="s"),
+        "status": rng.choice(["success", "failed"], n), "completion_time_s": rng.lognormal(4, 1, n),
+        "total_tokens": np.where(rng.random(n) < 0.1, np.nan, rng.integers(100, 5000, n).astype(float)),
+        "tool_invocations": rng.integers(0, 5, n), "revision_count": rng.integers(0, 3, n),
+        "sla_seconds": np.where(rng.random(n) < 0.5, np.nan, 600.0),
+        "response_time_ms": np.where(rng.random(n) < 0.1, np.nan, rng.lognormal(7, 1, n)),
+        "quality_score": quality, "overall_score": quality, "efficiency_score": rng.random(n),
+        "cost_usd": rng.random(n) / 100, "user_score": np.where(rng.random(n) < 0.7, np.nan, rng.random(n)),
+        "user_rating_count": 0, "feedback_type": rng.choice(np.array([None, "correction", "approval"], dtype=object),
+                                                            n)})
+
+
+def _write_days(conn: sa.Connection, frame: pd.DataFrame, table: sa.Table, first: dt.date, last: dt.date) -> None:
+    replace_partition(conn, table, first, last, frame, date_column="date")
+
+
+def _histograms_as_dicts(frame: pd.DataFrame) -> pd.DataFrame:
+    """The frame with its Arrow histogram column as the {bin: count} dicts the table's rows give."""
+    column = frame["response_time_histogram"]
+    lengths, bins, counts = latency.entries(column)
+    ends = np.cumsum(lengths)
+    dicts = [{str(b): int(c) for b, c in zip(bins[end - length:end], counts[end - length:end], strict=True)}
+             for length, end in zip(lengths, ends, strict=True)]
+    return frame.assign(response_time_histogram=pd.Series(dicts, index=frame.index, dtype=object))
+
+
+def _sql_rollups(conn: sa.Connection, first: dt.date, last: dt.date, **kwargs: Any) -> pd.DataFrame:
+    """read_rollups as it reads the table's rows (the blocks out of the way for the call)."""
+    original = blocks.read
+    blocks.read = lambda *args, **kw: None
+    try:
+        return read_rollups(conn, first, last, **kwargs)
+    finally:
+        blocks.read = original
+
+
+def test_rollups_read_from_blocks_equal_those_read_from_rows(warehouse_url: str) -> None:
+    rollups = compute_rollups(_tasks(12), pd.DataFrame(columns=["agent_id", "date", "collaboration_score"]))
+    last = FIRST + dt.timedelta(days=11)
+    engine = warehouse_engine(warehouse_url)
+    with engine.begin() as conn:
+        _write_days(conn, rollups, daily_rollups, FIRST, last)
+    with engine.connect() as conn:
+        for kwargs in ({}, {"columns": [*SUMMED, "response_time_histogram"]},
+                       {"entity_types": ["department_agent"], "columns": ["department", "agent_id", "n_tasks"]},
+                       {"entity_types": ["model_task_type"]}):
+            from_blocks = blocks.read(conn, daily_rollups, FIRST, last,
+                                      columns=kwargs.get("columns") and ["entity_type", "entity_id", "date",
+                                                                          *kwargs["columns"]],
+                                      parts=kwargs.get("entity_types", ["agent", "department", "project", "provider",
+                                                                        "model", "task_type", "provider_task_type",
+                                                                        "prompt_version"]))
+            assert from_blocks is not None
+            read = read_rollups(conn, FIRST, last, **kwargs)
+            expected = _sql_rollups(conn, FIRST, last, **kwargs)
+            assert len(read) == len(expected) > 0
+            if "response_time_histogram" in read:
+                assert isinstance(read["response_time_histogram"].dtype, pd.ArrowDtype)
+                read = _histograms_as_dicts(read)
+            pd.testing.assert_frame_equal(read, expected, check_exact=True)
+        # The windows computed from either are the same, to the last bit.
+        columns = [*SUMMED, "response_time_histogram"]
+        days = [FIRST + dt.timedelta(days=k) for k in range(12)]
+        pd.testing.assert_frame_equal(
+            RollingWindowStrategy().compute(read_rollups(conn, FIRST, last, columns=columns), days),
+            RollingWindowStrategy().compute(_sql_rollups(conn, FIRST, last, columns=columns), days), check_exact=True)
+
+
+def _node_rows(draw: st.DrawFn) -> pd.DataFrame:
+    n = draw(st.integers(1, 40))
+    floats = st.one_of(st.floats(allow_nan=False, allow_infinity=False, width=64), st.just(0.0))
+    keys = draw(st.lists(st.tuples(st.sampled_from(["a", "b", "ü", "a/b", ""]), st.sampled_from(["plan", "act"]),
+                                   st.integers(0, 5)), min_size=n, max_size=n, unique=True))
+    return pd.DataFrame({
+        "agent_id": [k[0] for k in keys], "node": [k[1] for k in keys],
+        "date": [FIRST + dt.timedelta(days=k[2]) for k in keys],
+        **{name: draw(st.lists(st.integers(0, 2**40), min_size=n, max_size=n))
+           for name in ("n_steps", "n_status_known", "n_failed", "n_duration", "n_tokens")},
+        "sum_duration_s": draw(st.lists(floats, min_size=n, max_size=n)),
+        "sum_tokens": draw(st.lists(floats, min_size=n, max_size=n))})
+
+
+def _metric_rows(draw: st.DrawFn) -> pd.DataFrame:
+    n = draw(st.integers(1, 40))
+    keys = draw(st.lists(st.tuples(st.sampled_from(["agent", "provider"]), st.sampled_from(["x", "y", "z"]),
+                                   st.integers(0, 5)), min_size=n, max_size=n, unique=True))
+    metric = st.one_of(st.none(), st.floats(allow_nan=False, allow_infinity=False))
+    every_metric = [c.name for c in daily_metrics.columns][4:]
+    all_null = draw(st.sampled_from(every_metric))  # a column without any value reads as None objects
+    return pd.DataFrame({
+        "entity_type": [k[0] for k in keys], "entity_id": [k[1] for k in keys],
+        "date": [FIRST + dt.timedelta(days=k[2]) for k in keys],
+        "n_tasks": draw(st.lists(st.integers(0, 1000), min_size=n, max_size=n)),
+        **{name: [None] * n if name == all_null else draw(st.lists(metric, min_size=n, max_size=n))
+           for name in every_metric}})
+
+
+@settings(max_examples=60, deadline=None)
+@given(data=st.data())
+def test_any_rows_read_from_blocks_equal_the_rows_read_from_the_table(tmp_path_factory: pytest.TempPathFactory,
+                                                                       data: st.DataObject) -> None:
+    url = f"sqlite:///{tmp_path_factory.mktemp('blocks') / 'warehouse.db'}"
+    table = data.draw(st.sampled_from([node_rollups, daily_metrics]))
+    frame = data.draw(st.composite(_node_rows if table is node_rollups else _metric_rows)())
+    last = FIRST + dt.timedelta(days=5)
+    engine = warehouse_engine(url)
+    with engine.begin() as conn:
+        _write_days(conn, frame, table, FIRST, last)
+    order = [c.name for c in table.primary_key.columns]
+    with engine.connect() as conn:
+        from_blocks = blocks.read(conn, table, FIRST, last, order=order)
+        from_rows = read_frame(conn, sa.select(table).where(table.c.date.between(FIRST, last)).order_by(
+            *table.primary_key.columns))
+        assert from_blocks is not None
+        pd.testing.assert_frame_equal(from_blocks, from_rows, check_exact=True)
+        assert read_days(conn, table, "date", FIRST, last).equals(from_rows)
+
+
+def test_a_table_written_without_blocks_is_read_from_its_rows(tmp_path) -> None:
+    engine = warehouse_engine(f"sqlite:///{tmp_path / 'warehouse.db'}")
+    rollups = compute_rollups(_tasks(6), pd.DataFrame(columns=["agent_id", "date", "collaboration_score"]))
+    last = FIRST + dt.timedelta(days=5)
+    with engine.begin() as conn:  # the last day written by a version without blocks, the others with
+        _write_days(conn, rollups[rollups["date"] < last], daily_rollups, FIRST, last - dt.timedelta(days=1))
+        insert_frame(conn, daily_rollups, rollups[rollups["date"] == last])
+    with engine.connect() as conn:
+        assert blocks.read(conn, daily_rollups, FIRST, last) is None
+        assert blocks.read(conn, daily_rollups, FIRST, last - dt.timedelta(days=1)) is not None
+        pd.testing.assert_frame_equal(read_rollups(conn, FIRST, last), _sql_rollups(conn, FIRST, last),
+                                      check_exact=True)
+
+
+def test_days_never_written_leave_the_blocks_of_the_others_in_use(tmp_path) -> None:
+    engine = warehouse_engine(f"sqlite:///{tmp_path / 'warehouse.db'}")
+    rollups = compute_rollups(_tasks(3), pd.DataFrame(columns=["agent_id", "date", "collaboration_score"]))
+    with engine.begin() as conn:
+        _write_days(conn, rollups, daily_rollups, FIRST, FIRST + dt.timedelta(days=2))
+    with engine.connect() as conn:  # a window reaching 30 days before the first partition
+        read = blocks.read(conn, daily_rollups, FIRST - dt.timedelta(days=30), FIRST + dt.timedelta(days=2))
+        assert read is not None and len(read) == len(rollups)
+        markers = conn.execute(sa.select(day_blocks.c.date, day_blocks.c.n_rows).where(
+            day_blocks.c.part == blocks.MARKER).order_by(day_blocks.c.date)).all()
+    assert [(day, n) for day, n in markers] == [
+        (day, int((rollups["date"] == day).sum())) for day in sorted(set(rollups["date"]))]
+
+
+def test_histogram_entries_are_the_same_from_dicts_and_from_an_arrow_map() -> None:
+    dicts = [{"3": 1, "17": 4}, None, {}, {"799": 2}, {"0": 5, "1": 1, "2": 7}]
+    from_dicts = latency.entries(dicts)
+    column = pd.Series(pd.arrays.ArrowExtensionArray(
+        blocks._arrow_column(daily_rollups.c.response_time_histogram, pd.Series(dicts, dtype=object), len(dicts))))
+    for part in (slice(None), slice(1, 4), slice(3, None)):  # slices keep only their own entries
+        expected = latency.entries(dicts[part])
+        got = latency.entries(column.iloc[part].reset_index(drop=True))
+        for a, b in zip(got, expected, strict=True):
+            np.testing.assert_array_equal(a, b)
+    assert [len(a) for a in from_dicts] == [5, 6, 6]
