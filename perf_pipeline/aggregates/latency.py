@@ -18,7 +18,7 @@ import pyarrow.compute as pc
 BINS_PER_DECADE = 100
 DECADES = 8  # 1 ms .. 10^8 ms (about 28 hours); larger values fall in the last bin
 BINS = BINS_PER_DECADE * DECADES
-ENTRY_LISTS = pa.list_(pa.struct([("key", pa.int32()), ("value", pa.int64())]))
+ENTRY_LISTS = pa.list_(pa.struct([("key", pa.int16()), ("value", pa.int32())]))  # warehouse/blocks.py's maps
 
 
 def bin_index(values_ms: pd.Series) -> pd.Series:

@@ -34,8 +34,10 @@ from perf_pipeline.warehouse.schema import DAY_BLOCKS, day_blocks
 
 MARKER = "*"  # the part of the block row that marks a day as written (its n_rows: the day's rows)
 NO_PART = ""  # the part of a table without a part column
-_OPTIONS = pa.ipc.IpcWriteOptions(compression="lz4")
-HISTOGRAM = pa.map_(pa.int32(), pa.int64())
+# Uncompressed: 90 days of a fleet's rollup blocks (57 MB) read in 0.04 s, against 0.3 s with LZ4
+# (25 MB) and 0.55 s with Zstandard (16 MB); most of the bytes are the latency histograms.
+_OPTIONS = pa.ipc.IpcWriteOptions(compression=None)
+HISTOGRAM = pa.map_(pa.int16(), pa.int32())  # {bin (< 800): count of a day}
 
 
 def keeps_blocks(table: sa.Table) -> bool:
