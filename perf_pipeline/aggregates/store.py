@@ -70,11 +70,14 @@ def read_days(conn: Connection, table: sa.Table, date_column: str, first: dt.dat
 
 
 def read_task_quality(conn: Connection, first: dt.date, last: dt.date) -> pd.DataFrame:
-    """task_type, prompt_version and quality score of the scored tasks of [first, last]."""
+    """task_type, prompt_version and quality score of the scored tasks of [first, last], by day.
+
+    Within a day in no particular order: what is computed from them (medians, Mann-Whitney U from
+    ranks) does not depend on it, and ordering 200,000 rows by task id cost a sort of 0.17 s."""
     query = (sa.select(TASKS.c.task_type, TASKS.c.prompt_version, TASKS.c.partition_date, task_scores.c.quality_score)
              .select_from(TASKS.join(task_scores, task_scores.c.task_id == TASKS.c.task_id))
              .where(TASKS.c.partition_date.between(first, last), task_scores.c.quality_score.is_not(None))
-             .order_by(TASKS.c.partition_date, TASKS.c.task_id))
+             .order_by(TASKS.c.partition_date))
     return read_frame(conn, query)
 
 

@@ -47,6 +47,20 @@ def test_no_difference_and_too_few_tasks() -> None:
     assert pd.isna(insufficient["p_value"])
 
 
+def test_comparisons_do_not_depend_on_the_order_of_a_days_scores() -> None:
+    """The warehouse hands a day's scores in no particular order (read_task_quality)."""
+    rng = np.random.default_rng(5)
+    rows = [row for k in range(6) for version in ("v1", "v2", "v3") for task_type in ("bug_fix", "research")
+            for row in quality(version, np.round(rng.random(15), 2).tolist(), task_type, D - dt.timedelta(days=k))]
+    scores = pd.DataFrame(rows)
+    days = [D - dt.timedelta(days=k) for k in range(3)]
+    expected = compare_prompt_versions(scores, days)
+    for seed in range(3):
+        shuffled = scores.sample(frac=1, random_state=seed).sort_values("partition_date", kind="stable")
+        pd.testing.assert_frame_equal(compare_prompt_versions(shuffled.reset_index(drop=True), days), expected,
+                                      check_exact=True)
+
+
 def test_versions_are_compared_within_the_window_and_task_type() -> None:
     old = quality("v2", [0.9] * 10, day=D - dt.timedelta(days=30))  # (D - 30, D]: outside
     other_type = quality("v2", [0.9] * 10, task_type="research")
