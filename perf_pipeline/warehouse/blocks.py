@@ -154,6 +154,7 @@ def _has_rows(conn: Connection, table: sa.Table, days: list[dt.date]) -> bool:
 def _frame(rows: pa.Table) -> pd.DataFrame:
     """The frame ``db.read_frame`` makes of these rows (histograms aside: an Arrow map column)."""
     data: dict[str, object] = {}
+    rows = rows.combine_chunks()
     for name, column in zip(rows.column_names, rows.columns, strict=True):
         if column.null_count == len(column):
             data[name] = pd.Series([None] * len(column), dtype=object)
