@@ -16,16 +16,26 @@ The exact Kendall distribution below follows ``scipy.stats._mstats_basic._kendal
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass, fields
 from functools import cache
 
 import numpy as np
 from scipy import special, stats
 
+from perf_pipeline import settings
+
 # Kendall's exact null distribution is used, as SciPy does, without ties and up to this length.
 EXACT_MAX_N = 33
 # Pairwise slopes held at once (float64 elements): 2 MiB, so that a chunk's passes stay in the CPU's cache.
 MAX_PAIR_ELEMENTS = 262_144
+# A batch of at least this many pairwise slopes (about a second of work) is split with a worker
+# process: a backfill's chunk of 28 days of 90-point fits of a fleet holds 130 million per metric. One
+# new day's batches (30 million) stay in this process, which would wait longer for the worker to
+# start than it gains.
+PARALLEL_MIN_PAIRS = 100_000_000
+_worker: ProcessPoolExecutor | None = None
 
 
 @dataclass(frozen=True)
@@ -104,9 +114,37 @@ def _pairwise_differences(values: np.ndarray) -> np.ndarray:
 
 def theil_sen(x: np.ndarray, y: np.ndarray, alpha: float = 0.95) -> TheilSenBatch:
     """Theil-Sen fits and Mann-Kendall p-values of the rows of ``y`` over the rows of ``x`` (see the
-    module docstring); series of at least 2 points."""
+    module docstring); series of at least 2 points. A large batch is split in two, the second half
+    fitted by a worker process meanwhile (``PARALLEL_MIN_PAIRS``); each row's figures are computed
+    alone, so they are the same either way."""
     x = np.asarray(x, dtype=np.float64)
     y = np.asarray(y, dtype=np.float64)
+    rows, n = y.shape
+    if rows >= 2 and rows * (n * (n - 1) // 2) >= PARALLEL_MIN_PAIRS and settings.usable_cpus() > 1:
+        half = rows // 2
+        pending = _pool().submit(_theil_sen, x[half:], y[half:], alpha)
+        first = _theil_sen(x[:half], y[:half], alpha)
+        try:
+            second = pending.result()
+        except BrokenProcessPool:  # the worker died (killed, out of memory): fit here, a new worker next time
+            global _worker
+            _worker = None
+            second = _theil_sen(x[half:], y[half:], alpha)
+        return TheilSenBatch(**{f.name: np.concatenate([getattr(first, f.name), getattr(second, f.name)])
+                                for f in fields(TheilSenBatch)})
+    return _theil_sen(x, y, alpha)
+
+
+def _pool() -> ProcessPoolExecutor:
+    """The process's worker for large batches, started on first use (from the forkserver, which
+    imports this module once)."""
+    global _worker
+    if _worker is None:
+        _worker = ProcessPoolExecutor(max_workers=1, mp_context=settings.worker_context([__name__]))
+    return _worker
+
+
+def _theil_sen(x: np.ndarray, y: np.ndarray, alpha: float) -> TheilSenBatch:
     rows, n = y.shape
     pairs = n * (n - 1) // 2
     if n < 2:

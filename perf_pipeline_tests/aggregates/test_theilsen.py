@@ -90,6 +90,28 @@ def test_batches_larger_than_one_chunk_give_the_same_figures(monkeypatch) -> Non
         np.testing.assert_array_equal(getattr(whole, name), getattr(chunked, name))
 
 
+def test_a_batch_split_with_a_worker_process_gives_the_same_figures(monkeypatch) -> None:
+    from perf_pipeline.aggregates import theilsen
+
+    rng = np.random.default_rng(6)
+    days = np.sort(rng.choice(90, size=(41, 25), replace=True), axis=1).astype("float64")
+    days += np.arange(25)  # strictly increasing, with gaps
+    values = np.where(rng.random((41, 25)) < 0.3, 0.5, rng.random((41, 25)))  # ties
+    values[3] = 0.25  # a constant series
+    alone = theil_sen(days, values)
+    monkeypatch.setattr(theilsen, "PARALLEL_MIN_PAIRS", 1)
+    monkeypatch.setattr(theilsen.settings, "usable_cpus", lambda: 2)
+    try:
+        split = theil_sen(days, values)
+        assert theilsen._worker is not None  # the second half was fitted in the worker process
+    finally:
+        if theilsen._worker is not None:
+            theilsen._worker.shutdown()
+            theilsen._worker = None
+    for name in ("slope", "intercept", "low", "high", "mann_kendall_p"):
+        np.testing.assert_array_equal(getattr(split, name), getattr(alone, name))
+
+
 def reference_trends(daily: pd.DataFrame, as_of: list[dt.date], windows: list[int], metrics: list[str],
                      min_points: int, min_relative_change: float) -> pd.DataFrame:
     """The per-series loop through SciPy that TheilSenTrendStrategy replaced, as it was."""
