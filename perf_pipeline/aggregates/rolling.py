@@ -22,6 +22,14 @@ import pandas as pd
 EXACT_INTEGER_LIMIT = 2.0 ** 40
 
 
+def day_numbers(dates: pd.Series) -> np.ndarray:
+    """Each date's ordinal (``date.toordinal()``), computed once per distinct date: a window's
+    hundreds of thousands of rows hold 90 days."""
+    codes, distinct = pd.factorize(dates)
+    return np.array([d.toordinal() for d in distinct], dtype=np.int64)[codes] if len(dates) \
+        else np.array([], dtype=np.int64)
+
+
 @dataclass(frozen=True)
 class Groups:
     """``rows`` sorted by ``keys`` then date; ``keys`` one row per group (in order); ``group`` each row's
@@ -37,7 +45,7 @@ class Groups:
         keys = list(keys)
         rows = frame.sort_values([*keys, date_column], kind="stable").reset_index(drop=True)
         group = rows.groupby(keys, sort=True, dropna=False).ngroup().to_numpy(dtype=np.int64)
-        day = np.fromiter((d.toordinal() for d in rows[date_column]), dtype=np.int64, count=len(rows))
+        day = day_numbers(rows[date_column])
         starts = np.flatnonzero(np.r_[True, group[1:] != group[:-1]]) if len(rows) else np.array([], dtype=np.int64)
         return cls(rows, rows.loc[starts, keys].reset_index(drop=True), group, day)
 

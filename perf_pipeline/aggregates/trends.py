@@ -15,6 +15,7 @@ from typing import Protocol
 import numpy as np
 import pandas as pd
 
+from perf_pipeline.aggregates.rolling import day_numbers
 from perf_pipeline.aggregates.theilsen import theil_sen
 from perf_pipeline.aggregates.windows import latency_figures, metrics_from_sums
 
@@ -110,7 +111,7 @@ class TheilSenTrendStrategy:
             return pd.DataFrame(columns=TREND_COLUMNS)
         daily = daily.sort_values(["entity_type", "entity_id", "date"], kind="stable").reset_index(drop=True)
         entity = daily.groupby(["entity_type", "entity_id"], sort=True).ngroup().to_numpy(dtype=np.int64)
-        day = np.fromiter((d.toordinal() for d in daily["date"]), dtype=np.int64, count=len(daily))
+        day = day_numbers(daily["date"])
         # One sorted key per daily row: a window of an entity is a range of rows, found by binary search.
         key = entity * KEY_STRIDE + day
         entities = daily.drop_duplicates(["entity_type", "entity_id"])[

@@ -3,9 +3,9 @@ second time as one columnar block (an Arrow IPC stream) per day and part, in ``d
 
 One new day of windows reads 90 days of rollups. Fetched through the driver, a fleet's 106,000
 rollup rows of 34 columns took 1.7 s (a Python object built per value, a JSON histogram parsed per
-row); the same rows as 90 blocks take 0.14 s. A table says it keeps blocks, and which column splits
-a day into parts read on their own (the entity type), with ``info={DAY_BLOCKS: column}`` in
-``schema.py``.
+row); the same rows as 720 blocks (90 days, 8 entity types) are read in about 0.05 s. A table
+says it keeps blocks, and which column splits a day into parts read on their own (the entity type),
+with ``info={DAY_BLOCKS: column}`` in ``schema.py``.
 
 Blocks are written by ``write`` in the transaction that replaces the table's rows of those days
 (``db.replace_partition``, the one way partitions are written), so they hold what the table holds.
