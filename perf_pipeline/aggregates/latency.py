@@ -15,10 +15,13 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from perf_pipeline.warehouse.blocks import HISTOGRAM
+
 BINS_PER_DECADE = 100
 DECADES = 8  # 1 ms .. 10^8 ms (about 28 hours); larger values fall in the last bin
 BINS = BINS_PER_DECADE * DECADES
-ENTRY_LISTS = pa.list_(pa.struct([("key", pa.int16()), ("value", pa.int32())]))  # warehouse/blocks.py's maps
+# The histograms of day blocks (warehouse/blocks.py) as lists of (bin, count) entries.
+ENTRY_LISTS = pa.list_(pa.struct([("key", HISTOGRAM.key_type), ("value", HISTOGRAM.item_type)]))
 
 
 def bin_index(values_ms: pd.Series) -> pd.Series:

@@ -26,6 +26,8 @@ def day_numbers(dates: pd.Series) -> np.ndarray:
     """Each date's ordinal (``date.toordinal()``), computed once per distinct date: a window's
     hundreds of thousands of rows hold 90 days."""
     codes, distinct = pd.factorize(dates)
+    if (codes < 0).any():
+        raise ValueError("a row without a date cannot be placed in a window")
     return np.array([d.toordinal() for d in distinct], dtype=np.int64)[codes] if len(dates) \
         else np.array([], dtype=np.int64)
 

@@ -16,6 +16,7 @@ The exact Kendall distribution below follows ``scipy.stats._mstats_basic._kendal
 from __future__ import annotations
 
 import math
+import threading
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, fields
@@ -36,6 +37,7 @@ MAX_PAIR_ELEMENTS = 262_144
 # start than it gains.
 PARALLEL_MIN_PAIRS = 100_000_000
 _worker: ProcessPoolExecutor | None = None
+_worker_lock = threading.Lock()
 
 
 @dataclass(frozen=True)
@@ -122,26 +124,36 @@ def theil_sen(x: np.ndarray, y: np.ndarray, alpha: float = 0.95) -> TheilSenBatc
     rows, n = y.shape
     if rows >= 2 and rows * (n * (n - 1) // 2) >= PARALLEL_MIN_PAIRS and settings.usable_cpus() > 1:
         half = rows // 2
-        pending = _pool().submit(_theil_sen, x[half:], y[half:], alpha)
-        first = _theil_sen(x[:half], y[:half], alpha)
+        pool = _pool()
         try:
+            pending = pool.submit(_theil_sen, x[half:], y[half:], alpha)
+            first = _theil_sen(x[:half], y[:half], alpha)
             second = pending.result()
         except BrokenProcessPool:  # the worker died (killed, out of memory): fit here, a new worker next time
-            global _worker
-            _worker = None
-            second = _theil_sen(x[half:], y[half:], alpha)
+            _discard(pool)
+            return _theil_sen(x, y, alpha)
         return TheilSenBatch(**{f.name: np.concatenate([getattr(first, f.name), getattr(second, f.name)])
                                 for f in fields(TheilSenBatch)})
     return _theil_sen(x, y, alpha)
 
 
 def _pool() -> ProcessPoolExecutor:
-    """The process's worker for large batches, started on first use (from the forkserver, which
-    imports this module once)."""
+    """The process's worker for large batches, started on first use from the process's forkserver
+    (``settings.worker_context``); it lives as long as the process (``concurrent.futures`` joins it
+    at exit) so that the batches of a backfill's chunks do not each start one."""
     global _worker
-    if _worker is None:
-        _worker = ProcessPoolExecutor(max_workers=1, mp_context=settings.worker_context([__name__]))
-    return _worker
+    with _worker_lock:
+        if _worker is None:
+            _worker = ProcessPoolExecutor(max_workers=1, mp_context=settings.worker_context([__name__]))
+        return _worker
+
+
+def _discard(pool: ProcessPoolExecutor) -> None:
+    global _worker
+    with _worker_lock:
+        if _worker is pool:
+            _worker = None
+    pool.shutdown(wait=False, cancel_futures=True)
 
 
 def _theil_sen(x: np.ndarray, y: np.ndarray, alpha: float) -> TheilSenBatch:

@@ -9,18 +9,23 @@ with ``info={DAY_BLOCKS: column}`` in ``schema.py``.
 
 Blocks are written by ``write`` in the transaction that replaces the table's rows of those days
 (``db.replace_partition``, the one way partitions are written), so they hold what the table holds.
-A day whose rows were written without blocks (by an earlier version) has no marker block, and a read
-whose span holds such a day returns None: the caller reads the table instead.
+Each day has a marker: its row count and a signature of the block format and the table's columns.
+A read whose span holds a day without a marker (written by an earlier version), with another
+signature, or whose rows in the table are not as many as the marker says (changed by hand, or by an
+earlier version after the blocks were written) returns None: the caller reads the table instead.
 
-A frame read from blocks equals ``db.read_frame``'s frame of the same rows in the same order (dates
-as ``datetime.date``, text as pandas strings, a column without any value as None objects), except
-JSON histograms ({bin: count}), which come as an Arrow map column rather than a dict per row:
-``aggregates/latency.py`` reads both.
+A frame read from blocks equals ``db.read_frame``'s frame of the same rows (dates as
+``datetime.date``, text as pandas strings, a column without any value as None objects), except
+JSON histograms ({bin: count}), which come as an Arrow map column rather than a dict per row
+(``aggregates/latency.py`` reads both), and the order of text keys on PostgreSQL, whose collation
+may order them otherwise (the aggregates sort their rows themselves). Timestamps are stored as the
+UTC instants they are (the pipeline writes UTC).
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 from collections.abc import Sequence
 
 import numpy as np
@@ -30,20 +35,34 @@ import pyarrow.compute as pc
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from perf_pipeline.warehouse.db import column_values
 from perf_pipeline.warehouse.schema import DAY_BLOCKS, day_blocks
 
 MARKER = "*"  # the part of the block row that marks a day as written (its n_rows: the day's rows)
 NO_PART = ""  # the part of a table without a part column
 # A block is the LZ4 frame of its uncompressed Arrow IPC stream, after 8 bytes giving the stream's
 # size. 90 days of a fleet's rollup blocks (720 blocks, mostly latency histograms): 48 MB read in
-# 0.05 s uncompressed, 19 MB in 0.04 s so, 12 MB in 0.08 s with Zstandard; Arrow's own compression of
-# each column's buffers (25 MB) took 0.3 s, most of it spent per buffer.
+# 0.05 s uncompressed, 19 MB in 0.04 s with LZ4, 12 MB in 0.08 s with Zstandard; Arrow's own
+# compression of each column's buffers (25 MB) took 0.3 s, most of it spent per buffer.
 CODEC = "lz4"
 HISTOGRAM = pa.map_(pa.int16(), pa.int32())  # {bin (< 800): count of a day}
+FORMAT = 1  # raised with any change of how blocks are encoded: older blocks are then not read
 
 
 def keeps_blocks(table: sa.Table) -> bool:
+    """Whether ``table`` keeps day blocks (``info={DAY_BLOCKS: ...}`` in ``schema.py``)."""
     return DAY_BLOCKS in table.info
+
+
+def _signature(table: sa.Table) -> bytes:
+    """What a day's marker holds: the block format and the table's columns with their Arrow types, so
+    that blocks written before a column was added or a type changed are not read."""
+    layout = ",".join(f"{column.name}:{_arrow_type(column)}" for column in table.columns)
+    return f"{FORMAT}/{CODEC}/".encode() + hashlib.sha256(layout.encode()).hexdigest()[:16].encode()
+
+
+def _days(first: dt.date, last: dt.date) -> list[dt.date]:
+    return [first + dt.timedelta(days=k) for k in range((last - first).days + 1)]
 
 
 def _arrow_type(column: sa.Column) -> pa.DataType:
@@ -73,7 +92,7 @@ def _arrow_column(column: sa.Column, values: pd.Series | None, n_rows: int) -> p
         return pa.array(values.to_numpy(), from_pandas=True).cast(kind)
     if kind == pa.float64():
         return pa.array(values.to_numpy(dtype="float64", na_value=np.nan), type=kind, from_pandas=True)
-    return pa.array(values.astype(object).where(values.notna(), None).tolist(), type=kind)
+    return pa.array(column_values(values), type=kind)
 
 
 def write(conn: Connection, table: sa.Table, first: dt.date, last: dt.date, frame: pd.DataFrame,
@@ -97,11 +116,9 @@ def write(conn: Connection, table: sa.Table, first: dt.date, last: dt.date, fram
                          "payload": _ipc(pa.table({column.name: _arrow_column(
                              column, part[column.name] if column.name in part else None, len(part))
                              for column in table.columns}))})
-    day = first
-    while day <= last:
-        rows.append({"table_name": table.name, "date": day, "part": MARKER, "n_rows": counts.get(day, 0),
-                     "payload": None})
-        day += dt.timedelta(days=1)
+    signature = _signature(table)
+    rows.extend({"table_name": table.name, "date": day, "part": MARKER, "n_rows": counts.get(day, 0),
+                 "payload": signature} for day in _days(first, last))
     conn.execute(day_blocks.insert(), rows)
 
 
@@ -122,21 +139,26 @@ def _rows(payload: bytes) -> pa.Table:
 def read(conn: Connection, table: sa.Table, first: dt.date, last: dt.date, columns: Sequence[str] | None = None,
          parts: Sequence[str] | None = None, order: Sequence[str] | None = None) -> pd.DataFrame | None:
     """``table``'s rows of [first, last] (of ``parts`` only, when given; only ``columns``, when given)
-    ordered by day, part and primary key, or by ``order``; None when a day of the span has rows but
-    no blocks, or the span no rows (the caller reads the table). A day neither written nor holding
-    rows (before the first partition) has none."""
+    ordered by day, part and primary key (text by code point, as SQLite's binary collation orders
+    it), or by ``order``. None, for the caller to read the table, when the span has no rows or a day
+    of it is not as its blocks say: blocks missing (written by an earlier version), of another
+    format or table layout, or a row count other than the table's (rows changed outside
+    ``replace_partition``). A day neither written nor holding rows (before the first partition) is
+    as it should be."""
     selected = [MARKER, *parts] if parts is not None else None
-    query = (sa.select(day_blocks.c.date, day_blocks.c.part, day_blocks.c.payload)
+    query = (sa.select(day_blocks.c.date, day_blocks.c.part, day_blocks.c.n_rows, day_blocks.c.payload)
              .where(day_blocks.c.table_name == table.name, day_blocks.c.date.between(first, last),
                     *([day_blocks.c.part.in_(selected)] if selected is not None else []))
              .order_by(day_blocks.c.date, day_blocks.c.part))
     found = conn.execute(query).all()
-    marked = {day for day, part, _ in found if part == MARKER}
-    unmarked = [first + dt.timedelta(days=k) for k in range((last - first).days + 1)
-                if first + dt.timedelta(days=k) not in marked]
-    if unmarked and _has_rows(conn, table, unmarked):  # written without blocks (not only never written)
+    signature = _signature(table)
+    marked = {day: n_rows for day, part, n_rows, payload in found
+              if part == MARKER and payload is not None and bytes(payload) == signature}
+    counts = dict(conn.execute(sa.select(table.c.date, sa.func.count()).where(table.c.date.between(first, last))
+                               .group_by(table.c.date)).all())
+    if any(counts.get(day, 0) != marked.get(day, 0) for day in _days(first, last)):
         return None
-    blocks = [_rows(payload) for _, part, payload in found if part != MARKER]
+    blocks = [_rows(payload) for _, part, _, payload in found if part != MARKER]
     if not blocks or not sum(block.num_rows for block in blocks):
         return None
     rows = pa.concat_tables(blocks)
@@ -147,16 +169,14 @@ def read(conn: Connection, table: sa.Table, first: dt.date, last: dt.date, colum
     return _frame(rows)
 
 
-def _has_rows(conn: Connection, table: sa.Table, days: list[dt.date]) -> bool:
-    return conn.execute(sa.select(table.c.date).where(table.c.date.in_(days)).limit(1)).first() is not None
-
-
 def _frame(rows: pa.Table) -> pd.DataFrame:
     """The frame ``db.read_frame`` makes of these rows (histograms aside: an Arrow map column)."""
     data: dict[str, object] = {}
     rows = rows.combine_chunks()
     for name, column in zip(rows.column_names, rows.columns, strict=True):
-        if column.null_count == len(column):
+        if column.null_count == len(column) and pa.types.is_timestamp(column.type):
+            data[name] = pd.to_datetime(pd.Series([None] * len(column), dtype=object), utc=True, format="mixed")
+        elif column.null_count == len(column):
             data[name] = pd.Series([None] * len(column), dtype=object)
         elif pa.types.is_map(column.type):
             data[name] = pd.Series(pd.arrays.ArrowExtensionArray(column))

@@ -10,8 +10,11 @@ from __future__ import annotations
 import datetime as dt
 import warnings
 
+from concurrent.futures.process import BrokenProcessPool
+
 import numpy as np
 import pandas as pd
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
@@ -109,6 +112,34 @@ def test_a_batch_split_with_a_worker_process_gives_the_same_figures(monkeypatch)
             theilsen._worker.shutdown()
             theilsen._worker = None
     for name in ("slope", "intercept", "low", "high", "mann_kendall_p"):
+        np.testing.assert_array_equal(getattr(split, name), getattr(alone, name))
+
+
+def test_a_worker_that_died_is_replaced_and_its_batch_fitted_here(monkeypatch) -> None:
+    import os
+
+    from perf_pipeline.aggregates import theilsen
+
+    rng = np.random.default_rng(8)
+    days = np.tile(np.arange(12, dtype="float64"), (9, 1))
+    values = rng.random((9, 12))
+    alone = theil_sen(days, values)
+    monkeypatch.setattr(theilsen, "PARALLEL_MIN_PAIRS", 1)
+    monkeypatch.setattr(theilsen.settings, "usable_cpus", lambda: 2)
+    try:
+        dead = theilsen._pool()
+        with pytest.raises(BrokenProcessPool):
+            dead.submit(os._exit, 1).result()  # the worker process exits, the pool is broken
+        again = theil_sen(days, values)
+        assert theilsen._worker is None  # discarded: the next large batch starts a new worker
+        split = theil_sen(days, values)
+        assert theilsen._worker is not None and theilsen._worker is not dead
+    finally:
+        if theilsen._worker is not None:
+            theilsen._worker.shutdown()
+            theilsen._worker = None
+    for name in ("slope", "intercept", "low", "high", "mann_kendall_p"):
+        np.testing.assert_array_equal(getattr(again, name), getattr(alone, name))
         np.testing.assert_array_equal(getattr(split, name), getattr(alone, name))
 
 

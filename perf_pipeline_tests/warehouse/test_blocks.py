@@ -6,6 +6,7 @@ its rows; days never written do not hide the blocks of the others."""
 from __future__ import annotations
 
 import datetime as dt
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -19,8 +20,17 @@ from perf_pipeline.aggregates import latency
 from perf_pipeline.aggregates.rollups import daily_rollups as compute_rollups
 from perf_pipeline.aggregates.store import read_days, read_rollups
 from perf_pipeline.aggregates.windows import SUMMED, RollingWindowStrategy
+from perf_pipeline.partitions import days_between
 from perf_pipeline.warehouse import blocks
-from perf_pipeline.warehouse.db import insert_frame, read_frame, replace_partition, warehouse_engine
+from perf_pipeline.warehouse.db import (
+    TrailingDays,
+    create_warehouse_engine,
+    initialize_warehouse,
+    insert_frame,
+    read_frame,
+    replace_partition,
+    warehouse_engine,
+)
 from perf_pipeline.warehouse.schema import daily_metrics, daily_rollups, day_blocks, node_rollups
 
 FIRST = dt.date(2026, 3, 1)
@@ -138,21 +148,72 @@ def _metric_rows(draw: st.DrawFn) -> pd.DataFrame:
 @given(data=st.data())
 def test_any_rows_read_from_blocks_equal_the_rows_read_from_the_table(tmp_path_factory: pytest.TempPathFactory,
                                                                        data: st.DataObject) -> None:
-    url = f"sqlite:///{tmp_path_factory.mktemp('blocks') / 'warehouse.db'}"
+    engine = create_warehouse_engine(f"sqlite:///{tmp_path_factory.mktemp('blocks') / 'warehouse.db'}")
+    initialize_warehouse(engine)
     table = data.draw(st.sampled_from([node_rollups, daily_metrics]))
     frame = data.draw(st.composite(_node_rows if table is node_rollups else _metric_rows)())
     last = FIRST + dt.timedelta(days=5)
-    engine = warehouse_engine(url)
+    try:
+        with engine.begin() as conn:
+            _write_days(conn, frame, table, FIRST, last)
+        order = [c.name for c in table.primary_key.columns]
+        with engine.connect() as conn:
+            from_blocks = blocks.read(conn, table, FIRST, last, order=order)
+            from_rows = read_frame(conn, sa.select(table).where(table.c.date.between(FIRST, last)).order_by(
+                *table.primary_key.columns))
+            assert from_blocks is not None
+            pd.testing.assert_frame_equal(from_blocks, from_rows, check_exact=True)
+            assert read_days(conn, table, "date", FIRST, last).equals(from_rows)
+    finally:
+        engine.dispose()
+
+
+def test_blocks_that_do_not_match_the_table_are_not_read(tmp_path) -> None:
+    engine = warehouse_engine(f"sqlite:///{tmp_path / 'warehouse.db'}")
+    rollups = compute_rollups(_tasks(4), pd.DataFrame(columns=["agent_id", "date", "collaboration_score"]))
+    last = FIRST + dt.timedelta(days=3)
     with engine.begin() as conn:
-        _write_days(conn, frame, table, FIRST, last)
-    order = [c.name for c in table.primary_key.columns]
+        _write_days(conn, rollups, daily_rollups, FIRST, last)
     with engine.connect() as conn:
-        from_blocks = blocks.read(conn, table, FIRST, last, order=order)
-        from_rows = read_frame(conn, sa.select(table).where(table.c.date.between(FIRST, last)).order_by(
-            *table.primary_key.columns))
-        assert from_blocks is not None
-        pd.testing.assert_frame_equal(from_blocks, from_rows, check_exact=True)
-        assert read_days(conn, table, "date", FIRST, last).equals(from_rows)
+        assert blocks.read(conn, daily_rollups, FIRST, last) is not None
+    marker = (day_blocks.c.part == blocks.MARKER) & (day_blocks.c.date == FIRST + dt.timedelta(days=1))
+    with engine.begin() as conn:  # blocks of another format or table layout
+        conn.execute(day_blocks.update().where(marker).values(payload=b"0/lz4/0000000000000000"))
+    with engine.connect() as conn:
+        assert blocks.read(conn, daily_rollups, FIRST, last) is None
+        assert blocks.read(conn, daily_rollups, FIRST + dt.timedelta(days=2), last) is not None
+    with engine.begin() as conn:  # rows changed by hand after the blocks were written
+        conn.execute(day_blocks.update().where(marker).values(payload=blocks._signature(daily_rollups)))
+        conn.execute(daily_rollups.delete().where(daily_rollups.c.date == last, daily_rollups.c.entity_type == "agent"))
+    with engine.connect() as conn:
+        assert blocks.read(conn, daily_rollups, FIRST, last - dt.timedelta(days=1)) is not None
+        assert blocks.read(conn, daily_rollups, FIRST, last) is None
+        pd.testing.assert_frame_equal(read_rollups(conn, FIRST, last), _sql_rollups(conn, FIRST, last),
+                                      check_exact=True)
+
+
+def test_windows_over_days_read_both_ways_are_those_read_from_the_rows(tmp_path) -> None:
+    """After an upgrade, a range's first chunk holds days written without blocks (read from the rows)
+    and the next chunk days with blocks: the chunks' rows, joined, give the windows of the rows."""
+    engine = warehouse_engine(f"sqlite:///{tmp_path / 'warehouse.db'}")
+    rollups = compute_rollups(_tasks(20), pd.DataFrame(columns=["agent_id", "date", "collaboration_score"]))
+    middle, last = FIRST + dt.timedelta(days=9), FIRST + dt.timedelta(days=19)
+    with engine.begin() as conn:
+        insert_frame(conn, daily_rollups, rollups[rollups["date"] <= middle])
+        _write_days(conn, rollups[rollups["date"] > middle], daily_rollups, middle + dt.timedelta(days=1), last)
+    columns = [*SUMMED, "response_time_histogram"]
+    strategy = RollingWindowStrategy(windows=(3, 7))
+    history = TrailingDays(partial(read_rollups, columns=columns), 7, "date")
+    with engine.connect() as conn:
+        # The first chunk's span is read from the rows, the days the second one adds from blocks.
+        assert blocks.read(conn, daily_rollups, FIRST - dt.timedelta(days=6), middle) is None
+        assert blocks.read(conn, daily_rollups, middle + dt.timedelta(days=1), last) is not None
+        chunks = [(FIRST, middle), (middle + dt.timedelta(days=1), last)]
+        joined = pd.concat([strategy.compute(history.read(conn, start, end), days_between(start, end))
+                            for start, end in chunks], ignore_index=True)
+        expected = strategy.compute(_sql_rollups(conn, FIRST - dt.timedelta(days=6), last, columns=columns),
+                                    days_between(FIRST, last))
+    pd.testing.assert_frame_equal(joined, expected, check_exact=True)
 
 
 def test_a_table_written_without_blocks_is_read_from_its_rows(tmp_path) -> None:
