@@ -113,9 +113,9 @@ def write(conn: Connection, table: sa.Table, first: dt.date, last: dt.date, fram
             day, name = (key[0], key[1]) if part_column else (key[0], NO_PART)
             counts[day] = counts.get(day, 0) + len(part)
             rows.append({"table_name": table.name, "date": day, "part": name, "n_rows": len(part),
-                         "payload": _ipc(pa.table({column.name: _arrow_column(
-                             column, part[column.name] if column.name in part else None, len(part))
-                             for column in table.columns}))})
+                         "payload": _ipc(pa.table({column.name: _arrow_column(column, part.get(column.name),
+                                                                              len(part))
+                                                   for column in table.columns}))})
     signature = _signature(table)
     rows.extend({"table_name": table.name, "date": day, "part": MARKER, "n_rows": counts.get(day, 0),
                  "payload": signature} for day in _days(first, last))
@@ -152,8 +152,7 @@ def read(conn: Connection, table: sa.Table, first: dt.date, last: dt.date, colum
              .order_by(day_blocks.c.date, day_blocks.c.part))
     found = conn.execute(query).all()
     signature = _signature(table)
-    marked = {day: n_rows for day, part, n_rows, payload in found
-              if part == MARKER and payload is not None and bytes(payload) == signature}
+    marked = {day: n_rows for day, part, n_rows, payload in found if part == MARKER and bytes(payload) == signature}
     counts = dict(conn.execute(sa.select(table.c.date, sa.func.count()).where(table.c.date.between(first, last))
                                .group_by(table.c.date)).all())
     if any(counts.get(day, 0) != marked.get(day, 0) for day in _days(first, last)):

@@ -370,9 +370,11 @@ day_blocks = sa.Table(
     sa.Column("table_name", sa.String(64), primary_key=True),
     sa.Column("date", sa.Date(), primary_key=True),
     sa.Column("part", sa.Text(), primary_key=True,
-              comment="the rows' value of the table's part column ('' without one); '*': the day's marker"),
+              comment=("the rows' value of the table's part column ('' without one); "
+                       "'*': the day's marker")),
     sa.Column("n_rows", sa.BigInteger(), nullable=False),
-    sa.Column("payload", sa.LargeBinary(), nullable=True, comment="Arrow IPC stream, LZ4-compressed; the '*' marker's: the format's signature"),
+    sa.Column("payload", sa.LargeBinary(), nullable=False,
+              comment="Arrow IPC stream, LZ4-compressed; the '*' marker's: the format's signature"),
     comment=("Per table, day and part: the day's rows as one Arrow IPC block, written with the rows in the same "
              "transaction; the aggregates read their trailing days from here (warehouse/blocks.py)."),
 )

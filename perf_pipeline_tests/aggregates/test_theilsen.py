@@ -8,9 +8,11 @@ of a whole random daily table against the per-series SciPy loop the batched stra
 from __future__ import annotations
 
 import datetime as dt
+import os
 import warnings
-
+from collections.abc import Iterator
 from concurrent.futures.process import BrokenProcessPool
+from types import ModuleType
 
 import numpy as np
 import pandas as pd
@@ -93,52 +95,48 @@ def test_batches_larger_than_one_chunk_give_the_same_figures(monkeypatch) -> Non
         np.testing.assert_array_equal(getattr(whole, name), getattr(chunked, name))
 
 
-def test_a_batch_split_with_a_worker_process_gives_the_same_figures(monkeypatch) -> None:
+FIGURES = ("slope", "intercept", "low", "high", "mann_kendall_p")
+
+
+@pytest.fixture
+def splitting(monkeypatch: pytest.MonkeyPatch) -> Iterator[ModuleType]:
+    """theilsen with every batch split with its worker process (as on 2 CPUs), the worker stopped after."""
     from perf_pipeline.aggregates import theilsen
 
+    monkeypatch.setattr(theilsen, "PARALLEL_MIN_PAIRS", 1)
+    monkeypatch.setattr(theilsen.settings, "usable_cpus", lambda: 2)
+    yield theilsen
+    if theilsen._worker is not None:
+        theilsen._worker.shutdown()
+        theilsen._worker = None
+
+
+def test_a_batch_split_with_a_worker_process_gives_the_same_figures(splitting: ModuleType) -> None:
     rng = np.random.default_rng(6)
     days = np.sort(rng.choice(90, size=(41, 25), replace=True), axis=1).astype("float64")
     days += np.arange(25)  # strictly increasing, with gaps
     values = np.where(rng.random((41, 25)) < 0.3, 0.5, rng.random((41, 25)))  # ties
     values[3] = 0.25  # a constant series
-    alone = theil_sen(days, values)
-    monkeypatch.setattr(theilsen, "PARALLEL_MIN_PAIRS", 1)
-    monkeypatch.setattr(theilsen.settings, "usable_cpus", lambda: 2)
-    try:
-        split = theil_sen(days, values)
-        assert theilsen._worker is not None  # the second half was fitted in the worker process
-    finally:
-        if theilsen._worker is not None:
-            theilsen._worker.shutdown()
-            theilsen._worker = None
-    for name in ("slope", "intercept", "low", "high", "mann_kendall_p"):
+    alone = splitting._theil_sen(days, values, 0.95)
+    split = theil_sen(days, values)
+    assert splitting._worker is not None  # the second half was fitted in the worker process
+    for name in FIGURES:
         np.testing.assert_array_equal(getattr(split, name), getattr(alone, name))
 
 
-def test_a_worker_that_died_is_replaced_and_its_batch_fitted_here(monkeypatch) -> None:
-    import os
-
-    from perf_pipeline.aggregates import theilsen
-
+def test_a_worker_that_died_is_replaced_and_its_batch_fitted_here(splitting: ModuleType) -> None:
     rng = np.random.default_rng(8)
     days = np.tile(np.arange(12, dtype="float64"), (9, 1))
     values = rng.random((9, 12))
-    alone = theil_sen(days, values)
-    monkeypatch.setattr(theilsen, "PARALLEL_MIN_PAIRS", 1)
-    monkeypatch.setattr(theilsen.settings, "usable_cpus", lambda: 2)
-    try:
-        dead = theilsen._pool()
-        with pytest.raises(BrokenProcessPool):
-            dead.submit(os._exit, 1).result()  # the worker process exits, the pool is broken
-        again = theil_sen(days, values)
-        assert theilsen._worker is None  # discarded: the next large batch starts a new worker
-        split = theil_sen(days, values)
-        assert theilsen._worker is not None and theilsen._worker is not dead
-    finally:
-        if theilsen._worker is not None:
-            theilsen._worker.shutdown()
-            theilsen._worker = None
-    for name in ("slope", "intercept", "low", "high", "mann_kendall_p"):
+    alone = splitting._theil_sen(days, values, 0.95)
+    dead = splitting._pool()
+    with pytest.raises(BrokenProcessPool):
+        dead.submit(os._exit, 1).result()  # the worker process exits, the pool is broken
+    again = theil_sen(days, values)
+    assert splitting._worker is None  # discarded: the next large batch starts a new worker
+    split = theil_sen(days, values)
+    assert splitting._worker is not None and splitting._worker is not dead
+    for name in FIGURES:
         np.testing.assert_array_equal(getattr(again, name), getattr(alone, name))
         np.testing.assert_array_equal(getattr(split, name), getattr(alone, name))
 

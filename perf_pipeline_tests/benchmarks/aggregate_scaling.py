@@ -4,9 +4,10 @@
         --tasks-per-day 6600
 
 For each history length, a fresh SQLite warehouse gets synthetic scored tasks: the daily rollups,
-daily metrics and node rollups of every history day, built with the pipeline's own rollup code and written
-as the assets write them (``replace_partition``, day blocks included) (ingesting and scoring 1.8 million tasks would measure those steps, not this one), plus
-the task, step and score rows of the last 30 days (what prompt-version comparisons read). Then the
+daily metrics and node rollups of every history day, built with the pipeline's own rollup code and
+written as the assets write them (``replace_partition``, day blocks included; ingesting and scoring
+1.8 million tasks would measure those steps, not this one), plus the task, step and score rows of
+the last 30 days (what prompt-version comparisons read). Then the
 new day's tasks are written and every aggregate asset is materialized for that one partition in one
 Dagster run (as the automation requests a new day's aggregates), timed as a whole and step by step.
 Windows read rollups, never tasks, so past the longest window (90 days) the new day's cost should

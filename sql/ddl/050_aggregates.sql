@@ -172,6 +172,6 @@ CREATE TABLE IF NOT EXISTS day_blocks (
 	date DATE NOT NULL,
 	part TEXT NOT NULL,
 	n_rows BIGINT NOT NULL,
-	payload BYTEA,
+	payload BYTEA NOT NULL,
 	PRIMARY KEY (table_name, date, part)
 );
