@@ -44,10 +44,17 @@ class Groups:
 
     @classmethod
     def of(cls, frame: pd.DataFrame, keys: Sequence[str], date_column: str = "date") -> Groups:
+        """The rows as a stable sort by ``keys`` and ``date_column`` orders them. Rows that come in
+        that order already (read in primary-key order) are not moved: sorting 90 days of a fleet's
+        node rollups again cost a tenth of a second."""
         keys = list(keys)
-        rows = frame.sort_values([*keys, date_column], kind="stable").reset_index(drop=True)
+        rows = frame.reset_index(drop=True)
         group = rows.groupby(keys, sort=True, dropna=False).ngroup().to_numpy(dtype=np.int64)
         day = day_numbers(rows[date_column])
+        step, later = np.diff(group), np.diff(day)
+        if not ((step > 0) | ((step == 0) & (later >= 0))).all():
+            order = np.lexsort((day, group))  # stable: by group number (the keys' order), then day
+            rows, group, day = rows.take(order).reset_index(drop=True), group[order], day[order]
         starts = np.flatnonzero(np.r_[True, group[1:] != group[:-1]]) if len(rows) else np.array([], dtype=np.int64)
         return cls(rows, rows.loc[starts, keys].reset_index(drop=True), group, day)
 

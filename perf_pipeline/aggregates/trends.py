@@ -15,7 +15,7 @@ from typing import Protocol
 import numpy as np
 import pandas as pd
 
-from perf_pipeline.aggregates.rolling import day_numbers
+from perf_pipeline.aggregates.rolling import Groups
 from perf_pipeline.aggregates.theilsen import theil_sen
 from perf_pipeline.aggregates.windows import latency_figures, metrics_from_sums
 
@@ -109,13 +109,11 @@ class TheilSenTrendStrategy:
         ``theilsen.py``): a row per entity with a day in the window, per metric."""
         if daily.empty or not as_of:
             return pd.DataFrame(columns=TREND_COLUMNS)
-        daily = daily.sort_values(["entity_type", "entity_id", "date"], kind="stable").reset_index(drop=True)
-        entity = daily.groupby(["entity_type", "entity_id"], sort=True).ngroup().to_numpy(dtype=np.int64)
-        day = day_numbers(daily["date"])
+        groups = Groups.of(daily, ["entity_type", "entity_id"])
+        daily, day = groups.rows, groups.day
         # One sorted key per daily row: a window of an entity is a range of rows, found by binary search.
-        key = entity * KEY_STRIDE + day
-        entities = daily.drop_duplicates(["entity_type", "entity_id"])[
-            ["entity_type", "entity_id"]].to_numpy()
+        key = groups.group * KEY_STRIDE + day
+        entities = groups.keys.to_numpy()
         ends = np.array([d.toordinal() for d in as_of], dtype=np.int64)
         windows = np.array(self.windows, dtype=np.int64)
         # Every (entity, as-of day, window), in the order of the rows written.
