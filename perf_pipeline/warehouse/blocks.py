@@ -35,7 +35,6 @@ import pyarrow.compute as pc
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from perf_pipeline.warehouse.db import column_values
 from perf_pipeline.warehouse.schema import DAY_BLOCKS, day_blocks
 
 MARKER = "*"  # the part of the block row that marks a day as written (its n_rows: the day's rows)
@@ -92,7 +91,9 @@ def _arrow_column(column: sa.Column, values: pd.Series | None, n_rows: int) -> p
         return pa.array(values.to_numpy(), from_pandas=True).cast(kind)
     if kind == pa.float64():
         return pa.array(values.to_numpy(dtype="float64", na_value=np.nan), type=kind, from_pandas=True)
-    return pa.array(column_values(values), type=kind)
+    # From a list, not the series: a part of an Arrow-backed column would be encoded as a slice of the
+    # whole (other bytes for the same rows). None and NaN become nulls.
+    return pa.array(values.tolist(), type=kind, from_pandas=True)
 
 
 def write(conn: Connection, table: sa.Table, first: dt.date, last: dt.date, frame: pd.DataFrame,

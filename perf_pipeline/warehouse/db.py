@@ -21,6 +21,7 @@ import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
+from perf_pipeline.warehouse import blocks
 from perf_pipeline.warehouse.schema import metadata
 
 SQL_PACKAGE = "perf_pipeline.sql"
@@ -206,8 +207,6 @@ def replace_partition(conn: Connection, table: sa.Table, first_day: dt.date, las
     Runs inside the caller's transaction, so several tables can be replaced atomically; a table that
     keeps day blocks (``blocks.py``) gets those of the same days replaced in it too.
     """
-    from perf_pipeline.warehouse import blocks  # blocks encode values with this module's helpers
-
     conn.execute(table.delete().where(table.c[date_column].between(first_day, last_day)))
     rows = insert_frame(conn, table, frame)
     if blocks.keeps_blocks(table):
