@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 from dagster import AssetKey, evaluate_automation_conditions, instance_for_test
+from dagster._core.test_utils import freeze_time
 
 from perf_pipeline.definitions import build_definitions
 from perf_pipeline.launcher import Launcher
@@ -27,8 +28,10 @@ from perf_pipeline.warehouse.schema import (
 from perf_pipeline_tests.events_factory import feedback, message, peer_evaluation, task, write_jsonl
 
 # Up to yesterday, as in production: the partitions end today, so the days after the late day that
-# depend on it are the days up to today.
+# depend on it are the days up to today. Dagster's clock stands still at noon of that day for the
+# whole test (frozen_clock): a run across midnight would otherwise add a partition half-way through.
 TODAY = dt.datetime.now(dt.UTC).date()
+NOON = dt.datetime.combine(TODAY, dt.time(12), tzinfo=dt.UTC)
 DAYS = 45
 FIRST = TODAY - dt.timedelta(days=DAYS)
 LAST = TODAY - dt.timedelta(days=1)
@@ -114,6 +117,13 @@ EXPECTED = {
 # Weekly partitions are not run with daily ones, so Dagster requests them on the next evaluation,
 # once their days are updated (its will_be_requested only counts parents of the same run).
 EXPECTED_LATER = {"weekly_report": weeks(-2, 268)}
+
+
+@pytest.fixture(autouse=True)
+def frozen_clock() -> Iterator[None]:
+    """Dagster's current time (partitions, evaluations, run and event timestamps) fixed at NOON."""
+    with freeze_time(NOON):
+        yield
 
 
 @pytest.fixture
