@@ -31,6 +31,7 @@ import numpy as np
 import pandas as pd
 from dagster import DagsterInstance, materialize
 
+from perf_pipeline import settings
 from perf_pipeline.aggregates.assets import AGGREGATE_ASSETS
 from perf_pipeline.aggregates.rollups import WINDOWED_ENTITY_TYPES, daily_rollups
 from perf_pipeline.aggregates.summaries import node_rollups
@@ -141,7 +142,9 @@ def time_new_day(url: str, folder: Path, repeats: int) -> tuple[float, dict[str,
     """Median seconds of one run materializing every aggregate asset for NEW_DAY, as the automation
     requests a new day's aggregates (re-materializing replaces the day), and of each of its steps
     (Dagster's step statistics). The run's instance is the project's local one (its dagster.yaml, the
-    event log in SQLite), in a temporary DAGSTER_HOME, as ``perf-pipeline run`` makes it."""
+    event log in SQLite), in a temporary DAGSTER_HOME, as ``perf-pipeline run`` makes it; the
+    garbage collector tuned as in the processes that load the code location and run the steps."""
+    settings.tune_garbage_collection()
     resources = {"warehouse": WarehouseResource(url=url), "landing": LandingZoneResource(path=str(folder)),
                  "aggregates": AggregatesResource()}
     runs: list[float] = []

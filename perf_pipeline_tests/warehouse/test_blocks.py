@@ -11,6 +11,8 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 import pytest
 import sqlalchemy as sa
 from hypothesis import given, settings
@@ -255,3 +257,21 @@ def test_histogram_entries_are_the_same_from_dicts_and_from_an_arrow_map() -> No
         for a, b in zip(got, expected, strict=True):
             np.testing.assert_array_equal(a, b)
     assert [len(a) for a in from_dicts] == [5, 6, 6]
+
+
+@settings(max_examples=80, deadline=None)
+@given(data=st.data())
+def test_rows_are_ordered_as_arrow_orders_them(data: st.DataObject) -> None:
+    """``blocks._sort_indices`` (ranks of text values, one lexsort) is Arrow's ``sort_indices``:
+    text by code point (accents, symbols, characters beyond the BMP), dates, integers, repeated keys."""
+    n = data.draw(st.integers(0, 60))
+    text = st.text(alphabet=st.sampled_from(["a", "B", "z", "é", "ü", "/", "-", " ", "\U0001f600", "日"]), max_size=3)
+    rows = pa.table({
+        "entity_id": pa.array(data.draw(st.lists(text, min_size=n, max_size=n)), pa.string()),
+        "node": pa.array(data.draw(st.lists(st.sampled_from(["plan", "act", "Act"]), min_size=n, max_size=n))),
+        "date": pa.array(data.draw(st.lists(st.dates(dt.date(2020, 1, 1), dt.date(2030, 1, 1)), min_size=n,
+                                            max_size=n)), pa.date32()),
+        "window_days": pa.array(data.draw(st.lists(st.integers(-5, 90), min_size=n, max_size=n)), pa.int64())})
+    order = data.draw(st.permutations(rows.column_names))[:data.draw(st.integers(1, 4))]
+    expected = pc.sort_indices(rows, [(key, "ascending") for key in order]).to_numpy()
+    np.testing.assert_array_equal(blocks._sort_indices(rows, order), expected)
