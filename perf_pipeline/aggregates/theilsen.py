@@ -181,9 +181,9 @@ def _theil_sen(x: np.ndarray, y: np.ndarray, alpha: float) -> TheilSenBatch:
         sigma = np.sqrt(sigsq)
         upper = np.minimum(np.round((pairs - z * sigma) / 2.).astype(np.int64), pairs - 1)
         lower = np.maximum(np.round((pairs + z * sigma) / 2.).astype(np.int64) - 1, 0)
-        middle = [(pairs - 1) // 2, pairs // 2]
-        kth = np.unique(np.concatenate([middle, upper, lower]))
-        slopes.partition(kth, axis=1)
+        # The order statistics by a full sort of each row: NumPy's vectorized sort ordered a chunk of
+        # 90-point fits' slopes in 2.5 ms where partitioning around the four ranks took 6.5 ms.
+        slopes.sort(axis=1)
         ordered = slopes
         row = np.arange(stop - start)
         if pairs % 2:
