@@ -121,7 +121,9 @@ EXPECTED_LATER = {"weekly_report": weeks(-2, 268)}
 
 @pytest.fixture(autouse=True)
 def frozen_clock() -> Iterator[None]:
-    """Dagster's current time (partitions, evaluations, run and event timestamps) fixed at NOON."""
+    """Dagster's current time (partitions, evaluations, run and event timestamps) fixed at NOON, by the
+    helper Dagster's own tests of time-dependent automation use (private: ``pyproject.toml`` pins
+    Dagster's release)."""
     with freeze_time(NOON):
         yield
 

@@ -142,9 +142,7 @@ def time_new_day(url: str, folder: Path, repeats: int) -> tuple[float, dict[str,
     """Median seconds of one run materializing every aggregate asset for NEW_DAY, as the automation
     requests a new day's aggregates (re-materializing replaces the day), and of each of its steps
     (Dagster's step statistics). The run's instance is the project's local one (its dagster.yaml, the
-    event log in SQLite), in a temporary DAGSTER_HOME, as ``perf-pipeline run`` makes it; the
-    garbage collector tuned as in the processes that load the code location and run the steps."""
-    settings.tune_garbage_collection()
+    event log in SQLite), in a temporary DAGSTER_HOME, as ``perf-pipeline run`` makes it."""
     resources = {"warehouse": WarehouseResource(url=url), "landing": LandingZoneResource(path=str(folder)),
                  "aggregates": AggregatesResource()}
     runs: list[float] = []
@@ -185,6 +183,7 @@ def main() -> None:
     parser.add_argument("--folder", type=Path, help="keep the warehouses here, and reuse those built before "
                                                     "(same options); default: a temporary folder")
     args = parser.parse_args()
+    settings.tune_garbage_collection()  # as in the processes that load the code location and run the steps
     totals = {}
     with tempfile.TemporaryDirectory(prefix="perf-aggregates-") as tmp:
         folder = args.folder or Path(tmp)
