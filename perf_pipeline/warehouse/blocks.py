@@ -155,7 +155,10 @@ def read(conn: Connection, table: sa.Table, first: dt.date, last: dt.date, colum
              .order_by(day_blocks.c.date, day_blocks.c.part))
     found = conn.execute(query).all()
     signature = _signature(table)
-    marked = {day for day, part, _, payload in found if part == MARKER and bytes(payload) == signature}
+    # A marker of the first version of blocks has no payload (its table was created with the column
+    # nullable, and CREATE TABLE IF NOT EXISTS keeps it so): such a day is unmarked.
+    marked = {day for day, part, _, payload in found
+              if part == MARKER and payload is not None and bytes(payload) == signature}
     kept = {(day, part): n_rows for day, part, n_rows, _ in found if part != MARKER and day in marked}
     if _row_counts(conn, table, first, last, parts) != {key: n for key, n in kept.items() if n}:
         return None

@@ -215,6 +215,27 @@ def test_blocks_that_do_not_match_the_table_are_not_read(tmp_path) -> None:
                                       check_exact=True)
 
 
+def test_markers_of_the_first_version_without_a_payload_are_read_from_the_rows(tmp_path) -> None:
+    """A warehouse made by the first version of blocks keeps its nullable payload column and its
+    markers without a payload: their days are read from the table's rows, without an error."""
+    engine = warehouse_engine(f"sqlite:///{tmp_path / 'warehouse.db'}")
+    rollups = compute_rollups(_tasks(3), pd.DataFrame(columns=["agent_id", "date", "collaboration_score"]))
+    last = FIRST + dt.timedelta(days=2)
+    with engine.begin() as conn:
+        conn.exec_driver_sql("DROP TABLE day_blocks")
+        conn.exec_driver_sql("CREATE TABLE day_blocks (table_name VARCHAR(64) NOT NULL, date DATE NOT NULL, "
+                             "part TEXT NOT NULL, n_rows BIGINT NOT NULL, payload BLOB, "
+                             "PRIMARY KEY (table_name, date, part))")
+        _write_days(conn, rollups, daily_rollups, FIRST, last)
+        conn.execute(day_blocks.update().where(day_blocks.c.part == blocks.MARKER,
+                                               day_blocks.c.date == FIRST).values(payload=None))
+    with engine.connect() as conn:
+        assert blocks.read(conn, daily_rollups, FIRST, last) is None
+        assert blocks.read(conn, daily_rollups, FIRST + dt.timedelta(days=1), last) is not None
+        pd.testing.assert_frame_equal(read_rollups(conn, FIRST, last), _sql_rollups(conn, FIRST, last),
+                                      check_exact=True)
+
+
 def test_windows_over_days_read_both_ways_are_those_read_from_the_rows(tmp_path) -> None:
     """After an upgrade, a range's first chunk holds days written without blocks (read from the rows)
     and the next chunk days with blocks: the chunks' rows, joined, give the windows of the rows."""
