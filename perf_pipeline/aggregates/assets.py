@@ -67,6 +67,7 @@ from perf_pipeline.warehouse.schema import (
     most_improved_agents,
     project_agent_stats,
     prompt_version_comparisons,
+    row_order,
     task_steps,
     trends,
     window_stats,
@@ -91,10 +92,10 @@ def _history(asset_key: str = "daily_rollups", days: int = MAX_WINDOW_DAYS) -> A
 
 
 def _trailing_table(table: Table) -> TrailingDays:
-    """The rows of ``table`` (by ``date``, in primary-key order as ``read_days``) that the longest
-    window of the as-of days of a chunk covers."""
+    """The rows of ``table`` (by ``date``, in key order as ``read_days``) that the longest window of
+    the as-of days of a chunk covers."""
     return TrailingDays(lambda conn, first, last: read_days(conn, table, "date", first, last), MAX_WINDOW_DAYS,
-                        "date", [column.name for column in table.primary_key.columns])
+                        "date", row_order(table))
 
 
 def _write(context: AssetExecutionContext, conn: Connection, table: Table, first: dt.date, last: dt.date,

@@ -12,7 +12,15 @@ from sqlalchemy.engine import Connection
 from perf_pipeline.aggregates.rollups import WINDOWED_ENTITY_TYPES
 from perf_pipeline.warehouse import blocks
 from perf_pipeline.warehouse.db import read_frame
-from perf_pipeline.warehouse.schema import DAY_BLOCKS, EVENT_TABLES, collaboration_scores, daily_rollups, task_scores
+from perf_pipeline.warehouse.schema import (
+    DAY_BLOCKS,
+    EVENT_TABLES,
+    PROJECT_ROLLUP,
+    collaboration_scores,
+    daily_rollups,
+    row_order,
+    task_scores,
+)
 
 TASKS = EVENT_TABLES["task"]
 TASK_COLUMNS = ["agent_id", "department", "project_id", "provider", "model", "task_type", "prompt_version",
@@ -56,17 +64,17 @@ def read_rollups(conn: Connection, first: dt.date, last: dt.date,
 def read_days(conn: Connection, table: sa.Table, date_column: str, first: dt.date, last: dt.date,
               **equal: str) -> pd.DataFrame:
     """Rows of ``table`` whose ``date_column`` is in [first, last] and whose columns equal ``equal``,
-    in primary-key order (so that sums add up in the same order on any range). From the day blocks
+    in key order (``schema.row_order``: so that sums add up in the same order on any range). From the day blocks
     when the table keeps them, by its day, and every day of the span has them."""
     part = table.info.get(DAY_BLOCKS)
     if blocks.keeps_blocks(table) and date_column == "date" and set(equal) <= {part}:
         from_blocks = blocks.read(conn, table, first, last, parts=[equal[part]] if part in equal else None,
-                                  order=[column.name for column in table.primary_key.columns])
+                                  order=row_order(table))
         if from_blocks is not None:
             return from_blocks
     query = sa.select(table).where(table.c[date_column].between(first, last),
                                    *[table.c[name] == value for name, value in equal.items()])
-    return read_frame(conn, query.order_by(*table.primary_key.columns))
+    return read_frame(conn, query.order_by(*[table.c[name] for name in row_order(table)]))
 
 
 def read_task_quality(conn: Connection, first: dt.date, last: dt.date) -> pd.DataFrame:
@@ -83,15 +91,18 @@ def read_task_quality(conn: Connection, first: dt.date, last: dt.date) -> pd.Dat
 
 def read_project_spans(conn: Connection, first: dt.date, last: dt.date) -> pd.DataFrame:
     """Per project, first_task_at and last_task_at: one row (dated the day before ``first``) for all
-    the days before ``first``, aggregated by the database, then one row per day of [first, last]."""
+    the days before ``first``, aggregated by the database, then one row per day of [first, last].
+
+    The entity type is named as the literal of the partial index of project rollups
+    (``PROJECT_ROLLUP``), which the days before ``first`` are read from: a bound parameter would
+    not let SQLite use it, and it would read every rollup of the history."""
     rollup = daily_rollups.c
     columns = [rollup.project_id, rollup.first_task_at, rollup.last_task_at]
     before = (sa.select(rollup.project_id, sa.func.min(rollup.first_task_at).label("first_task_at"),
                         sa.func.max(rollup.last_task_at).label("last_task_at"))
-              .where(rollup.entity_type == "project", rollup.date < first).group_by(rollup.project_id))
+              .where(PROJECT_ROLLUP, rollup.date < first).group_by(rollup.project_id))
     earlier = read_frame(conn, before).assign(date=first - dt.timedelta(days=1))
-    days = read_frame(conn, sa.select(rollup.date, *columns).where(rollup.entity_type == "project",
-                                                                   rollup.date.between(first, last)))
+    days = read_frame(conn, sa.select(rollup.date, *columns).where(PROJECT_ROLLUP, rollup.date.between(first, last)))
     spans = pd.concat([earlier, days], ignore_index=True)
     for column in ("first_task_at", "last_task_at"):  # SQLite returns MIN/MAX of timestamps as text
         spans[column] = pd.to_datetime(spans[column], utc=True)

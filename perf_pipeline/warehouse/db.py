@@ -22,7 +22,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from perf_pipeline.warehouse import blocks
-from perf_pipeline.warehouse.schema import metadata
+from perf_pipeline.warehouse.schema import RETIRED_INDEXES, metadata
 
 SQL_PACKAGE = "perf_pipeline.sql"
 INSERT_BATCH_ROWS = 5_000
@@ -77,17 +77,109 @@ def split_statements(script: str) -> list[str]:
 
 
 def initialize_warehouse(engine: Engine) -> None:
-    """Create missing tables, the indexes a warehouse made by an earlier version lacks, and
-    (re)create the analyst views of ``sql/views``."""
+    """Create missing tables, give tables made by an earlier version the schema's primary key
+    (``rekey_tables``), create the indexes such a warehouse lacks and drop those it no longer needs,
+    and (re)create the analyst views of ``sql/views``."""
     metadata.create_all(engine, checkfirst=True)
+    rekey_tables(engine)
     with engine.begin() as conn:
         for table in metadata.sorted_tables:
             for index in table.indexes:
                 index.create(conn, checkfirst=True)
+        for names in RETIRED_INDEXES.values():
+            for name in names:
+                conn.execute(sa.text(f"DROP INDEX IF EXISTS {conn.dialect.identifier_preparer.quote(name)}"))
     with engine.begin() as conn:
         for _name, script in sql_files("views"):
             for statement in split_statements(script):
                 conn.execute(sa.text(statement))
+
+
+def rekey_tables(engine: Engine) -> list[str]:
+    """Give each table whose primary key lists its columns in another order than the schema's (the
+    aggregates' day-first keys, entity-first in warehouses made by earlier versions) the schema's
+    key, keeping every row; returns the names of the tables changed.
+
+    PostgreSQL swaps the constraint in place. SQLite cannot alter a primary key: the table is copied
+    into a new one with the schema's key, which then takes its name, in one transaction (a crash
+    leaves the old table as it was). A table whose columns are not the schema's is left alone, so
+    that nothing is lost. The check is repeated under the table's lock, so processes starting
+    together rekey a table once."""
+    with engine.connect() as conn:
+        existing = set(sa.inspect(conn).get_table_names())
+        stale = [table for table in metadata.sorted_tables
+                 if table.name in existing and _needs_rekey(conn, table)]
+    changed = []
+    for table in stale:
+        rekey = _rekey_sqlite if engine.dialect.name == "sqlite" else _rekey_in_place
+        if rekey(engine, table):
+            changed.append(table.name)
+    return changed
+
+
+def _needs_rekey(conn: Connection, table: sa.Table) -> bool:
+    inspector = sa.inspect(conn)
+    return _stale_key(table, {column["name"] for column in inspector.get_columns(table.name)},
+                      inspector.get_pk_constraint(table.name)["constrained_columns"])
+
+
+def _stale_key(table: sa.Table, present: set[str], key: list[str]) -> bool:
+    """Whether a table of columns ``present`` and primary key ``key`` is ``table`` with its key's
+    columns in another order."""
+    wanted = [column.name for column in table.primary_key.columns]
+    return present == set(table.columns.keys()) and set(key) == set(wanted) and key != wanted
+
+
+def _rekey_in_place(engine: Engine, table: sa.Table) -> bool:
+    quote = engine.dialect.identifier_preparer.quote
+    with engine.begin() as conn:
+        conn.execute(sa.text(f"LOCK TABLE {quote(table.name)} IN ACCESS EXCLUSIVE MODE"))
+        if not _needs_rekey(conn, table):
+            return False
+        name = sa.inspect(conn).get_pk_constraint(table.name)["name"]
+        columns = ", ".join(quote(column.name) for column in table.primary_key.columns)
+        conn.execute(sa.text(f"ALTER TABLE {quote(table.name)} DROP CONSTRAINT {quote(name)}, "
+                             f"ADD PRIMARY KEY ({columns})"))
+    return True
+
+
+def _rekey_sqlite(engine: Engine, table: sa.Table) -> bool:
+    """The copy, under SQLite's write lock; the table's indexes go with the old table and are made
+    again by ``initialize_warehouse``. ``legacy_alter_table``: the rename must not rewrite or check
+    views that name the table (they name it again once the copy has its name)."""
+    quote = engine.dialect.identifier_preparer.quote
+    copy = table.to_metadata(sa.MetaData(), name=f"{table.name}__rekeyed")
+    columns = ", ".join(quote(column.name) for column in table.columns)
+    raw = engine.raw_connection()
+    try:
+        connection = raw.driver_connection
+        isolation = connection.isolation_level
+        connection.isolation_level = None  # the statements below, as they are
+        cursor = connection.cursor()
+        cursor.execute("PRAGMA legacy_alter_table=ON")
+        cursor.execute("BEGIN IMMEDIATE")
+        try:
+            described = cursor.execute(f"PRAGMA table_info({quote(table.name)})").fetchall()
+            key = [row[1] for row in sorted(described, key=lambda row: row[5]) if row[5]]
+            if not _stale_key(table, {row[1] for row in described}, key):
+                cursor.execute("ROLLBACK")
+                return False
+            cursor.execute(f"DROP TABLE IF EXISTS {quote(copy.name)}")
+            cursor.execute(str(sa.schema.CreateTable(copy).compile(dialect=engine.dialect)))
+            cursor.execute(f"INSERT INTO {quote(copy.name)} ({columns}) SELECT {columns} FROM {quote(table.name)} "
+                           f"ORDER BY {', '.join(quote(column.name) for column in table.primary_key.columns)}")
+            cursor.execute(f"DROP TABLE {quote(table.name)}")
+            cursor.execute(f"ALTER TABLE {quote(copy.name)} RENAME TO {quote(table.name)}")
+            cursor.execute("COMMIT")
+        except BaseException:
+            cursor.execute("ROLLBACK")
+            raise
+        finally:
+            cursor.execute("PRAGMA legacy_alter_table=OFF")
+            connection.isolation_level = isolation
+    finally:
+        raw.close()
+    return True
 
 
 @cache

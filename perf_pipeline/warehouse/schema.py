@@ -21,6 +21,17 @@ UTCDateTime = sa.DateTime(timezone=True)
 # A table whose info has this key keeps a columnar copy of each day's rows in day_blocks (value: the
 # column whose values split a day's rows into separately readable blocks, or None).
 DAY_BLOCKS = "day_blocks"
+# A table whose info has this key is read in this order of its key columns (``row_order``) rather than
+# in the order of its primary key. The tables a new day is appended to have their day first in the
+# primary key, so that the day's rows go into the last pages of its index rather than one page per
+# entity all over it; their readers still get the rows entity by entity, as before.
+ROW_ORDER = "row_order"
+
+
+def row_order(table: sa.Table) -> list[str]:
+    """The key columns by which ``table``'s rows are read: ``info[ROW_ORDER]``, else the primary key."""
+    return list(table.info.get(ROW_ORDER) or [column.name for column in table.primary_key.columns])
+
 
 _SCALAR_TYPES: dict[str, sa.types.TypeEngine] = {
     "string": sa.Text(),
@@ -346,8 +357,9 @@ daily_rollups = sa.Table(
       for column in (sa.Column(f"sum_{metric}", sa.Float(), nullable=False),
                      sa.Column(f"n_{metric}", sa.BigInteger(), nullable=False, comment="known values summed"))],
     sa.Column("response_time_histogram", JSON, nullable=False, comment="{log bin: count}; see aggregates/latency.py"),
+    sa.PrimaryKeyConstraint("date", "entity_type", "entity_id"),
     comment="Per entity and day: mergeable counts and sums; every window metric is derived from these.",
-    info={DAY_BLOCKS: "entity_type"},
+    info={DAY_BLOCKS: "entity_type", ROW_ORDER: ["entity_type", "entity_id", "date"]},
 )
 
 daily_metrics = sa.Table(
@@ -360,8 +372,9 @@ daily_metrics = sa.Table(
         "success_rate", "avg_quality_score", "avg_overall_score", "avg_efficiency_score", "collaboration_score",
         "avg_user_rating", "sla_compliance_rate", "avg_cost_per_task", "avg_completion_time_s",
         "p95_response_time_ms", "p50_response_time_ms", "avg_tokens")],
+    sa.PrimaryKeyConstraint("date", "entity_type", "entity_id"),
     comment="Per entity and day: that day's metrics (the points of trends and baselines), computed once.",
-    info={DAY_BLOCKS: "entity_type"},
+    info={DAY_BLOCKS: "entity_type", ROW_ORDER: ["entity_type", "entity_id", "date"]},
 )
 
 day_blocks = sa.Table(
@@ -556,8 +569,9 @@ node_rollups = sa.Table(
                                                                      "n_duration", "n_tokens")],
     sa.Column("sum_duration_s", sa.Float(), nullable=False),
     sa.Column("sum_tokens", sa.Float(), nullable=False),
+    sa.PrimaryKeyConstraint("date", "agent_id", "node"),
     comment="Per agent, node and day: mergeable step counts and sums (from task_steps).",
-    info={DAY_BLOCKS: None},
+    info={DAY_BLOCKS: None, ROW_ORDER: ["agent_id", "node", "date"]},
 )
 
 node_performance = sa.Table(
@@ -693,13 +707,23 @@ reports = sa.Table(
 sa.Index("ix_notification_outbox_status_next", notification_outbox.c.status, notification_outbox.c.next_attempt_at)
 
 # Aggregates are read and replaced by day range (with an entity type): without these, each new
-# day would scan the whole history of its table, and its cost would grow with the history.
-for _table, _columns in ((daily_rollups, ("date", "entity_type")), (daily_metrics, ("date", "entity_type")),
-                         (window_stats, ("as_of_date", "entity_type")),
+# day would scan the whole history of its table, and its cost would grow with the history. (The
+# tables whose primary key starts with the day need none.)
+for _table, _columns in ((window_stats, ("as_of_date", "entity_type")),
                          (trends, ("as_of_date", "entity_type")), (baselines, ("date",)), (anomalies, ("date",)),
-                         (node_rollups, ("date",)), (alert_conditions, ("as_of_date",)), (alerts, ("as_of_date",))):
+                         (alert_conditions, ("as_of_date",)), (alerts, ("as_of_date",))):
     sa.Index(f"ix_{_table.name}_{'_'.join(_columns)}", *[_table.c[c] for c in _columns])
 del _table, _columns
+# Indexes of earlier versions that a day-first primary key made redundant: dropped where they exist.
+RETIRED_INDEXES = {"daily_rollups": ["ix_daily_rollups_date_entity_type"],
+                   "daily_metrics": ["ix_daily_metrics_date_entity_type"], "node_rollups": ["ix_node_rollups_date"]}
+# The projects' rollups of every day, for their first and last task ever (``read_project_spans``):
+# a few rows a day, found without reading the other entities' rows of the whole history. Partial:
+# a query uses it when it names the entity type as this literal.
+PROJECT_ROLLUP = sa.text("entity_type = 'project'")
+sa.Index("ix_daily_rollups_project_days", daily_rollups.c.project_id, daily_rollups.c.date,
+         daily_rollups.c.first_task_at, daily_rollups.c.last_task_at,
+         sqlite_where=PROJECT_ROLLUP, postgresql_where=PROJECT_ROLLUP)
 
 EVENT_TABLES: dict[str, sa.Table] = {
     event_type: metadata.tables[name] for event_type, name in EVENT_TABLE_NAMES.items()

@@ -33,7 +33,7 @@ from perf_pipeline.warehouse.db import (
     replace_partition,
     warehouse_engine,
 )
-from perf_pipeline.warehouse.schema import daily_metrics, daily_rollups, day_blocks, node_rollups
+from perf_pipeline.warehouse.schema import daily_metrics, daily_rollups, day_blocks, node_rollups, row_order
 
 FIRST = dt.date(2026, 3, 1)
 
@@ -126,9 +126,9 @@ def test_rollups_read_from_blocks_equal_those_read_from_rows(warehouse_url: str)
     with engine.connect() as conn:
         from_blocks = read_days(conn, node_rollups, "date", FIRST, last)
         blocks_read = blocks.read(conn, node_rollups, FIRST, last,
-                                  order=[c.name for c in node_rollups.primary_key.columns])
+                                  order=row_order(node_rollups))
         from_rows = read_frame(conn, sa.select(node_rollups).where(node_rollups.c.date.between(FIRST, last))
-                               .order_by(*node_rollups.primary_key.columns))
+                               .order_by(*[node_rollups.c[c] for c in row_order(node_rollups)]))
     assert blocks_read is not None and len(from_rows) == len(nodes)
     pd.testing.assert_frame_equal(from_blocks, from_rows, check_exact=True)
     pd.testing.assert_frame_equal(blocks_read, from_rows, check_exact=True)
@@ -175,11 +175,11 @@ def test_any_rows_read_from_blocks_equal_the_rows_read_from_the_table(tmp_path_f
     try:
         with engine.begin() as conn:
             _write_days(conn, frame, table, FIRST, last)
-        order = [c.name for c in table.primary_key.columns]
+        order = row_order(table)
         with engine.connect() as conn:
             from_blocks = blocks.read(conn, table, FIRST, last, order=order)
             from_rows = read_frame(conn, sa.select(table).where(table.c.date.between(FIRST, last)).order_by(
-                *table.primary_key.columns))
+                *[table.c[c] for c in order]))
             assert from_blocks is not None
             pd.testing.assert_frame_equal(from_blocks, from_rows, check_exact=True)
             assert read_days(conn, table, "date", FIRST, last).equals(from_rows)

@@ -43,10 +43,10 @@ CREATE TABLE IF NOT EXISTS daily_rollups (
 	sum_collaboration_score FLOAT NOT NULL,
 	n_collaboration_score BIGINT NOT NULL,
 	response_time_histogram JSONB NOT NULL,
-	PRIMARY KEY (entity_type, entity_id, date)
+	PRIMARY KEY (date, entity_type, entity_id)
 );
 
-CREATE INDEX IF NOT EXISTS ix_daily_rollups_date_entity_type ON daily_rollups (date, entity_type);
+CREATE INDEX IF NOT EXISTS ix_daily_rollups_project_days ON daily_rollups (project_id, date, first_task_at, last_task_at) WHERE entity_type = 'project';
 
 CREATE TABLE IF NOT EXISTS daily_metrics (
 	entity_type VARCHAR(32) NOT NULL,
@@ -65,10 +65,8 @@ CREATE TABLE IF NOT EXISTS daily_metrics (
 	p95_response_time_ms FLOAT,
 	p50_response_time_ms FLOAT,
 	avg_tokens FLOAT,
-	PRIMARY KEY (entity_type, entity_id, date)
+	PRIMARY KEY (date, entity_type, entity_id)
 );
-
-CREATE INDEX IF NOT EXISTS ix_daily_metrics_date_entity_type ON daily_metrics (date, entity_type);
 
 CREATE TABLE IF NOT EXISTS window_stats (
 	entity_type VARCHAR(32) NOT NULL,

@@ -114,10 +114,8 @@ CREATE TABLE IF NOT EXISTS node_rollups (
 	n_tokens BIGINT NOT NULL,
 	sum_duration_s FLOAT NOT NULL,
 	sum_tokens FLOAT NOT NULL,
-	PRIMARY KEY (agent_id, node, date)
+	PRIMARY KEY (date, agent_id, node)
 );
-
-CREATE INDEX IF NOT EXISTS ix_node_rollups_date ON node_rollups (date);
 
 CREATE TABLE IF NOT EXISTS node_performance (
 	as_of_date DATE NOT NULL,
