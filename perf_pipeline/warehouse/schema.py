@@ -412,7 +412,9 @@ window_stats = sa.Table(
         "n_quality", "n_overall", "n_efficiency", "n_cost", "n_completion_time", "n_tokens", "n_user_ratings",
         "n_sla", "n_feedback_typed", "n_collaboration_days", "n_response_times")],
     sa.Column("status", sa.String(24), nullable=False, comment="ok, or insufficient_data (metrics null)"),
+    sa.PrimaryKeyConstraint("as_of_date", "entity_type", "entity_id", "window_days"),
     comment="Rolling 7/30/90-day metrics per entity as of each day.",
+    info={ROW_ORDER: ["entity_type", "entity_id", "as_of_date", "window_days"]},
 )
 
 trends = sa.Table(
@@ -426,7 +428,9 @@ trends = sa.Table(
     *[sa.Column(name, sa.Float(), nullable=True) for name in (
         "slope_per_day", "slope_low", "slope_high", "intercept", "relative_change", "mann_kendall_p")],
     sa.Column("direction", sa.String(24), nullable=False, comment="improving, stable, declining or insufficient_data"),
+    sa.PrimaryKeyConstraint("as_of_date", "entity_type", "entity_id", "window_days", "metric"),
     comment="Theil-Sen trend per entity, window and metric, with its 95 % interval and a Mann-Kendall p-value.",
+    info={ROW_ORDER: ["entity_type", "entity_id", "as_of_date", "window_days", "metric"]},
 )
 
 def _baseline_columns() -> list[sa.Column]:
@@ -709,14 +713,15 @@ sa.Index("ix_notification_outbox_status_next", notification_outbox.c.status, not
 # Aggregates are read and replaced by day range (with an entity type): without these, each new
 # day would scan the whole history of its table, and its cost would grow with the history. (The
 # tables whose primary key starts with the day need none.)
-for _table, _columns in ((window_stats, ("as_of_date", "entity_type")),
-                         (trends, ("as_of_date", "entity_type")), (baselines, ("date",)), (anomalies, ("date",)),
-                         (alert_conditions, ("as_of_date",)), (alerts, ("as_of_date",))):
+for _table, _columns in ((baselines, ("date",)), (anomalies, ("date",)), (alert_conditions, ("as_of_date",)),
+                         (alerts, ("as_of_date",))):
     sa.Index(f"ix_{_table.name}_{'_'.join(_columns)}", *[_table.c[c] for c in _columns])
 del _table, _columns
 # Indexes of earlier versions that a day-first primary key made redundant: dropped where they exist.
 RETIRED_INDEXES = {"daily_rollups": ["ix_daily_rollups_date_entity_type"],
-                   "daily_metrics": ["ix_daily_metrics_date_entity_type"], "node_rollups": ["ix_node_rollups_date"]}
+                   "daily_metrics": ["ix_daily_metrics_date_entity_type"], "node_rollups": ["ix_node_rollups_date"],
+                   "window_stats": ["ix_window_stats_as_of_date_entity_type"],
+                   "trends": ["ix_trends_as_of_date_entity_type"]}
 # The projects' rollups of every day, for their first and last task ever (``read_project_spans``):
 # a few rows a day, found without reading the other entities' rows of the whole history. Partial:
 # a query uses it when it names the entity type as this literal.

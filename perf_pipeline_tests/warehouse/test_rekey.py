@@ -8,9 +8,17 @@ import datetime as dt
 import sqlalchemy as sa
 
 from perf_pipeline.warehouse.db import create_warehouse_engine, initialize_warehouse, rekey_tables
-from perf_pipeline.warehouse.schema import RETIRED_INDEXES, daily_metrics, daily_rollups, node_rollups, row_order
+from perf_pipeline.warehouse.schema import (
+    RETIRED_INDEXES,
+    daily_metrics,
+    daily_rollups,
+    node_rollups,
+    row_order,
+    trends,
+    window_stats,
+)
 
-REKEYED = (daily_rollups, daily_metrics, node_rollups)
+REKEYED = (daily_rollups, daily_metrics, node_rollups, window_stats, trends)
 
 
 def _earlier_schema(tables: tuple[sa.Table, ...] = REKEYED, without: str | None = None) -> sa.MetaData:
@@ -20,7 +28,8 @@ def _earlier_schema(tables: tuple[sa.Table, ...] = REKEYED, without: str | None 
     for table in tables:
         columns = [sa.Column(c.name, c.type, nullable=c.nullable) for c in table.columns if c.name != without]
         old = sa.Table(table.name, earlier, *columns, sa.PrimaryKeyConstraint(*row_order(table)))
-        sa.Index(RETIRED_INDEXES[table.name][0], *[old.c[c] for c in ("date", "entity_type") if c in old.c])
+        day = "as_of_date" if "as_of_date" in old.c else "date"
+        sa.Index(RETIRED_INDEXES[table.name][0], *[old.c[c] for c in (day, "entity_type") if c in old.c])
     return earlier
 
 

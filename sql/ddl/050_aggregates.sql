@@ -107,10 +107,8 @@ CREATE TABLE IF NOT EXISTS window_stats (
 	n_collaboration_days BIGINT NOT NULL,
 	n_response_times BIGINT NOT NULL,
 	status VARCHAR(24) NOT NULL,
-	PRIMARY KEY (entity_type, entity_id, as_of_date, window_days)
+	PRIMARY KEY (as_of_date, entity_type, entity_id, window_days)
 );
-
-CREATE INDEX IF NOT EXISTS ix_window_stats_as_of_date_entity_type ON window_stats (as_of_date, entity_type);
 
 CREATE TABLE IF NOT EXISTS trends (
 	entity_type VARCHAR(32) NOT NULL,
@@ -126,10 +124,8 @@ CREATE TABLE IF NOT EXISTS trends (
 	relative_change FLOAT,
 	mann_kendall_p FLOAT,
 	direction VARCHAR(24) NOT NULL,
-	PRIMARY KEY (entity_type, entity_id, as_of_date, window_days, metric)
+	PRIMARY KEY (as_of_date, entity_type, entity_id, window_days, metric)
 );
-
-CREATE INDEX IF NOT EXISTS ix_trends_as_of_date_entity_type ON trends (as_of_date, entity_type);
 
 CREATE TABLE IF NOT EXISTS baselines (
 	entity_type VARCHAR(32) NOT NULL,
