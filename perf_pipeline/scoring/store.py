@@ -55,8 +55,18 @@ def read_prices(conn: Connection) -> pd.DataFrame:
     return read_frame(conn, sa.select(price_table))
 
 
+# The task columns scoring and the judge use. Not the lineage, the timestamps or the task's other
+# fields: reading all 38 columns of a fleet's 30 days (198,000 tasks) took 3.0 s, these 1.6 s.
+SCORED_TASK_COLUMNS = ["task_id", "partition_date", "agent_id", "provider", "model", "task_type", "status",
+                       "objective", "input", "output", "input_tokens", "output_tokens", "total_tokens", "cost_usd",
+                       "completion_time_s", "code_review_lint_errors", "code_review_tests_passed",
+                       "code_review_tests_failed", "code_review_coverage", "user_rating", "feedback_type"]
+
+
 def read_tasks(conn: Connection, first: dt.date, last: dt.date) -> pd.DataFrame:
-    return read_frame(conn, sa.select(TASKS).where(TASKS.c.partition_date.between(first, last))
+    """The tasks of [first, last] to score (``SCORED_TASK_COLUMNS``), by day and task id."""
+    return read_frame(conn, sa.select(*[TASKS.c[name] for name in SCORED_TASK_COLUMNS])
+                      .where(TASKS.c.partition_date.between(first, last))
                       .order_by(TASKS.c.partition_date, TASKS.c.task_id))
 
 
