@@ -44,6 +44,7 @@ from perf_pipeline.scoring.judging import JudgeRun, judge_tasks
 from perf_pipeline.scoring.store import (
     judge_cost_by_day,
     orphan_counts,
+    prompt_quality_rows,
     read_feedback,
     read_history,
     read_messages,
@@ -57,7 +58,7 @@ from perf_pipeline.scoring.store import (
 from perf_pipeline.scoring.strategies import collaboration_strategy
 from perf_pipeline.scoring.tasks import score_tasks
 from perf_pipeline.warehouse.db import TrailingDays, replace_partition
-from perf_pipeline.warehouse.schema import collaboration_scores, panel_reviews, task_scores
+from perf_pipeline.warehouse.schema import collaboration_scores, panel_reviews, prompt_quality, task_scores
 
 # Most feedback lands within a month of its task; any later is found by the late feedback sensor.
 FEEDBACK_LOOKAHEAD_DAYS = 30
@@ -143,7 +144,9 @@ def _score_days(engine, first: dt.date, last: dt.date, config, client, judge_mod
         in_range = reviews[reviews["partition_date"].between(first, last)] if not reviews.empty else reviews
         scores = (score_tasks(tasks, trailing, read_feedback(conn, first, last), in_range, reviews, prices,
                               judged.judged, config) if not tasks.empty else pd.DataFrame())
-        replace_partition(conn, task_scores, first, last, score_rows(scores))
+        rows = score_rows(scores)
+        replace_partition(conn, task_scores, first, last, rows)
+        replace_partition(conn, prompt_quality, first, last, prompt_quality_rows(tasks, rows), date_column="date")
     return scores, judged, in_range
 
 

@@ -26,6 +26,7 @@ from perf_pipeline.warehouse.schema import (
     llm_judgements,
     panel_reviews,
     price_table,
+    prompt_quality,
     task_scores,
 )
 
@@ -55,11 +56,11 @@ def read_prices(conn: Connection) -> pd.DataFrame:
     return read_frame(conn, sa.select(price_table))
 
 
-# The task columns scoring and the judge use. Not the lineage, the timestamps or the task's other
-# fields: reading all 38 columns of a fleet's 30 days (198,000 tasks) took 3.0 s, these 1.6 s.
-SCORED_TASK_COLUMNS = ["task_id", "partition_date", "agent_id", "provider", "model", "task_type", "status",
-                       "objective", "input", "output", "input_tokens", "output_tokens", "total_tokens", "cost_usd",
-                       "completion_time_s", "code_review_lint_errors", "code_review_tests_passed",
+# The task columns scoring, the judge and prompt_quality use. Not the lineage, the timestamps or the
+# task's other fields: reading all 38 columns of a fleet's 30 days (198,000 tasks) took 3.0 s, these 1.6 s.
+SCORED_TASK_COLUMNS = ["task_id", "partition_date", "agent_id", "provider", "model", "task_type", "prompt_version",
+                       "status", "objective", "input", "output", "input_tokens", "output_tokens", "total_tokens",
+                       "cost_usd", "completion_time_s", "code_review_lint_errors", "code_review_tests_passed",
                        "code_review_tests_failed", "code_review_coverage", "user_rating", "feedback_type"]
 
 
@@ -157,6 +158,17 @@ def score_rows(scores: pd.DataFrame) -> pd.DataFrame:
     """The task_scores columns of ``scores`` (none when there is nothing scored)."""
     columns = [c.name for c in task_scores.columns]
     return scores[columns] if not scores.empty else pd.DataFrame(columns=columns)
+
+
+def prompt_quality_rows(tasks: pd.DataFrame, rows: pd.DataFrame) -> pd.DataFrame:
+    """The ``prompt_quality`` rows of the task_scores ``rows`` of ``tasks``: those with a quality
+    score, with their task's prompt version."""
+    known = rows[rows["quality_score"].notna()]
+    versions = tasks.set_index("task_id")["prompt_version"]
+    return pd.DataFrame({"date": known["partition_date"], "task_id": known["task_id"],
+                         "task_type": known["task_type"], "prompt_version": known["task_id"].map(versions),
+                         "quality_score": known["quality_score"]},
+                        columns=[column.name for column in prompt_quality.columns])
 
 
 def stale_score_days(conn: Connection) -> list[StaleDay]:

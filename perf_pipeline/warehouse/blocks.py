@@ -140,14 +140,16 @@ def _rows(payload: bytes) -> pa.Table:
 
 
 def read(conn: Connection, table: sa.Table, first: dt.date, last: dt.date, columns: Sequence[str] | None = None,
-         parts: Sequence[str] | None = None, order: Sequence[str] | None = None) -> pd.DataFrame | None:
+         parts: Sequence[str] | None = None, order: Sequence[str] | None = None,
+         every_day_written: bool = False) -> pd.DataFrame | None:
     """``table``'s rows of [first, last] (of ``parts`` only, when given; only ``columns``, when given)
     ordered by day, part and primary key (text by code point, as SQLite's binary collation orders
     it), or by ``order``. None, for the caller to read the table, when the span has no rows of
     those parts or a (day, part) read is not as its blocks say: blocks missing (written by an
     earlier version), of another format or table layout, or a row count other than the table's
     (rows changed outside ``replace_partition``). A day neither written nor holding rows (before
-    the first partition) is as it should be."""
+    the first partition) is as it should be, unless ``every_day_written``: for a table that an
+    earlier version did not have, where a day without rows may be one that version wrote elsewhere."""
     selected = [MARKER, *parts] if parts is not None else None
     query = (sa.select(day_blocks.c.date, day_blocks.c.part, day_blocks.c.n_rows, day_blocks.c.payload)
              .where(day_blocks.c.table_name == table.name, day_blocks.c.date.between(first, last),
@@ -159,6 +161,8 @@ def read(conn: Connection, table: sa.Table, first: dt.date, last: dt.date, colum
     # nullable, and CREATE TABLE IF NOT EXISTS keeps it so): such a day is unmarked.
     marked = {day for day, part, _, payload in found
               if part == MARKER and payload is not None and bytes(payload) == signature}
+    if every_day_written and len(marked) < (last - first).days + 1:
+        return None
     kept = {(day, part): n_rows for day, part, n_rows, _ in found if part != MARKER and day in marked}
     if _row_counts(conn, table, first, last, parts) != {key: n for key, n in kept.items() if n}:
         return None

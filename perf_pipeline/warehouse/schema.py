@@ -313,6 +313,20 @@ panel_reviews = sa.Table(
     comment="Peer evaluations written by the LLM reviewer panel (personas), beside the ingested ones.",
 )
 
+prompt_quality = sa.Table(
+    "prompt_quality",
+    metadata,
+    sa.Column("date", sa.Date(), primary_key=True, comment="the task's day (partition_date)"),
+    sa.Column("task_id", sa.Text(), primary_key=True),
+    sa.Column("task_type", sa.Text(), nullable=False),
+    sa.Column("prompt_version", sa.Text(), nullable=True),
+    sa.Column("quality_score", sa.Float(), nullable=False, comment="the task's quality_score (0..1)"),
+    comment=("Per scored task with a quality score: its task type, prompt version and quality, written with its "
+             "task_scores row. The prompt comparisons read 30 days of these from their day blocks instead of "
+             "joining 200,000 tasks with their scores."),
+    info={DAY_BLOCKS: None},
+)
+
 collaboration_scores = sa.Table(
     "collaboration_scores",
     metadata,
@@ -739,7 +753,7 @@ DDL_GROUPS: dict[str, list[sa.Table]] = {
     "010_ingest.sql": [ingested_files, staged_events, staged_day_changes, quarantined_events],
     "020_reference.sql": [objective_templates],
     "030_events.sql": [task_events, task_steps, feedback_events, peer_evaluations, collaboration_messages],
-    "040_scoring.sql": [price_table, task_scores, llm_judgements, llm_judge_calls, panel_reviews,
+    "040_scoring.sql": [price_table, task_scores, prompt_quality, llm_judgements, llm_judge_calls, panel_reviews,
                         collaboration_scores],
     "050_aggregates.sql": [daily_rollups, daily_metrics, window_stats, trends, baselines, anomalies, day_blocks],
     "060_rankings.sql": [leaderboard, most_improved_agents, provider_rankings, prompt_version_comparisons,

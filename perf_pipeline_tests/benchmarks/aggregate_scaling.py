@@ -38,8 +38,9 @@ from perf_pipeline.aggregates.summaries import node_rollups
 from perf_pipeline.aggregates.trends import daily_metric_values
 from perf_pipeline.cli import ensure_dagster_home
 from perf_pipeline.resources import AggregatesResource, LandingZoneResource, WarehouseResource
+from perf_pipeline.scoring.store import prompt_quality_rows
 from perf_pipeline.warehouse.db import insert_frame, replace_partition, warehouse_engine
-from perf_pipeline.warehouse.schema import daily_metrics, task_events, task_scores, task_steps
+from perf_pipeline.warehouse.schema import daily_metrics, prompt_quality, task_events, task_scores, task_steps
 from perf_pipeline.warehouse.schema import daily_rollups as rollups_table
 from perf_pipeline.warehouse.schema import node_rollups as node_rollups_table
 
@@ -103,7 +104,8 @@ class Population:
 
 
 def _write_raw(conn, tasks: pd.DataFrame, steps: pd.DataFrame) -> None:
-    """Task, step and score rows of a day (the columns the aggregates read, and the required ones)."""
+    """Task, step and score rows of a day (the columns the aggregates read, and the required ones),
+    and the day's prompt_quality rows with their day block, as scoring writes them."""
     events = tasks[[c.name for c in task_events.columns if c.name in tasks]].assign(
         step_count=2, task_type_source="reported", content_hash=tasks["task_id"], source_file="benchmark",
         line_number=np.arange(len(tasks)))
@@ -113,6 +115,8 @@ def _write_raw(conn, tasks: pd.DataFrame, steps: pd.DataFrame) -> None:
     steps = steps.assign(started_at=None, completed_at=None)
     for table, frame in ((task_events, events), (task_scores, scores), (task_steps, steps)):
         insert_frame(conn, table, frame)
+    day = tasks["partition_date"].iloc[0]
+    replace_partition(conn, prompt_quality, day, day, prompt_quality_rows(tasks, scores), date_column="date")
 
 
 def build_history(url: str, days: int, agents: int, tasks_per_day: int) -> float:

@@ -48,6 +48,15 @@ CREATE INDEX IF NOT EXISTS ix_task_scores_agent_partition ON task_scores (agent_
 
 CREATE INDEX IF NOT EXISTS ix_task_scores_partition_date ON task_scores (partition_date);
 
+CREATE TABLE IF NOT EXISTS prompt_quality (
+	date DATE NOT NULL,
+	task_id TEXT NOT NULL,
+	task_type TEXT NOT NULL,
+	prompt_version TEXT,
+	quality_score FLOAT NOT NULL,
+	PRIMARY KEY (date, task_id)
+);
+
 CREATE TABLE IF NOT EXISTS llm_judgements (
 	task_id TEXT NOT NULL,
 	content_hash VARCHAR(64) NOT NULL,
