@@ -45,7 +45,7 @@ class Groups:
     @classmethod
     def of(cls, frame: pd.DataFrame, keys: Sequence[str], date_column: str = "date") -> Groups:
         """The rows as a stable sort by ``keys`` and ``date_column`` orders them. Rows that come in
-        that order already (read in primary-key order) are not moved: sorting 90 days of a fleet's
+        that order already (read in key order, ``schema.row_order``) are not moved: sorting 90 days of a fleet's
         node rollups again cost a tenth of a second."""
         keys = list(keys)
         rows = frame.reset_index(drop=True)

@@ -20,7 +20,6 @@ from perf_pipeline.warehouse.schema import (
     alert_notifications,
     alerts,
     anomalies,
-    row_order,
     silences,
     trends,
     window_stats,
@@ -41,8 +40,7 @@ def read_sources(conn: Connection, first: dt.date, last: dt.date,
                  conditions: list[sa.ColumnElement[bool]]) -> pd.DataFrame:
         selected = [table.c[name] for name in columns] if columns else list(table.c)
         frame = read_frame(conn, sa.select(*selected).where(table.c[date_column].between(first, last),
-                                                            sa.or_(sa.false(), *conditions))
-                           .order_by(*[table.c[name] for name in row_order(table)]))
+                                                            sa.or_(sa.false(), *conditions)))
         if not frame.empty:
             frame[date_column] = frame[date_column].map(to_python_date)
         return frame

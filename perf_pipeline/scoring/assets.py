@@ -87,7 +87,8 @@ def price_table_asset(warehouse: WarehouseResource) -> MaterializeResult:
                  "One row per task of the day: efficiency, cost, LLM-judged quality, peer review (leniency-corrected, "
                  "with the LLM panel's reviews), user feedback and code review, and the configured quality and overall "
                  "composites with the weights used. Writes the judge cache llm_judgements, llm_judge_calls and "
-                 "panel_reviews."))
+                 "panel_reviews, and prompt_quality (each task's type, prompt version and quality, for the prompt "
+                 "comparisons)."))
 def task_scores_asset(context: AssetExecutionContext, warehouse: WarehouseResource,
                       scoring: ScoringResource) -> Iterator:
     first, last = partition_days(context)
@@ -132,8 +133,8 @@ def task_scores_asset(context: AssetExecutionContext, warehouse: WarehouseResour
 def _score_days(engine, first: dt.date, last: dt.date, config, client, judge_model: str, run_id: str,
                 prices: pd.DataFrame, history: TrailingDays) -> tuple[pd.DataFrame, JudgeRun, pd.DataFrame]:
     """Judge and score the tasks of [first, last] against their trailing ``history`` and replace their
-    scores and panel reviews (one transaction); returns the scores, the judge's run and the peer
-    reviews of those days."""
+    scores, their prompt_quality rows and panel reviews (one transaction); returns the scores, the
+    judge's run and the peer reviews of those days."""
     with engine.connect() as conn:
         tasks = read_tasks(conn, first, last)
     judged = judge_tasks(engine, tasks, config, client, judge_model, run_id)

@@ -12,9 +12,11 @@ Blocks are written by ``write`` in the transaction that replaces the table's row
 Each day has a marker holding a signature of the block format and the table's columns (and the
 day's row count, for whoever inspects the table), and each block its own row count. A read checks
 the days and parts it reads: a day without a marker (written by an earlier version) or with
-another signature must hold no rows of those parts, and each block's row count must be the
-table's for its day and part (rows changed by hand, or by an earlier version after the blocks were
-written, are not); otherwise it returns None and the caller reads the table instead.
+another signature must hold no rows of those parts (a table that earlier versions did not have,
+such as ``prompt_quality``, asks for every day to be marked instead: ``every_day_written``), and
+each block's row count must be the table's for its day and part (rows changed by hand, or by an
+earlier version after the blocks were written, are not); otherwise it returns None and the caller
+reads the table instead.
 
 A frame read from blocks equals ``db.read_frame``'s frame of the same rows (dates as
 ``datetime.date``, text as pandas strings, a column without any value as None objects), except

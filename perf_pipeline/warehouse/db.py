@@ -22,7 +22,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from perf_pipeline.warehouse import blocks
-from perf_pipeline.warehouse.schema import RETIRED_INDEXES, metadata
+from perf_pipeline.warehouse.schema import RETIRED_INDEXES, ROW_ORDER, metadata
 
 SQL_PACKAGE = "perf_pipeline.sql"
 INSERT_BATCH_ROWS = 5_000
@@ -78,15 +78,17 @@ def split_statements(script: str) -> list[str]:
 
 def initialize_warehouse(engine: Engine) -> None:
     """Create missing tables, give tables made by an earlier version the schema's primary key
-    (``rekey_tables``), create the indexes such a warehouse lacks and drop those it no longer needs,
-    and (re)create the analyst views of ``sql/views``."""
+    (``rekey_tables``), create the indexes such a warehouse lacks and drop those the new key made
+    redundant, and (re)create the analyst views of ``sql/views``."""
     metadata.create_all(engine, checkfirst=True)
     rekey_tables(engine)
     with engine.begin() as conn:
         for table in metadata.sorted_tables:
             for index in table.indexes:
                 index.create(conn, checkfirst=True)
-        for names in RETIRED_INDEXES.values():
+        for table_name, names in RETIRED_INDEXES.items():
+            if _primary_key(conn, table_name) != _schema_key(metadata.tables[table_name]):
+                continue  # left with its former key (``rekey_tables``): it still needs them
             for name in names:
                 conn.execute(sa.text(f"DROP INDEX IF EXISTS {conn.dialect.identifier_preparer.quote(name)}"))
     with engine.begin() as conn:
@@ -95,38 +97,47 @@ def initialize_warehouse(engine: Engine) -> None:
                 conn.execute(sa.text(statement))
 
 
+# How long a process opening a SQLite warehouse waits for another one rekeying a table (copying a
+# year of a fleet's trends takes minutes), instead of the engine's usual 60 s.
+REKEY_WAIT_SECONDS = 1800
+
+
 def rekey_tables(engine: Engine) -> list[str]:
-    """Give each table whose primary key lists its columns in another order than the schema's (the
-    aggregates' day-first keys, entity-first in warehouses made by earlier versions) the schema's
-    key, keeping every row; returns the names of the tables changed.
+    """Give each table read in a ``row_order`` whose primary key lists its columns in another order
+    than the schema's (the aggregates' day-first keys; entity-first in warehouses made by earlier
+    versions) the schema's key, keeping every row; returns the names of the tables changed.
 
     PostgreSQL swaps the constraint in place. SQLite cannot alter a primary key: the table is copied
-    into a new one with the schema's key, which then takes its name, in one transaction (a crash
-    leaves the old table as it was). A table whose columns are not the schema's is left alone, so
-    that nothing is lost. The check is repeated under the table's lock, so processes starting
-    together rekey a table once."""
+    into a new one with the schema's key, which then takes its name, in one transaction per table (a
+    crash leaves the old table as it was; the file keeps the freed pages for later writes). Indexes
+    other than the schema's and triggers on such a table are not copied. A table whose columns are not
+    the schema's is left alone, so that nothing is lost. The check is repeated under the table's
+    lock, so processes starting together rekey a table once."""
     with engine.connect() as conn:
         existing = set(sa.inspect(conn).get_table_names())
         stale = [table for table in metadata.sorted_tables
-                 if table.name in existing and _needs_rekey(conn, table)]
-    changed = []
-    for table in stale:
-        rekey = _rekey_sqlite if engine.dialect.name == "sqlite" else _rekey_in_place
-        if rekey(engine, table):
-            changed.append(table.name)
-    return changed
+                 if ROW_ORDER in table.info and table.name in existing and _needs_rekey(conn, table)]
+    rekey = _rekey_sqlite if engine.dialect.name == "sqlite" else _rekey_in_place
+    return [table.name for table in stale if rekey(engine, table)]
+
+
+def _primary_key(conn: Connection, table_name: str) -> list[str]:
+    return sa.inspect(conn).get_pk_constraint(table_name)["constrained_columns"]
+
+
+def _schema_key(table: sa.Table) -> list[str]:
+    return [column.name for column in table.primary_key.columns]
 
 
 def _needs_rekey(conn: Connection, table: sa.Table) -> bool:
-    inspector = sa.inspect(conn)
-    return _stale_key(table, {column["name"] for column in inspector.get_columns(table.name)},
-                      inspector.get_pk_constraint(table.name)["constrained_columns"])
+    present = {column["name"] for column in sa.inspect(conn).get_columns(table.name)}
+    return _stale_key(table, present, _primary_key(conn, table.name))
 
 
 def _stale_key(table: sa.Table, present: set[str], key: list[str]) -> bool:
     """Whether a table of columns ``present`` and primary key ``key`` is ``table`` with its key's
     columns in another order."""
-    wanted = [column.name for column in table.primary_key.columns]
+    wanted = _schema_key(table)
     return present == set(table.columns.keys()) and set(key) == set(wanted) and key != wanted
 
 
@@ -137,49 +148,49 @@ def _rekey_in_place(engine: Engine, table: sa.Table) -> bool:
         if not _needs_rekey(conn, table):
             return False
         name = sa.inspect(conn).get_pk_constraint(table.name)["name"]
-        columns = ", ".join(quote(column.name) for column in table.primary_key.columns)
+        columns = ", ".join(quote(column) for column in _schema_key(table))
         conn.execute(sa.text(f"ALTER TABLE {quote(table.name)} DROP CONSTRAINT {quote(name)}, "
                              f"ADD PRIMARY KEY ({columns})"))
     return True
 
 
 def _rekey_sqlite(engine: Engine, table: sa.Table) -> bool:
-    """The copy, under SQLite's write lock; the table's indexes go with the old table and are made
-    again by ``initialize_warehouse``. ``legacy_alter_table``: the rename must not rewrite or check
-    views that name the table (they name it again once the copy has its name)."""
+    """The copy, under SQLite's write lock (waited for up to ``REKEY_WAIT_SECONDS``); the schema's
+    indexes are made again by ``initialize_warehouse``. ``legacy_alter_table``: the rename must not
+    rewrite or check views that name the table (they name it again once the copy has its name).
+    The connection's settings are put back before it returns to the pool."""
     quote = engine.dialect.identifier_preparer.quote
     copy = table.to_metadata(sa.MetaData(), name=f"{table.name}__rekeyed")
     columns = ", ".join(quote(column.name) for column in table.columns)
     raw = engine.raw_connection()
+    connection = raw.driver_connection
+    isolation = connection.isolation_level
+    cursor = connection.cursor()
+    (wait_ms,) = cursor.execute("PRAGMA busy_timeout").fetchone()
     try:
-        connection = raw.driver_connection
-        isolation = connection.isolation_level
         connection.isolation_level = None  # the statements below, as they are
-        cursor = connection.cursor()
+        cursor.execute(f"PRAGMA busy_timeout={REKEY_WAIT_SECONDS * 1000}")
         cursor.execute("PRAGMA legacy_alter_table=ON")
         cursor.execute("BEGIN IMMEDIATE")
-        try:
-            described = cursor.execute(f"PRAGMA table_info({quote(table.name)})").fetchall()
-            key = [row[1] for row in sorted(described, key=lambda row: row[5]) if row[5]]
-            if not _stale_key(table, {row[1] for row in described}, key):
-                cursor.execute("ROLLBACK")
-                return False
-            cursor.execute(f"DROP TABLE IF EXISTS {quote(copy.name)}")
-            cursor.execute(str(sa.schema.CreateTable(copy).compile(dialect=engine.dialect)))
-            cursor.execute(f"INSERT INTO {quote(copy.name)} ({columns}) SELECT {columns} FROM {quote(table.name)} "
-                           f"ORDER BY {', '.join(quote(column.name) for column in table.primary_key.columns)}")
-            cursor.execute(f"DROP TABLE {quote(table.name)}")
-            cursor.execute(f"ALTER TABLE {quote(copy.name)} RENAME TO {quote(table.name)}")
-            cursor.execute("COMMIT")
-        except BaseException:
-            cursor.execute("ROLLBACK")
-            raise
-        finally:
-            cursor.execute("PRAGMA legacy_alter_table=OFF")
-            connection.isolation_level = isolation
+        described = cursor.execute(f"PRAGMA table_info({quote(table.name)})").fetchall()
+        key = [row[1] for row in sorted(described, key=lambda row: row[5]) if row[5]]
+        if not _stale_key(table, {row[1] for row in described}, key):
+            return False
+        cursor.execute(f"DROP TABLE IF EXISTS {quote(copy.name)}")
+        cursor.execute(str(sa.schema.CreateTable(copy).compile(dialect=engine.dialect)))
+        cursor.execute(f"INSERT INTO {quote(copy.name)} ({columns}) SELECT {columns} FROM {quote(table.name)} "
+                       f"ORDER BY {', '.join(quote(column) for column in _schema_key(table))}")
+        cursor.execute(f"DROP TABLE {quote(table.name)}")
+        cursor.execute(f"ALTER TABLE {quote(copy.name)} RENAME TO {quote(table.name)}")
+        cursor.execute("COMMIT")
+        return True
     finally:
+        if connection.in_transaction:  # not committed: nothing to rekey, or an error
+            cursor.execute("ROLLBACK")
+        cursor.execute("PRAGMA legacy_alter_table=OFF")
+        cursor.execute(f"PRAGMA busy_timeout={wait_ms}")
+        connection.isolation_level = isolation
         raw.close()
-    return True
 
 
 @cache

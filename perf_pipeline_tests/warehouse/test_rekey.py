@@ -4,7 +4,10 @@ and a day index, get the schema's day-first keys when they are opened, every row
 from __future__ import annotations
 
 import datetime as dt
+import sqlite3
+from pathlib import Path
 
+import pytest
 import sqlalchemy as sa
 
 from perf_pipeline.warehouse.db import create_warehouse_engine, initialize_warehouse, rekey_tables
@@ -89,9 +92,39 @@ def test_a_table_whose_columns_are_not_the_schemas_keeps_its_key_and_rows(wareho
     with engine.begin() as conn:
         conn.execute(sa.table("daily_metrics", *[sa.column(name) for name in rows[0]]).insert(), rows)
 
-    assert rekey_tables(engine) == []
+    initialize_warehouse(engine)
 
-    assert sa.inspect(engine).get_pk_constraint("daily_metrics")["constrained_columns"] == row_order(daily_metrics)
+    assert rekey_tables(engine) == []
+    inspector = sa.inspect(engine)
+    assert inspector.get_pk_constraint("daily_metrics")["constrained_columns"] == row_order(daily_metrics)
+    # Its day index stays: with its former key, it still needs it.
+    assert {index["name"] for index in inspector.get_indexes("daily_metrics")} == set(RETIRED_INDEXES["daily_metrics"])
     with engine.connect() as conn:
         assert conn.execute(sa.text("SELECT COUNT(*) FROM daily_metrics")).scalar_one() == 12
+    engine.dispose()
+
+
+def test_a_rekey_that_fails_leaves_the_table_and_the_connection_as_they_were(tmp_path: Path) -> None:
+    engine = create_warehouse_engine(f"sqlite:///{tmp_path / 'warehouse.db'}")
+    _earlier_schema((node_rollups,)).create_all(engine)
+    with engine.begin() as conn:
+        conn.execute(node_rollups.insert(), _rows(node_rollups))
+        # What the copy would be named is taken by a view: the copy fails.
+        conn.execute(sa.text("CREATE VIEW node_rollups__rekeyed AS SELECT 1 AS one"))
+    before = _content(engine, node_rollups)
+
+    with pytest.raises(sqlite3.OperationalError, match="DROP VIEW"):
+        rekey_tables(engine)
+
+    assert sa.inspect(engine).get_pk_constraint("node_rollups")["constrained_columns"] == row_order(node_rollups)
+    assert "node_rollups__rekeyed" not in sa.inspect(engine).get_table_names()
+    assert _content(engine, node_rollups) == before
+    with engine.connect() as conn:  # the pooled connection got its settings back
+        assert conn.connection.driver_connection.isolation_level is not None
+        assert conn.exec_driver_sql("PRAGMA legacy_alter_table").scalar_one() == 0
+        assert conn.exec_driver_sql("PRAGMA busy_timeout").scalar_one() == 60_000
+    with pytest.raises(RuntimeError), engine.begin() as conn:  # and its transactions are transactions again
+        conn.execute(node_rollups.delete())
+        raise RuntimeError("rolled back")
+    assert _content(engine, node_rollups) == before
     engine.dispose()
