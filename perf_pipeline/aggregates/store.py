@@ -83,13 +83,18 @@ def read_task_quality(conn: Connection, first: dt.date, last: dt.date) -> pd.Dat
 
     Within a day in no particular order: what is computed from them (medians, Mann-Whitney U from
     ranks) does not depend on it. From the day blocks of ``prompt_quality`` (written with the
-    scores) when every day of the span has them: a fleet's 30 days (198,000 tasks) joined from
-    task_events and task_scores took 0.5 s, most of it making a Python value of each field; else
-    from that join."""
-    from_blocks = blocks.read(conn, prompt_quality, first, last, every_day_written=True,
-                              columns=["task_type", "prompt_version", "date", "quality_score"])
-    if from_blocks is not None:
-        return from_blocks.rename(columns={"date": "partition_date"})
+    scores) when each day of the span has them or has no scored task (before the first scored
+    day): a fleet's 30 days (198,000 tasks) joined from task_events and task_scores took 0.5 s,
+    most of it making a Python value of each field. Else (days scored by an earlier version, which
+    had no prompt_quality) from that join."""
+    unwritten = blocks.unwritten_days(conn, prompt_quality, first, last)
+    scored = unwritten and conn.execute(sa.select(task_scores.c.task_id).where(
+        task_scores.c.partition_date.in_(unwritten), task_scores.c.quality_score.is_not(None)).limit(1)).first()
+    if not scored:
+        from_blocks = blocks.read(conn, prompt_quality, first, last,
+                                  columns=["task_type", "prompt_version", "date", "quality_score"])
+        if from_blocks is not None:
+            return from_blocks.rename(columns={"date": "partition_date"})
     return joined_task_quality(conn, first, last)
 
 

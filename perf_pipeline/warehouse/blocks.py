@@ -12,9 +12,9 @@ Blocks are written by ``write`` in the transaction that replaces the table's row
 Each day has a marker holding a signature of the block format and the table's columns (and the
 day's row count, for whoever inspects the table), and each block its own row count. A read checks
 the days and parts it reads: a day without a marker (written by an earlier version) or with
-another signature must hold no rows of those parts (a table that earlier versions did not have,
-such as ``prompt_quality``, asks for every day to be marked instead: ``every_day_written``), and
-each block's row count must be the table's for its day and part (rows changed by hand, or by an
+another signature must hold no rows of those parts (of a table that earlier versions did not
+have, such as ``prompt_quality``, such a day may lack rows they wrote elsewhere: its reader checks
+``unwritten_days``), and each block's row count must be the table's for its day and part (rows changed by hand, or by an
 earlier version after the blocks were written, are not); otherwise it returns None and the caller
 reads the table instead.
 
@@ -142,16 +142,15 @@ def _rows(payload: bytes) -> pa.Table:
 
 
 def read(conn: Connection, table: sa.Table, first: dt.date, last: dt.date, columns: Sequence[str] | None = None,
-         parts: Sequence[str] | None = None, order: Sequence[str] | None = None,
-         every_day_written: bool = False) -> pd.DataFrame | None:
+         parts: Sequence[str] | None = None, order: Sequence[str] | None = None) -> pd.DataFrame | None:
     """``table``'s rows of [first, last] (of ``parts`` only, when given; only ``columns``, when given)
     ordered by day, part and primary key (text by code point, as SQLite's binary collation orders
     it), or by ``order``. None, for the caller to read the table, when the span has no rows of
     those parts or a (day, part) read is not as its blocks say: blocks missing (written by an
     earlier version), of another format or table layout, or a row count other than the table's
     (rows changed outside ``replace_partition``). A day neither written nor holding rows (before
-    the first partition) is as it should be, unless ``every_day_written``: for a table that an
-    earlier version did not have, where a day without rows may be one that version wrote elsewhere."""
+    the first partition) is as it should be (for a table that earlier versions did not have, the
+    caller checks ``unwritten_days`` first)."""
     selected = [MARKER, *parts] if parts is not None else None
     query = (sa.select(day_blocks.c.date, day_blocks.c.part, day_blocks.c.n_rows, day_blocks.c.payload)
              .where(day_blocks.c.table_name == table.name, day_blocks.c.date.between(first, last),
@@ -163,8 +162,6 @@ def read(conn: Connection, table: sa.Table, first: dt.date, last: dt.date, colum
     # nullable, and CREATE TABLE IF NOT EXISTS keeps it so): such a day is unmarked.
     marked = {day for day, part, _, payload in found
               if part == MARKER and payload is not None and bytes(payload) == signature}
-    if every_day_written and len(marked) < (last - first).days + 1:
-        return None
     kept = {(day, part): n_rows for day, part, n_rows, _ in found if part != MARKER and day in marked}
     if _row_counts(conn, table, first, last, parts) != {key: n for key, n in kept.items() if n}:
         return None
@@ -177,6 +174,15 @@ def read(conn: Connection, table: sa.Table, first: dt.date, last: dt.date, colum
     if order:
         rows = rows.take(_sort_indices(rows, order))
     return _frame(rows)
+
+
+def unwritten_days(conn: Connection, table: sa.Table, first: dt.date, last: dt.date) -> list[dt.date]:
+    """The days of [first, last] without a marker of ``table``'s blocks: not written by this version."""
+    query = sa.select(day_blocks.c.date).where(day_blocks.c.table_name == table.name, day_blocks.c.part == MARKER,
+                                               day_blocks.c.date.between(first, last),
+                                               day_blocks.c.payload == _signature(table))
+    marked = set(conn.execute(query).scalars())
+    return [day for day in _days(first, last) if day not in marked]
 
 
 def _row_counts(conn: Connection, table: sa.Table, first: dt.date, last: dt.date,
