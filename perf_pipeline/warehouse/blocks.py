@@ -14,9 +14,9 @@ day's row count, for whoever inspects the table), and each block its own row cou
 the days and parts it reads: a day without a marker (written by an earlier version) or with
 another signature must hold no rows of those parts (of a table that earlier versions did not
 have, such as ``prompt_quality``, such a day may lack rows they wrote elsewhere: its reader checks
-``unwritten_days``), and each block's row count must be the table's for its day and part (rows changed by hand, or by an
-earlier version after the blocks were written, are not); otherwise it returns None and the caller
-reads the table instead.
+``unwritten_days``), and each block's row count must be the table's for its day and part (rows
+changed by hand, or by an earlier version after the blocks were written, are not); otherwise it
+returns None and the caller reads the table instead.
 
 A frame read from blocks equals ``db.read_frame``'s frame of the same rows (dates as
 ``datetime.date``, text as pandas strings, a column without any value as None objects), except
