@@ -78,19 +78,14 @@ def split_statements(script: str) -> list[str]:
 
 def initialize_warehouse(engine: Engine) -> None:
     """Create missing tables, give tables made by an earlier version the schema's primary key
-    (``rekey_tables``), create the indexes such a warehouse lacks and drop those the new key made
-    redundant, and (re)create the analyst views of ``sql/views``."""
+    (``rekey_tables``), create the indexes such a warehouse lacks, and (re)create the analyst views
+    of ``sql/views``."""
     metadata.create_all(engine, checkfirst=True)
     rekey_tables(engine)
     with engine.begin() as conn:
         for table in metadata.sorted_tables:
             for index in table.indexes:
                 index.create(conn, checkfirst=True)
-        for table_name, names in RETIRED_INDEXES.items():
-            if _primary_key(conn, table_name) != _schema_key(metadata.tables[table_name]):
-                continue  # left with its former key (``rekey_tables``): it still needs them
-            for name in names:
-                conn.execute(sa.text(f"DROP INDEX IF EXISTS {conn.dialect.identifier_preparer.quote(name)}"))
     with engine.begin() as conn:
         for _name, script in sql_files("views"):
             for statement in split_statements(script):
@@ -107,10 +102,11 @@ def rekey_tables(engine: Engine) -> list[str]:
     than the schema's (the aggregates' day-first keys; entity-first in warehouses made by earlier
     versions) the schema's key, keeping every row; returns the names of the tables changed.
 
-    PostgreSQL swaps the constraint in place. SQLite cannot alter a primary key: the table is copied
-    into a new one with the schema's key, which then takes its name, in one transaction per table (a
-    crash leaves the old table as it was; the file keeps the freed pages for later writes). Indexes
-    other than the schema's and triggers on such a table are not copied. A table whose columns are not
+    PostgreSQL swaps the constraint in place and drops the indexes the new key makes redundant
+    (``RETIRED_INDEXES``). SQLite cannot alter a primary key: the table is copied into a new one with
+    the schema's key, which then takes its name, in one transaction per table (a crash leaves the old
+    table as it was; the file keeps the freed pages for later writes). Indexes other than the
+    schema's and triggers on such a table are not copied. A table whose columns are not
     the schema's is left alone, so that nothing is lost. The check is repeated under the table's
     lock, so processes starting together rekey a table once."""
     with engine.connect() as conn:
@@ -121,17 +117,14 @@ def rekey_tables(engine: Engine) -> list[str]:
     return [table.name for table in stale if rekey(engine, table)]
 
 
-def _primary_key(conn: Connection, table_name: str) -> list[str]:
-    return sa.inspect(conn).get_pk_constraint(table_name)["constrained_columns"]
-
-
 def _schema_key(table: sa.Table) -> list[str]:
     return [column.name for column in table.primary_key.columns]
 
 
 def _needs_rekey(conn: Connection, table: sa.Table) -> bool:
-    present = {column["name"] for column in sa.inspect(conn).get_columns(table.name)}
-    return _stale_key(table, present, _primary_key(conn, table.name))
+    inspector = sa.inspect(conn)
+    return _stale_key(table, {column["name"] for column in inspector.get_columns(table.name)},
+                      inspector.get_pk_constraint(table.name)["constrained_columns"])
 
 
 def _stale_key(table: sa.Table, present: set[str], key: list[str]) -> bool:
@@ -151,14 +144,17 @@ def _rekey_in_place(engine: Engine, table: sa.Table) -> bool:
         columns = ", ".join(quote(column) for column in _schema_key(table))
         conn.execute(sa.text(f"ALTER TABLE {quote(table.name)} DROP CONSTRAINT {quote(name)}, "
                              f"ADD PRIMARY KEY ({columns})"))
+        for index in RETIRED_INDEXES.get(table.name, []):
+            conn.execute(sa.text(f"DROP INDEX IF EXISTS {quote(index)}"))
     return True
 
 
 def _rekey_sqlite(engine: Engine, table: sa.Table) -> bool:
-    """The copy, under SQLite's write lock (waited for up to ``REKEY_WAIT_SECONDS``); the schema's
-    indexes are made again by ``initialize_warehouse``. ``legacy_alter_table``: the rename must not
-    rewrite or check views that name the table (they name it again once the copy has its name).
-    The connection's settings are put back before it returns to the pool."""
+    """The copy, under SQLite's write lock (waited for up to ``REKEY_WAIT_SECONDS``); the old table's
+    indexes go with it, and the schema's are made again by ``initialize_warehouse``.
+    ``legacy_alter_table``: the rename must not rewrite or check views that name the table (they
+    name it again once the copy has its name). The connection's settings are put back before it
+    returns to the pool."""
     quote = engine.dialect.identifier_preparer.quote
     copy = table.to_metadata(sa.MetaData(), name=f"{table.name}__rekeyed")
     columns = ", ".join(quote(column.name) for column in table.columns)

@@ -731,7 +731,8 @@ for _table, _columns in ((baselines, ("date",)), (anomalies, ("date",)), (alert_
                          (alerts, ("as_of_date",))):
     sa.Index(f"ix_{_table.name}_{'_'.join(_columns)}", *[_table.c[c] for c in _columns])
 del _table, _columns
-# Indexes of earlier versions that a day-first primary key made redundant: dropped where they exist.
+# Indexes of earlier versions that a day-first primary key makes redundant: dropped with the former
+# key when a table gets the new one (``db.rekey_tables``).
 RETIRED_INDEXES = {"daily_rollups": ["ix_daily_rollups_date_entity_type"],
                    "daily_metrics": ["ix_daily_metrics_date_entity_type"], "node_rollups": ["ix_node_rollups_date"],
                    "window_stats": ["ix_window_stats_as_of_date_entity_type"],
