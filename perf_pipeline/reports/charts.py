@@ -26,7 +26,7 @@ from matplotlib.dates import DateFormatter
 from matplotlib.figure import Figure
 
 from perf_pipeline.aggregates.trends import DECLINING
-from perf_pipeline.reports.content import HISTORY_DAYS, Report, usd
+from perf_pipeline.reports.content import HISTORY_DAYS, Report, charted_declining, usd
 from perf_pipeline.settings import usable_cpus, worker_context
 
 SIZE_INCHES = (8.0, 4.0)
@@ -67,6 +67,10 @@ def score_trend(report: Report) -> bytes | None:
     axes.xaxis.set_major_formatter(DateFormatter("%m-%d"))
     axes.grid(alpha=0.3)
     axes.legend(loc="lower left", fontsize="small", ncols=2)
+    more = len({t.agent_id for t in report.declining} - set(charted_declining(report.declining)))
+    if more:
+        axes.text(0.99, 0.02, f"{more} more declining agent{'s' if more > 1 else ''}: see Trends",
+                  transform=axes.transAxes, ha="right", va="bottom", fontsize="small")
     axes.set_title(TITLES[SCORE_TREND])
     return _png(figure)
 

@@ -45,6 +45,9 @@ WINDOW_DAYS = 7
 TREND_WINDOWS = (7, 30)
 HISTORY_DAYS = 30  # days of daily scores behind the trend chart
 TOP_AGENTS = 3  # ranked agents whose daily scores are charted
+# Declining agents charted, the steepest first (of the shortest window): a fleet may have dozens, and
+# a line and a legend entry each would hide the chart; the report's trends list them all.
+CHARTED_DECLINING = 3
 # A cheaper candidate whose average quality is at most this far below the best one "matches" it:
 # within the 0.05 quality points the provider ranking trades for a doubling of cost.
 QUALITY_MARGIN = 0.02
@@ -429,10 +432,11 @@ def _alerts(conn: Connection, period: Period) -> tuple[Alert, ...]:
 
 def _score_history(conn: Connection, day: date, board: Sequence[LeaderboardEntry],
                    declining: Sequence[AgentTrend]) -> tuple[ScoreSeries, ...]:
-    """Daily overall scores of the last HISTORY_DAYS days of the top ranked and the declining agents."""
+    """Daily overall scores of the last HISTORY_DAYS days of the TOP_AGENTS top ranked agents and of
+    the CHARTED_DECLINING first declining ones (``declining``: shortest window first, steepest first)."""
     roles = {entry.agent_id: f"rank {entry.rank}" for entry in board if entry.rank is not None}
     roles = dict(list(roles.items())[:TOP_AGENTS])
-    roles.update({trend.agent_id: DECLINING for trend in declining})
+    roles.update(dict.fromkeys(charted_declining(declining), DECLINING))
     if not roles:
         return ()
     metric = daily_metrics.c
@@ -445,6 +449,11 @@ def _score_history(conn: Connection, day: date, board: Sequence[LeaderboardEntry
     for agent, when, score in conn.execute(query):
         points[agent].append((when, score))
     return tuple(ScoreSeries(agent, role, tuple(points[agent])) for agent, role in roles.items() if points[agent])
+
+
+def charted_declining(declining: Sequence[AgentTrend]) -> list[str]:
+    """The declining agents the score chart shows: the first CHARTED_DECLINING distinct ones."""
+    return list(dict.fromkeys(trend.agent_id for trend in declining))[:CHARTED_DECLINING]
 
 
 # --- recommendations ---------------------------------------------------------------------------------------------

@@ -8,10 +8,9 @@ of a whole random daily table against the per-series SciPy loop the batched stra
 from __future__ import annotations
 
 import datetime as dt
-import os
+import threading
 import warnings
 from collections.abc import Iterator
-from concurrent.futures.process import BrokenProcessPool
 from types import ModuleType
 
 import numpy as np
@@ -100,45 +99,50 @@ FIGURES = ("slope", "intercept", "low", "high", "mann_kendall_p")
 
 @pytest.fixture
 def splitting(monkeypatch: pytest.MonkeyPatch) -> Iterator[ModuleType]:
-    """theilsen with every batch split with its worker process (as on 2 CPUs), the worker stopped after."""
+    """theilsen with every batch split, as on 3 CPUs (parts of unequal sizes), recording the thread
+    that fits each part; its threads stopped after."""
     from perf_pipeline.aggregates import theilsen
 
     monkeypatch.setattr(theilsen, "PARALLEL_MIN_PAIRS", 1)
-    monkeypatch.setattr(theilsen.settings, "usable_cpus", lambda: 2)
+    monkeypatch.setattr(theilsen.settings, "usable_cpus", lambda: 3)
+    monkeypatch.setattr(theilsen, "_threads", None)
+    fitted_by: list[tuple[str, int]] = []
+    fit = theilsen._theil_sen
+
+    def recorded(x: np.ndarray, y: np.ndarray, alpha: float) -> theilsen.TheilSenBatch:
+        fitted_by.append((threading.current_thread().name, len(y)))
+        return fit(x, y, alpha)
+
+    monkeypatch.setattr(theilsen, "_theil_sen", recorded)
+    theilsen.fitted_by = fitted_by
     yield theilsen
-    if theilsen._worker is not None:
-        theilsen._worker.shutdown()
-        theilsen._worker = None
+    if theilsen._threads is not None:
+        theilsen._threads.shutdown()
+    del theilsen.fitted_by
 
 
-def test_a_batch_split_with_a_worker_process_gives_the_same_figures(splitting: ModuleType) -> None:
+def test_a_batch_split_between_threads_gives_the_same_figures(splitting: ModuleType) -> None:
     rng = np.random.default_rng(6)
     days = np.sort(rng.choice(90, size=(41, 25), replace=True), axis=1).astype("float64")
     days += np.arange(25)  # strictly increasing, with gaps
     values = np.where(rng.random((41, 25)) < 0.3, 0.5, rng.random((41, 25)))  # ties
     values[3] = 0.25  # a constant series
-    alone = splitting._theil_sen(days, values, 0.95)
     split = theil_sen(days, values)
-    assert splitting._worker is not None  # the second half was fitted in the worker process
+    parts = list(splitting.fitted_by)
+    alone = splitting._theil_sen(days, values, 0.95)
+    # Three parts of 13 or 14 series, two of them fitted by the pool's threads.
+    assert sorted(size for _, size in parts) == [13, 14, 14]
+    assert sum(name.startswith("theil-sen") for name, _ in parts) == 2
     for name in FIGURES:
         np.testing.assert_array_equal(getattr(split, name), getattr(alone, name))
 
 
-def test_a_worker_that_died_is_replaced_and_its_batch_fitted_here(splitting: ModuleType) -> None:
-    rng = np.random.default_rng(8)
+def test_a_batch_below_the_threshold_is_fitted_in_one_part(splitting: ModuleType,
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(splitting, "PARALLEL_MIN_PAIRS", 9 * 66 + 1)  # 9 series of 12 points: 594 slopes
     days = np.tile(np.arange(12, dtype="float64"), (9, 1))
-    values = rng.random((9, 12))
-    alone = splitting._theil_sen(days, values, 0.95)
-    dead = splitting._pool()
-    with pytest.raises(BrokenProcessPool):
-        dead.submit(os._exit, 1).result()  # the worker process exits, the pool is broken
-    again = theil_sen(days, values)
-    assert splitting._worker is None  # discarded: the next large batch starts a new worker
-    split = theil_sen(days, values)
-    assert splitting._worker is not None and splitting._worker is not dead
-    for name in FIGURES:
-        np.testing.assert_array_equal(getattr(again, name), getattr(alone, name))
-        np.testing.assert_array_equal(getattr(split, name), getattr(alone, name))
+    theil_sen(days, np.random.default_rng(8).random((9, 12)))
+    assert splitting.fitted_by == [(threading.current_thread().name, 9)]
 
 
 def reference_trends(daily: pd.DataFrame, as_of: list[dt.date], windows: list[int], metrics: list[str],

@@ -224,3 +224,35 @@ def test_the_slack_summary_stays_within_block_kit_limits(report: Report, report_
             assert all(0 < len(e["text"]) <= blocks.MAX_SECTION_TEXT for e in block["elements"])
         else:
             assert block == blocks.divider()
+
+
+def test_the_score_chart_shows_the_steepest_declining_agents_and_counts_the_others(
+        report: Report, monkeypatch: pytest.MonkeyPatch) -> None:
+    from matplotlib.axes import Axes
+
+    from perf_pipeline.reports.content import CHARTED_DECLINING, ScoreSeries, charted_declining
+
+    def trend(agent: str, window: int) -> AgentTrend:
+        return AgentTrend(agent_id=agent, window_days=window, direction="declining", n_points=7, slope_per_day=-0.01,
+                          slope_low=-0.02, slope_high=-0.005, relative_change=-0.2, mann_kendall_p=0.01, n_tasks=20)
+
+    # Shortest window first, steepest first, as the report holds them; agent-b declines on both windows.
+    declining = (trend("agent-b", 7), trend("agent-a", 7), trend("agent-b", 30), trend("agent-c", 30),
+                 trend("agent-d", 30), trend("agent-e", 30))
+    assert CHARTED_DECLINING == 3 and charted_declining(declining) == ["agent-b", "agent-a", "agent-c"]
+    history = tuple(ScoreSeries(agent, "declining", ((report.period.last, 0.5),))
+                    for agent in charted_declining(declining))
+    written: list[str] = []
+    text = Axes.text
+
+    def recorded(self: Axes, x: float, y: float, s: str, *args, **kwargs):
+        written.append(s)
+        return text(self, x, y, s, *args, **kwargs)
+
+    monkeypatch.setattr(Axes, "text", recorded)
+    drawn = charts(dataclasses.replace(report, declining=declining, score_history=history))
+    assert drawn[SCORE_TREND].startswith(PNG_SIGNATURE)
+    assert written == ["2 more declining agents: see Trends"]  # agent-d and agent-e
+    written.clear()
+    charts(dataclasses.replace(report, declining=declining[:3], score_history=history[:2]))
+    assert written == []  # every declining agent is charted
