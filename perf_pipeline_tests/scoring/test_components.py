@@ -7,9 +7,17 @@ import datetime as dt
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from perf_pipeline.scoring import components as c
-from perf_pipeline.scoring.strategies import BehaviouralCollaborationStrategy, LayeredQualityStrategy
+from perf_pipeline.scoring.strategies import (
+    OVERALL_COMPONENTS,
+    QUALITY_COMPONENTS,
+    BehaviouralCollaborationStrategy,
+    LayeredQualityStrategy,
+    weighted_mean_present,
+)
 
 D = dt.date(2026, 3, 10)
 QUALITY_WEIGHTS = {"judge": 0.40, "peer": 0.20, "user": 0.25, "code_review": 0.15}
@@ -145,6 +153,33 @@ def test_quality_and_overall_renormalize_over_what_is_present() -> None:
         "quality": {"judge": pytest.approx(0.4 / 0.65), "user": pytest.approx(0.25 / 0.65)},
         "overall": {"quality": 0.7, "efficiency": 0.3}}
     assert result["weights_used"].tolist()[2] == {"quality": {}, "overall": {}}
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.data())
+def test_weights_used_are_each_rows_own_weights(data: st.DataObject) -> None:
+    """The weights made once per pattern equal those made row by row, as combine made them before."""
+    from perf_pipeline.scoring.strategies import _nonzero, weights_used
+
+    rows = data.draw(st.integers(0, 40))
+    present = st.lists(st.one_of(st.none(), st.floats(0, 1)), min_size=rows, max_size=rows)
+    components = pd.DataFrame({name: pd.Series(data.draw(present), dtype="float64")
+                               for name in ("judge_score", "peer_score", "user_score", "code_review_score",
+                                            "efficiency_score", "cost_score")})
+    strategy = LayeredQualityStrategy(QUALITY_WEIGHTS, OVERALL_WEIGHTS)
+    result = strategy.combine(components)
+    quality_inputs = components[list(QUALITY_COMPONENTS.values())].set_axis(list(QUALITY_COMPONENTS), axis=1)
+    quality, quality_share = weighted_mean_present(quality_inputs, QUALITY_WEIGHTS)
+    overall_inputs = pd.DataFrame({name: quality if name == "quality" else components[column]
+                                   for name, column in OVERALL_COMPONENTS.items()})
+    _, overall_share = weighted_mean_present(overall_inputs, OVERALL_WEIGHTS)
+    overall_share = overall_share.where(quality.notna(), 0.0)
+    row_by_row = [{"quality": _nonzero(q), "overall": _nonzero(o)}
+                  for q, o in zip(quality_share.to_dict("records"), overall_share.to_dict("records"), strict=True)]
+    made = result["weights_used"].tolist()
+    assert made == row_by_row and weights_used(quality_share, overall_share) == row_by_row
+    assert [list(w["quality"]) for w in made] == [list(w["quality"]) for w in row_by_row]  # key order too
+    assert len({id(w) for w in made}) == len({repr(w) for w in made})  # one dict per pattern
 
 
 def _at(hour: int, minute: int = 0, day: dt.date = D) -> pd.Timestamp:

@@ -4,6 +4,7 @@ nanoseconds, missing values."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -65,3 +66,30 @@ def test_the_column_text_is_the_processors_text() -> None:
                                                      for value in column_values(frame[name])]
     assert sqlite_datetime_text(pd.Series(pd.to_datetime(["2026-03-01 12:00:00.1234567"]))) == [
         "2026-03-01 12:00:00.123456"]
+
+
+JSON_METADATA = sa.MetaData()
+SHARED, OWN = (sa.Table(name, JSON_METADATA, sa.Column("id", sa.Integer(), primary_key=True),
+                        sa.Column("weights", sa.JSON()), sa.Column("day", sa.Date()))
+               for name in ("weights_shared", "weights_own"))
+
+
+def test_json_values_shared_by_rows_are_stored_as_each_rows_own(tmp_path: Path) -> None:
+    """A JSON column whose rows hold a few shared dicts (serialized once per dict) stores the text
+    that the same rows holding a dict each store (serialized once per row)."""
+    engine = create_warehouse_engine(f"sqlite:///{tmp_path / 'warehouse.db'}")
+    JSON_METADATA.create_all(engine)
+    patterns = [{"quality": {"judge": 0.6153846153846154, "user": 0.38461538461538464}}, {"quality": {}}, [1, "a"]]
+    rng = np.random.default_rng(3)
+    picks = rng.integers(0, len(patterns), 500)
+    shared = pd.DataFrame({"id": np.arange(500), "weights": [patterns[k] for k in picks],
+                           "day": [pd.Timestamp("2026-03-01").date()] * 500})
+    own = shared.assign(weights=[json.loads(json.dumps(patterns[k])) for k in picks])
+    assert len({id(w) for w in shared["weights"]}) == 3 and len({id(w) for w in own["weights"]}) == 500
+    with engine.begin() as conn:
+        insert_frame(conn, SHARED, shared)
+        insert_frame(conn, OWN, own)
+        stored = [conn.exec_driver_sql(f"SELECT id, weights, day FROM {table.name} ORDER BY id").all()
+                  for table in (SHARED, OWN)]
+    assert stored[0] == stored[1]
+    assert stored[0][0][1] == json.dumps(patterns[picks[0]])
