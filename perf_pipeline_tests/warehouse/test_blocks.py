@@ -301,6 +301,22 @@ def test_histogram_entries_are_the_same_from_dicts_and_from_an_arrow_map() -> No
     assert [len(a) for a in from_dicts] == [5, 6, 6]
 
 
+HISTOGRAMS = st.lists(st.one_of(st.none(), st.dictionaries(st.integers(0, 799).map(str), st.integers(1, 10**6),
+                                                          max_size=12)), max_size=30)
+
+
+@settings(max_examples=80, deadline=None)
+@given(histograms=HISTOGRAMS)
+def test_histograms_encode_as_the_list_of_their_entries(histograms: list[dict[str, int] | None]) -> None:
+    """The histogram column made from keys and counts at once is the array, and encodes to the bytes,
+    of each row's (bin, count) tuples (the way blocks were first written)."""
+    entries = pa.array([None if h is None else [(int(k), int(v)) for k, v in h.items()] for h in histograms],
+                       type=blocks.HISTOGRAM)
+    made = blocks._histograms(histograms)
+    assert made.equals(entries) and made.null_count == entries.null_count
+    assert blocks._ipc(pa.table({"h": made})) == blocks._ipc(pa.table({"h": entries}))
+
+
 @settings(max_examples=80, deadline=None)
 @given(data=st.data())
 def test_rows_are_ordered_as_arrow_orders_them(data: st.DataObject) -> None:
