@@ -281,26 +281,28 @@ def insert_columns(conn: Connection, table: sa.Table, names: Sequence[str], colu
         return insert_rows(conn, table, [dict(zip(names, row, strict=True)) for row in zip(*columns, strict=True)])
     processors = [None if name in bound else table.c[name].type.dialect_impl(dialect).bind_processor(dialect)
                   for name in names]
-    rows = list(zip(*(_processed(process, column) if process else column
-                      for process, column in zip(processors, columns, strict=True)), strict=True))
+    rows = list(zip(*(_processed(process, column, isinstance(table.c[name].type, sa.JSON)) if process else column
+                      for name, process, column in zip(names, processors, columns, strict=True)), strict=True))
     quote = dialect.identifier_preparer.quote
     conn.exec_driver_sql(f"INSERT INTO {quote(table.name)} ({', '.join(map(quote, names))}) "
                          f"VALUES ({', '.join('?' * len(names))})", rows)
     return len(rows)
 
 
-def _processed(process: Callable[[Any], Any], column: Sequence[Any]) -> list[Any]:
+def _processed(process: Callable[[Any], Any], column: Sequence[Any], json: bool) -> list[Any]:
     """``process`` applied to each value; once per distinct value for a column of dates (a few days
-    repeated over millions of rows), whose equal values convert equally; once per object for a
-    column whose rows share objects (a JSON column of a few patterns, such as a score's weights: each
-    pattern's dict is serialized once, not once per row)."""
+    repeated over millions of rows), whose equal values convert equally; for a ``json`` column whose
+    rows share objects (a few patterns, such as a score's weights), once per object: each pattern's
+    dict is serialized once, not once per row."""
+    if json:
+        objects = {id(value): value for value in column}  # the values keep their ids alive meanwhile
+        if len(objects) * 2 <= len(column):
+            by_id = {key: process(value) for key, value in objects.items()}
+            return [by_id[id(value)] for value in column]
+        return list(map(process, column))
     if all(type(value) is dt.date or value is None for value in column):
         converted = {value: process(value) for value in set(column)}
         return [converted[value] for value in column]
-    objects = {id(value): value for value in column}  # the values keep their ids alive meanwhile
-    if len(objects) * 2 <= len(column):
-        by_id = {key: process(value) for key, value in objects.items()}
-        return [by_id[id(value)] for value in column]
     return list(map(process, column))
 
 
