@@ -79,20 +79,22 @@ def weights_used(quality_share: pd.DataFrame, overall_share: pd.DataFrame) -> li
     makes its dict once and the rows of a pattern hold that same dict, which the warehouse then
     serializes once (``db._processed``). For 200,000 tasks: 1.38 s row by row, 0.05 s by pattern;
     their JSON text 0.72 s, 0.03 s. Equal weights make equal dicts: every row holds what it held."""
-    shares = pd.concat([quality_share, overall_share], axis=1, ignore_index=True)
-    if shares.empty:
+    # Row by row, as the two frames' records are paired (by position, whatever their index).
+    shares = np.concatenate([quality_share.to_numpy(dtype="float64"), overall_share.to_numpy(dtype="float64")],
+                            axis=1)
+    if not len(shares):
         return []
     # The pattern of each row: the codes of its columns' values (pd.factorize, by hash), combined
     # one column after the other (numbered again each time: the codes stay below the row count).
     pattern = np.zeros(len(shares), dtype=np.int64)
-    for _, column in shares.items():
+    for column in shares.T:
         codes, uniques = pd.factorize(column, use_na_sentinel=False)
         pattern, _ = pd.factorize(pattern * len(uniques) + codes)
     first = np.unique(pattern, return_index=True)[1]  # a row of each pattern
     split = quality_share.shape[1]
     made = [{"quality": _nonzero(dict(zip(quality_share.columns, row[:split], strict=True))),
              "overall": _nonzero(dict(zip(overall_share.columns, row[split:], strict=True)))}
-            for row in shares.to_numpy(dtype="float64")[first].tolist()]
+            for row in shares[first].tolist()]
     return [made[index] for index in pattern.tolist()]
 
 
