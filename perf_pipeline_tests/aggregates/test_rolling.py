@@ -25,7 +25,14 @@ from perf_pipeline.aggregates.rankings import (
     utility,
 )
 from perf_pipeline.aggregates.rolling import Groups, range_sums, windows
-from perf_pipeline.aggregates.rollups import WINDOWED_ENTITY_TYPES, daily_rollups, exact_sums
+from perf_pipeline.aggregates.rollups import (
+    ENTITY_TYPES,
+    WINDOWED_ENTITY_TYPES,
+    daily_rollups,
+    describe,
+    entity_ids,
+    exact_sums,
+)
 from perf_pipeline.aggregates.summaries import (
     NODE_COLUMNS,
     NODE_ROLLUP_COLUMNS,
@@ -170,6 +177,28 @@ def assert_same(got: pd.DataFrame, expected: pd.DataFrame) -> None:
             np.testing.assert_array_equal(left.astype("float64"), right.astype("float64"), err_msg=column)
         else:
             assert [None if pd.isna(v) else v for v in left] == [None if pd.isna(v) else v for v in right], column
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_rollups_describe_their_groups_as_pandas_named_aggregation(seed: int) -> None:
+    """``rollups.describe`` (grouped by the rollups' codes) equals the named aggregation it replaced,
+    with missing dimensions and timestamps among the rows."""
+    rng = np.random.default_rng(seed)
+    tasks = random_tasks(rng)
+    tasks["assigned_at"] = tasks["assigned_at"].where(rng.random(len(tasks)) > 0.2)
+    tasks["completed_at"] = tasks["completed_at"].where(rng.random(len(tasks)) > 0.2) + pd.to_timedelta(
+        rng.integers(0, 3600, len(tasks)), unit="s")
+    tasks["model"] = tasks["model"].where(rng.random(len(tasks)) > 0.1)
+    for entity_type, columns in ENTITY_TYPES.items():
+        ids = entity_ids(tasks, entity_type)
+        keep = ids.notna()
+        keys = [ids[keep].rename("entity_id"), tasks.loc[keep, "partition_date"].rename("date")]
+        expected = tasks.loc[keep].groupby(keys, sort=True).agg(
+            **{column: (column, "first") for column in columns},
+            first_task_at=("assigned_at", "min"), last_task_at=("completed_at", "max"))
+        grouped = tasks.loc[keep].groupby(keys, sort=True)
+        got = describe(tasks.loc[keep], grouped.ngroup().to_numpy(), entity_type).set_axis(grouped.size().index)
+        pd.testing.assert_frame_equal(got, expected)
 
 
 @pytest.mark.parametrize("seed", range(12))
