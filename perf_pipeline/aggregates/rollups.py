@@ -105,7 +105,7 @@ def describe(tasks: pd.DataFrame, codes: np.ndarray, entity_type: str) -> pd.Dat
     """Per group of ``tasks`` (numbered by ``codes``, 0 ..), in group order: the first known value
     of each of the entity type's columns and the earliest assigned_at and latest completed_at
     (missing values skipped, as ``agg(first, min, max)`` skips them). Grouped by the codes already
-    computed rather than by the entity and day again: the 8 entity types of a day of 6,500 tasks,
+    computed rather than by the entity and day again: the 11 entity types of a day of 6,500 tasks,
     0.118 s with pandas' named aggregation, 0.065 s so."""
     columns = ENTITY_TYPES[entity_type]
     grouped = tasks[[*columns, "assigned_at", "completed_at"]].groupby(codes, sort=True)

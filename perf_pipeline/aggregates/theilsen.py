@@ -34,7 +34,9 @@ MAX_PAIR_ELEMENTS = 262_144
 # A batch of at least this many pairwise slopes (about 4 ms of work) is split between threads, one
 # part per usable CPU: sorting and subtracting arrays release the GIL, so the parts are fitted at
 # once. 8,000 series of 90 days took 0.87 s alone, 0.56 s in two parts; 100 series of 80 days
-# 10.0 ms against 7.0; below about 100,000 slopes, handing a part over costs what it saves.
+# 10.0 ms against 7.0; below about 100,000 slopes, handing a part over costs what it saves. (Two
+# runs of trends at once, or a run beside an ingest's workers, share the CPUs: each still gets its
+# figures, only later.)
 PARALLEL_MIN_PAIRS = 150_000
 _threads: ThreadPoolExecutor | None = None
 _threads_lock = threading.Lock()
@@ -129,7 +131,12 @@ def theil_sen(x: np.ndarray, y: np.ndarray, alpha: float = 0.95) -> TheilSenBatc
     pool = _pool()
     others = [pool.submit(_theil_sen, x[start:stop], y[start:stop], alpha)
               for start, stop in itertools.pairwise(bounds[1:])]
-    fitted = [_theil_sen(x[:bounds[1]], y[:bounds[1]], alpha), *(part.result() for part in others)]
+    try:
+        fitted = [_theil_sen(x[:bounds[1]], y[:bounds[1]], alpha), *(part.result() for part in others)]
+    except BaseException:  # a part failed, or the run was interrupted: the parts not started are dropped
+        for part in others:
+            part.cancel()
+        raise
     return TheilSenBatch(**{f.name: np.concatenate([getattr(part, f.name) for part in fitted])
                             for f in fields(TheilSenBatch)})
 

@@ -1,5 +1,5 @@
-"""The reports' charts as PNG bytes: the daily overall score of the top and the declining agents, and
-the cost per task of each provider over the period.
+"""The reports' charts as PNG bytes: the daily overall score of the top ranked agents and of the first
+declining ones (``content.chart_roles``), and the cost per task of each provider over the period.
 
 Each chart is drawn on a Figure of its own with matplotlib's Agg renderer (no pyplot: no global
 state shared between runs in threads), at a fixed size and resolution and without the metadata
@@ -26,7 +26,7 @@ from matplotlib.dates import DateFormatter
 from matplotlib.figure import Figure
 
 from perf_pipeline.aggregates.trends import DECLINING
-from perf_pipeline.reports.content import HISTORY_DAYS, Report, charted_declining, usd
+from perf_pipeline.reports.content import HISTORY_DAYS, Report, usd
 from perf_pipeline.settings import usable_cpus, worker_context
 
 SIZE_INCHES = (8.0, 4.0)
@@ -50,7 +50,8 @@ def charts(report: Report) -> dict[str, bytes]:
 
 
 def score_trend(report: Report) -> bytes | None:
-    """Daily average overall score of the top ranked agents and of the declining ones (dashed)."""
+    """Daily average overall score of the agents of ``content.chart_roles``: the top ranked ones and
+    the first declining ones (dashed); how many other agents decline is written in a corner."""
     series = [s for s in report.score_history if s.points]
     if not series:
         return None
@@ -67,7 +68,7 @@ def score_trend(report: Report) -> bytes | None:
     axes.xaxis.set_major_formatter(DateFormatter("%m-%d"))
     axes.grid(alpha=0.3)
     axes.legend(loc="lower left", fontsize="small", ncols=2)
-    more = len({t.agent_id for t in report.declining} - set(charted_declining(report.declining)))
+    more = len({t.agent_id for t in report.declining} - {s.agent_id for s in series})  # declining, not drawn
     if more:
         axes.text(0.99, 0.02, f"{more} more declining agent{'s' if more > 1 else ''}: see Trends",
                   transform=axes.transAxes, ha="right", va="bottom", fontsize="small")

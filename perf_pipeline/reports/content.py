@@ -45,8 +45,9 @@ WINDOW_DAYS = 7
 TREND_WINDOWS = (7, 30)
 HISTORY_DAYS = 30  # days of daily scores behind the trend chart
 TOP_AGENTS = 3  # ranked agents whose daily scores are charted
-# Declining agents charted, the steepest first (of the shortest window): a fleet may have dozens, and
-# a line and a legend entry each would hide the chart; the report's trends list them all.
+# Declining agents charted, the first of the report's (shortest window first, steepest first): a
+# fleet may have dozens, and a line and a legend entry each would hide the chart; the report's trends
+# list them all.
 CHARTED_DECLINING = 3
 # A cheaper candidate whose average quality is at most this far below the best one "matches" it:
 # within the 0.05 quality points the provider ranking trades for a doubling of cost.
@@ -432,11 +433,8 @@ def _alerts(conn: Connection, period: Period) -> tuple[Alert, ...]:
 
 def _score_history(conn: Connection, day: date, board: Sequence[LeaderboardEntry],
                    declining: Sequence[AgentTrend]) -> tuple[ScoreSeries, ...]:
-    """Daily overall scores of the last HISTORY_DAYS days of the TOP_AGENTS top ranked agents and of
-    the CHARTED_DECLINING first declining ones (``declining``: shortest window first, steepest first)."""
-    roles = {entry.agent_id: f"rank {entry.rank}" for entry in board if entry.rank is not None}
-    roles = dict(list(roles.items())[:TOP_AGENTS])
-    roles.update(dict.fromkeys(charted_declining(declining), DECLINING))
+    """Daily overall scores of the last HISTORY_DAYS days of the agents of ``chart_roles``."""
+    roles = chart_roles(board, declining)
     if not roles:
         return ()
     metric = daily_metrics.c
@@ -451,9 +449,15 @@ def _score_history(conn: Connection, day: date, board: Sequence[LeaderboardEntry
     return tuple(ScoreSeries(agent, role, tuple(points[agent])) for agent, role in roles.items() if points[agent])
 
 
-def charted_declining(declining: Sequence[AgentTrend]) -> list[str]:
-    """The declining agents the score chart shows: the first CHARTED_DECLINING distinct ones."""
-    return list(dict.fromkeys(trend.agent_id for trend in declining))[:CHARTED_DECLINING]
+def chart_roles(board: Sequence[LeaderboardEntry], declining: Sequence[AgentTrend]) -> dict[str, str]:
+    """The agents the score chart shows, by agent, with their role: the TOP_AGENTS top ranked ("rank
+    N") and the first CHARTED_DECLINING distinct declining agents of ``declining`` (shortest window
+    first, steepest first), "declining" (a top agent among them included)."""
+    roles = {entry.agent_id: f"rank {entry.rank}" for entry in board if entry.rank is not None}
+    roles = dict(list(roles.items())[:TOP_AGENTS])
+    first_declining = list(dict.fromkeys(trend.agent_id for trend in declining))[:CHARTED_DECLINING]
+    roles.update(dict.fromkeys(first_declining, DECLINING))
+    return roles
 
 
 # --- recommendations ---------------------------------------------------------------------------------------------

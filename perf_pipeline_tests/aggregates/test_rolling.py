@@ -189,6 +189,8 @@ def test_rollups_describe_their_groups_as_pandas_named_aggregation(seed: int) ->
     tasks["completed_at"] = tasks["completed_at"].where(rng.random(len(tasks)) > 0.2) + pd.to_timedelta(
         rng.integers(0, 3600, len(tasks)), unit="s")
     tasks["model"] = tasks["model"].where(rng.random(len(tasks)) > 0.1)
+    if seed % 2:
+        tasks["prompt_version"] = None  # an entity type without a row
     for entity_type, columns in ENTITY_TYPES.items():
         ids = entity_ids(tasks, entity_type)
         keep = ids.notna()

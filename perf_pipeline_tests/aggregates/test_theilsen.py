@@ -137,6 +137,21 @@ def test_a_batch_split_between_threads_gives_the_same_figures(splitting: ModuleT
         np.testing.assert_array_equal(getattr(split, name), getattr(alone, name))
 
 
+def test_a_part_that_fails_in_a_thread_fails_the_batch(splitting: ModuleType,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    fit = splitting._theil_sen
+
+    def failing(x: np.ndarray, y: np.ndarray, alpha: float) -> object:
+        if threading.current_thread().name.startswith("theil-sen"):
+            raise MemoryError("a part's slopes")
+        return fit(x, y, alpha)
+
+    monkeypatch.setattr(splitting, "_theil_sen", failing)
+    days = np.tile(np.arange(12, dtype="float64"), (9, 1))
+    with pytest.raises(MemoryError, match="a part's slopes"):
+        theil_sen(days, np.random.default_rng(9).random((9, 12)))
+
+
 def test_a_batch_below_the_threshold_is_fitted_in_one_part(splitting: ModuleType,
                                                            monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(splitting, "PARALLEL_MIN_PAIRS", 9 * 66 + 1)  # 9 series of 12 points: 594 slopes

@@ -23,7 +23,9 @@ from perf_pipeline.reports.content import (
     Period,
     Recommendation,
     Report,
+    ScoreSeries,
     Totals,
+    chart_roles,
 )
 from perf_pipeline.reports.render import SECTIONS, html, markdown, slack_blocks
 from perf_pipeline.settings import usable_cpus
@@ -226,22 +228,33 @@ def test_the_slack_summary_stays_within_block_kit_limits(report: Report, report_
             assert block == blocks.divider()
 
 
-def test_the_score_chart_shows_the_steepest_declining_agents_and_counts_the_others(
-        report: Report, monkeypatch: pytest.MonkeyPatch) -> None:
+def _declining(agent: str, window: int) -> AgentTrend:
+    return AgentTrend(agent_id=agent, window_days=window, direction="declining", n_points=7, slope_per_day=-0.01,
+                      slope_low=-0.02, slope_high=-0.005, relative_change=-0.2, mann_kendall_p=0.01, n_tasks=20)
+
+
+# As the report holds them: shortest window first, steepest first; agent-b declines on both windows.
+DECLINING_AGENTS = (_declining("agent-b", 7), _declining("agent-a", 7), _declining("agent-b", 30),
+                    _declining("agent-c", 30), _declining("agent-d", 30), _declining("agent-e", 30))
+
+
+def test_the_score_chart_shows_the_top_agents_and_the_first_declining_ones() -> None:
+    board = [LeaderboardEntry(agent_id=f"agent-{name}", rank=rank, status="ranked", department="eng", n_tasks=9,
+                              n_overall=9, avg_overall_score=0.9 - rank / 10, success_rate=1.0,
+                              avg_cost_per_task=0.01) for rank, name in enumerate("xyaz", start=1)]
+    board.append(dataclasses.replace(board[0], agent_id="agent-w", rank=None, status="insufficient_data"))
+    roles = chart_roles(board, DECLINING_AGENTS)
+    # The top 3 ranked (agent-a, ranked third, also declines: charted as declining) and the first 3
+    # distinct declining agents; agent-z (rank 4), agent-c's followers and the unranked are left out.
+    assert roles == {"agent-x": "rank 1", "agent-y": "rank 2", "agent-a": "declining", "agent-b": "declining",
+                     "agent-c": "declining"}
+    assert chart_roles([], ()) == {}
+
+
+def test_the_score_chart_counts_the_declining_agents_it_does_not_draw(report: Report,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
     from matplotlib.axes import Axes
 
-    from perf_pipeline.reports.content import CHARTED_DECLINING, ScoreSeries, charted_declining
-
-    def trend(agent: str, window: int) -> AgentTrend:
-        return AgentTrend(agent_id=agent, window_days=window, direction="declining", n_points=7, slope_per_day=-0.01,
-                          slope_low=-0.02, slope_high=-0.005, relative_change=-0.2, mann_kendall_p=0.01, n_tasks=20)
-
-    # Shortest window first, steepest first, as the report holds them; agent-b declines on both windows.
-    declining = (trend("agent-b", 7), trend("agent-a", 7), trend("agent-b", 30), trend("agent-c", 30),
-                 trend("agent-d", 30), trend("agent-e", 30))
-    assert CHARTED_DECLINING == 3 and charted_declining(declining) == ["agent-b", "agent-a", "agent-c"]
-    history = tuple(ScoreSeries(agent, "declining", ((report.period.last, 0.5),))
-                    for agent in charted_declining(declining))
     written: list[str] = []
     text = Axes.text
 
@@ -250,9 +263,11 @@ def test_the_score_chart_shows_the_steepest_declining_agents_and_counts_the_othe
         return text(self, x, y, s, *args, **kwargs)
 
     monkeypatch.setattr(Axes, "text", recorded)
-    drawn = charts(dataclasses.replace(report, declining=declining, score_history=history))
-    assert drawn[SCORE_TREND].startswith(PNG_SIGNATURE)
-    assert written == ["2 more declining agents: see Trends"]  # agent-d and agent-e
+    drawn = [ScoreSeries(agent, "declining", ((report.period.last, 0.5),)) for agent in ("agent-b", "agent-a")]
+    drawn.append(ScoreSeries("agent-c", "declining", ()))  # no score in the period: not drawn
+    png = charts(dataclasses.replace(report, declining=DECLINING_AGENTS, score_history=tuple(drawn)))
+    assert png[SCORE_TREND].startswith(PNG_SIGNATURE)
+    assert written == ["3 more declining agents: see Trends"]  # agent-c, agent-d and agent-e
     written.clear()
-    charts(dataclasses.replace(report, declining=declining[:3], score_history=history[:2]))
-    assert written == []  # every declining agent is charted
+    charts(dataclasses.replace(report, declining=DECLINING_AGENTS[:3], score_history=tuple(drawn[:2])))
+    assert written == []  # every declining agent is drawn

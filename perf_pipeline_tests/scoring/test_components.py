@@ -16,7 +16,9 @@ from perf_pipeline.scoring.strategies import (
     QUALITY_COMPONENTS,
     BehaviouralCollaborationStrategy,
     LayeredQualityStrategy,
+    _nonzero,
     weighted_mean_present,
+    weights_used,
 )
 
 D = dt.date(2026, 3, 10)
@@ -159,8 +161,6 @@ def test_quality_and_overall_renormalize_over_what_is_present() -> None:
 @given(st.data())
 def test_weights_used_are_each_rows_own_weights(data: st.DataObject) -> None:
     """The weights made once per pattern equal those made row by row, as combine made them before."""
-    from perf_pipeline.scoring.strategies import _nonzero, weights_used
-
     rows = data.draw(st.integers(0, 40))
     present = st.lists(st.one_of(st.none(), st.floats(0, 1)), min_size=rows, max_size=rows)
     components = pd.DataFrame({name: pd.Series(data.draw(present), dtype="float64")
