@@ -40,7 +40,7 @@ import pyarrow.compute as pc
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from perf_pipeline.warehouse.schema import DAY_BLOCKS, day_blocks
+from perf_pipeline.warehouse.schema import DAY_BLOCKS, day_blocks, key_columns
 
 MARKER = "*"  # the part of the block row that marks a day as written (its n_rows: all the day's rows)
 NO_PART = ""  # the part of a table without a part column
@@ -124,7 +124,7 @@ def write(conn: Connection, table: sa.Table, first: dt.date, last: dt.date, fram
     conn.execute(day_blocks.delete().where(day_blocks.c.table_name == table.name,
                                            day_blocks.c.date.between(first, last)))
     keys = [date_column, *([part_column] if part_column else []),
-            *[c.name for c in table.primary_key.columns if c.name not in (date_column, part_column)]]
+            *[name for name in key_columns(table) if name not in (date_column, part_column)]]
     rows, counts = [], {}
     if not frame.empty:
         ordered = frame.sort_values(keys, kind="stable", ignore_index=True)

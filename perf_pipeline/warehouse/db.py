@@ -22,7 +22,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from perf_pipeline.warehouse import blocks
-from perf_pipeline.warehouse.schema import RETIRED_INDEXES, ROW_ORDER, metadata
+from perf_pipeline.warehouse.schema import RETIRED_INDEXES, ROW_ORDER, key_columns, metadata
 
 SQL_PACKAGE = "perf_pipeline.sql"
 INSERT_BATCH_ROWS = 5_000
@@ -117,10 +117,6 @@ def rekey_tables(engine: Engine) -> list[str]:
     return [table.name for table in stale if rekey(engine, table)]
 
 
-def _schema_key(table: sa.Table) -> list[str]:
-    return [column.name for column in table.primary_key.columns]
-
-
 def _needs_rekey(conn: Connection, table: sa.Table) -> bool:
     inspector = sa.inspect(conn)
     return _stale_key(table, {column["name"] for column in inspector.get_columns(table.name)},
@@ -130,7 +126,7 @@ def _needs_rekey(conn: Connection, table: sa.Table) -> bool:
 def _stale_key(table: sa.Table, present: set[str], key: list[str]) -> bool:
     """Whether a table of columns ``present`` and primary key ``key`` is ``table`` with its key's
     columns in another order."""
-    wanted = _schema_key(table)
+    wanted = key_columns(table)
     return present == set(table.columns.keys()) and set(key) == set(wanted) and key != wanted
 
 
@@ -141,7 +137,7 @@ def _rekey_in_place(engine: Engine, table: sa.Table) -> bool:
         if not _needs_rekey(conn, table):
             return False
         name = sa.inspect(conn).get_pk_constraint(table.name)["name"]
-        columns = ", ".join(quote(column) for column in _schema_key(table))
+        columns = ", ".join(quote(column) for column in key_columns(table))
         conn.execute(sa.text(f"ALTER TABLE {quote(table.name)} DROP CONSTRAINT {quote(name)}, "
                              f"ADD PRIMARY KEY ({columns})"))
         for index in RETIRED_INDEXES.get(table.name, []):
@@ -175,7 +171,7 @@ def _rekey_sqlite(engine: Engine, table: sa.Table) -> bool:
         cursor.execute(f"DROP TABLE IF EXISTS {quote(copy.name)}")
         cursor.execute(str(sa.schema.CreateTable(copy).compile(dialect=engine.dialect)))
         cursor.execute(f"INSERT INTO {quote(copy.name)} ({columns}) SELECT {columns} FROM {quote(table.name)} "
-                       f"ORDER BY {', '.join(quote(column) for column in _schema_key(table))}")
+                       f"ORDER BY {', '.join(quote(column) for column in key_columns(table))}")
         cursor.execute(f"DROP TABLE {quote(table.name)}")
         cursor.execute(f"ALTER TABLE {quote(copy.name)} RENAME TO {quote(table.name)}")
         cursor.execute("COMMIT")

@@ -28,9 +28,14 @@ DAY_BLOCKS = "day_blocks"
 ROW_ORDER = "row_order"
 
 
+def key_columns(table: sa.Table) -> list[str]:
+    """The names of ``table``'s primary-key columns, in the key's order."""
+    return [column.name for column in table.primary_key.columns]
+
+
 def row_order(table: sa.Table) -> list[str]:
     """The key columns by which ``table``'s rows are read: ``info[ROW_ORDER]``, else the primary key."""
-    return list(table.info.get(ROW_ORDER) or [column.name for column in table.primary_key.columns])
+    return list(table.info.get(ROW_ORDER) or key_columns(table))
 
 
 _SCALAR_TYPES: dict[str, sa.types.TypeEngine] = {
