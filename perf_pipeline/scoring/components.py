@@ -7,8 +7,6 @@ Frames follow the warehouse's column names (``task_events``, ``feedback_events``
 
 from __future__ import annotations
 
-import datetime as dt
-
 import numpy as np
 import pandas as pd
 
@@ -36,14 +34,23 @@ def trailing_share_above(values: pd.Series, groups: pd.Series, days: pd.Series, 
     score = pd.Series(np.nan, index=values.index, dtype="float64")
     size = pd.Series(pd.NA, index=values.index, dtype="Int64")
     known_history = history[history["value"].notna()]
-    by_group = {key: frame for key, frame in known_history.groupby("group", sort=False)}
+    # Each group's values ordered by day, with the days as day numbers: a row's window is the range
+    # of the pool found by binary search, not a comparison of every date object of the pool (the
+    # same values, so the same sorted baseline).
+    by_group = {}
+    for key, frame in known_history.groupby("group", sort=False):
+        pool_days = _day_numbers(frame["day"])
+        order = np.argsort(pool_days, kind="stable")
+        by_group[key] = (pool_days[order], frame["value"].to_numpy(dtype="float64")[order])
     scored = values.notna()
     for (group, day), rows in values[scored].groupby([groups[scored], days[scored]], sort=False):
         pool = by_group.get(group)
         if pool is None:
             continue
-        in_window = (pool["day"] > day - dt.timedelta(days=window_days)) & (pool["day"] <= day)
-        baseline = np.sort(pool.loc[in_window, "value"].to_numpy(dtype="float64"))
+        pool_days, pool_values = pool
+        number = _day_numbers(pd.Series([day]))[0]
+        lo, hi = np.searchsorted(pool_days, [number - window_days, number], side="right")
+        baseline = np.sort(pool_values[lo:hi])
         n = len(baseline) - 1  # each scored row is itself in the baseline
         size[rows.index] = max(n, 0)
         if n < min_baseline:
@@ -55,6 +62,11 @@ def trailing_share_above(values: pd.Series, groups: pd.Series, days: pd.Series, 
         ties = below_or_equal - below - 1  # not counting the row itself
         score[rows.index] = (above + 0.5 * ties) / n
     return score, size
+
+
+def _day_numbers(days: pd.Series) -> np.ndarray:
+    """Dates (``datetime.date`` or midnight timestamps) as day numbers (days since 1970-01-01)."""
+    return pd.to_datetime(days).to_numpy(dtype="datetime64[D]").astype(np.int64)
 
 
 def task_costs(tasks: pd.DataFrame, prices: pd.DataFrame) -> tuple[pd.Series, pd.Series]:

@@ -60,6 +60,51 @@ def test_efficiency_baseline_is_the_trailing_window_of_the_same_type() -> None:
     assert size.tolist() == [5] and score.tolist() == [0.0]
 
 
+
+def _share_by_date_comparison(values, groups, days, history, window, minimum):
+    """The baseline chosen by comparing each pool row's date with the window's bounds, as
+    ``trailing_share_above`` did before it searched day numbers: the reference for the test below."""
+    score = pd.Series(np.nan, index=values.index, dtype="float64")
+    size = pd.Series(pd.NA, index=values.index, dtype="Int64")
+    known = history[history["value"].notna()]
+    scored = values.notna()
+    for (group, day), rows in values[scored].groupby([groups[scored], days[scored]], sort=False):
+        pool = known[known["group"] == group]
+        if pool.empty:
+            continue
+        in_window = (pool["day"] > day - dt.timedelta(days=window)) & (pool["day"] <= day)
+        baseline = np.sort(pool.loc[in_window, "value"].to_numpy(dtype="float64"))
+        n = len(baseline) - 1
+        size[rows.index] = max(n, 0)
+        if n < minimum:
+            continue
+        mine = rows.to_numpy(dtype="float64")
+        right, left = np.searchsorted(baseline, mine, side="right"), np.searchsorted(baseline, mine, side="left")
+        score[rows.index] = (len(baseline) - right + 0.5 * (right - left - 1)) / n
+    return score, size
+
+
+@settings(max_examples=80, deadline=None)
+@given(st.data())
+def test_share_above_equals_the_date_comparisons(data: st.DataObject) -> None:
+    """Windows found by binary search over day numbers hold the same values as those found by
+    comparing dates: scores and baseline sizes equal, exactly, with ties, unknown values, days at
+    the window's edges and groups without history."""
+    window = data.draw(st.sampled_from([1, 3, 7, 30]))
+    day = st.integers(-40, 5).map(lambda k: D + dt.timedelta(days=k))
+    value = st.one_of(st.none(), st.sampled_from([0.0, 1.0, 2.5, 2.5, 10.0]), st.floats(0, 100))
+    history = data.draw(st.lists(st.tuples(value, st.sampled_from(["a", "b", "c"]), day), max_size=60))
+    history = pd.DataFrame(history, columns=["value", "group", "day"]).astype({"value": "float64"})
+    scored = data.draw(st.lists(st.tuples(value, st.sampled_from(["a", "b", "d"]), day), max_size=20))
+    scored = pd.DataFrame(scored, columns=["value", "group", "day"]).astype({"value": "float64"})
+    minimum = data.draw(st.integers(1, 4))
+    history = pd.concat([history, scored], ignore_index=True)  # the scored rows are in their baseline
+    expected = _share_by_date_comparison(scored["value"], scored["group"], scored["day"], history, window, minimum)
+    score, size = c.trailing_share_above(scored["value"], scored["group"], scored["day"], history, window, minimum)
+    pd.testing.assert_series_equal(score, expected[0])
+    pd.testing.assert_series_equal(size, expected[1])
+
+
 PRICES = pd.DataFrame({
     "provider": ["openai", "openai"], "model": ["gpt-4.1", "gpt-4.1"],
     "effective_from": [dt.date(2026, 1, 1), dt.date(2026, 3, 1)],
