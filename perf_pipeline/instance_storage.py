@@ -8,6 +8,12 @@ run of the daily assets records about 2,300 such events. ``PooledSqliteEventLogS
 same storage, the same files and tables, with one engine kept per database (its connection pooled)
 for the databases used last: about 5 ms an event.
 
+Dagster hands a storage the events of a batch together when ``DAGSTER_EVENT_BATCH_SIZE`` is set (a
+run's planned materializations; a range run's materializations of an asset, one per day); its
+SQLite storage then still writes them one transaction each. This one writes a batch in one
+transaction per database, and sets the variable in the processes that build it: 6 daily assets
+materialized over a year in one run took 14.5 to 17.3 s without batches, 5.7 to 7.3 s with them.
+
 What stays as Dagster does it: every connection is used under the storage's own lock, inside one
 transaction, as before; other processes (the daemon, the webserver, runs they launch) read each
 committed write, as SQLite's WAL journaling gives them. The webserver streams a run's new events
@@ -27,14 +33,17 @@ project's folder reads the project's file, and so Dagster's own storage. The pro
 from __future__ import annotations
 
 import json
+import os
 import textwrap
+import threading
 from collections import OrderedDict
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
+from dagster._core.events.log import EventLogEntry
 from dagster._core.storage.event_log import SqliteEventLogStorage
 from dagster._core.storage.event_log.sqlite.sqlite_event_log import INDEX_SHARD_NAME, SQLITE_BUSY_TIMEOUT_SECONDS
 from dagster._serdes import ConfigurableClassData
@@ -43,6 +52,10 @@ from sqlalchemy.engine import Connection, Engine
 # Engines kept: the index database's and those of the runs written last (a run writes its own
 # database and the index; the webserver reads a few runs at a time).
 KEPT_ENGINES = 8
+# Dagster hands an event log the events of a batch together (a run's planned materializations; the
+# materializations of a range run's output, one per day) when this variable is above 0: up to this
+# many at once. This storage writes a batch in one transaction per database.
+BATCH_SIZE_VARIABLE, EVENT_BATCH_SIZE = "DAGSTER_EVENT_BATCH_SIZE", 1000
 
 
 def instance_config(home: Path) -> str:
@@ -74,7 +87,11 @@ class PooledSqliteEventLogStorage(SqliteEventLogStorage):
 
     def __init__(self, base_dir: str, inst_data: ConfigurableClassData | None = None) -> None:
         self._engines: OrderedDict[str, Engine] = OrderedDict()
+        self._local = threading.local()  # .batch: the open transactions of the batch this thread writes
         super().__init__(base_dir, inst_data)
+        # Every process that writes events to this storage (the CLI's, the daemon's runs) builds it
+        # from the instance's dagster.yaml: here Dagster's batches are turned on for them.
+        os.environ.setdefault(BATCH_SIZE_VARIABLE, str(EVENT_BATCH_SIZE))
 
     @classmethod
     def from_config_value(cls, inst_data: ConfigurableClassData | None,  # type: ignore[override]
@@ -84,19 +101,63 @@ class PooledSqliteEventLogStorage(SqliteEventLogStorage):
     @contextmanager
     def _connect(self, shard: str) -> Iterator[Connection]:
         """A connection to ``shard``'s database in a transaction, as Dagster's, from a kept engine;
-        after a transaction that wrote to a run's database, its journal is copied into the file."""
+        after a transaction that wrote to a run's database, its journal is copied into the file.
+        Within ``store_event_batch`` (this thread holding the lock), the batch's transaction on it."""
+        batch: dict[str, tuple[Connection, int]] | None = getattr(self._local, "batch", None)
+        if batch is not None:
+            if shard not in batch:
+                conn = self._ready_engine(shard).connect()
+                conn.begin()
+                batch[shard] = (conn, conn.connection.driver_connection.total_changes)
+            yield batch[shard][0]
+            return
+        with self._db_lock, self._ready_engine(shard).connect() as conn:
+            sqlite = conn.connection.driver_connection
+            changes = sqlite.total_changes
+            with conn.begin():
+                yield conn
+            self._after_commit(shard, conn, changes)
+
+    def store_event_batch(self, events: Sequence[EventLogEntry]) -> None:
+        """Each event written as ``store_event`` writes it, all in one transaction per database: a
+        range run's materializations of an asset, one per day, cost about what one did. If a write
+        fails nothing of the batch is kept, and Dagster then stores its events one by one. (The
+        run's database commits before the index: a failure between the two commits, which only a
+        full disk or a lost file can cause, leaves the run's copies of the events twice.)"""
         with self._db_lock:
-            engine = self._engine(shard)
-            if shard not in self._initialized_dbs:
-                self._initdb(engine)
-                self._initialized_dbs.add(shard)
-            with engine.connect() as conn:
-                sqlite = conn.connection.driver_connection
-                changes = sqlite.total_changes
-                with conn.begin():
-                    yield conn
-                if shard != INDEX_SHARD_NAME and sqlite.total_changes != changes:
-                    sqlite.execute("PRAGMA wal_checkpoint(PASSIVE)")  # the run's file changes: watchers see it
+            batch: dict[str, tuple[Connection, int]] = {}
+            self._local.batch = batch
+            try:
+                for event in events:
+                    self.store_event(event)
+                for shard in sorted(batch, key=lambda name: name == INDEX_SHARD_NAME):
+                    conn, changes = batch[shard]
+                    conn.commit()
+                    self._after_commit(shard, conn, changes)
+            except BaseException:
+                for conn, _ in batch.values():
+                    conn.rollback()
+                raise
+            finally:
+                self._local.batch = None
+                for conn, _ in batch.values():
+                    conn.close()
+
+    def _ready_engine(self, shard: str) -> Engine:
+        """The kept engine of ``shard``, its database set up on first use. Called under ``_db_lock``."""
+        engine = self._engine(shard)
+        if shard not in self._initialized_dbs:
+            self._initdb(engine)
+            self._initialized_dbs.add(shard)
+        return engine
+
+    @staticmethod
+    def _after_commit(shard: str, conn: Connection, changes_before: int) -> None:
+        """After a committed transaction on a run's database that wrote to it: its journal copied into
+        the file ("passive" checkpoint), so that watchers of the file see the new events."""
+        sqlite = conn.connection.driver_connection
+        if shard != INDEX_SHARD_NAME and sqlite.total_changes != changes_before:
+            sqlite.execute("PRAGMA wal_checkpoint(PASSIVE)")
 
     def _engine(self, shard: str) -> Engine:
         """The kept engine of ``shard`` (made on first use; the one used longest ago is closed when

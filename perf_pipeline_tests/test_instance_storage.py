@@ -5,22 +5,41 @@ nothing left open on files Dagster deletes."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 import pytest
-from dagster import AssetKey, DagsterInstance, asset, materialize
+from dagster import (
+    AssetKey,
+    BackfillPolicy,
+    DagsterEventType,
+    DagsterInstance,
+    DailyPartitionsDefinition,
+    asset,
+    materialize,
+)
 from dagster._core.storage.event_log import SqliteEventLogStorage
 
 from perf_pipeline.cli import ensure_dagster_home
-from perf_pipeline.instance_storage import KEPT_ENGINES, PooledSqliteEventLogStorage
+from perf_pipeline.instance_storage import BATCH_SIZE_VARIABLE, KEPT_ENGINES, PooledSqliteEventLogStorage
 
 
 @asset
 def counted() -> int:
     return 1
+
+
+@asset(partitions_def=DailyPartitionsDefinition(start_date="2026-01-01"),
+       backfill_policy=BackfillPolicy.single_run())
+def daily_counted() -> None:
+    return None
+
+
+RANGE_TAGS = {"dagster/asset_partition_range_start": "2026-01-01",
+              "dagster/asset_partition_range_end": "2026-01-05"}
 
 
 def _instance(home: Path, monkeypatch: pytest.MonkeyPatch) -> DagsterInstance:
@@ -107,3 +126,64 @@ def test_the_ui_watcher_sees_every_write_to_a_run_while_connections_stay_open(tm
         finally:
             watcher.end_watch(run_id, handler)
             watcher.dispose()
+
+
+def test_a_range_runs_materializations_are_written_as_one_batch(tmp_path: Path,
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    """The project instance turns on Dagster's event batches, and a range run's planned
+    materializations and materializations (one per day) reach the storage as batches: each day's
+    event is there, as Dagster's own storage reads it in another process."""
+    monkeypatch.delenv(BATCH_SIZE_VARIABLE, raising=False)
+    home = tmp_path / "dagster"
+    with _project_instance(home, monkeypatch) as instance:
+        storage = instance.event_log_storage
+        assert int(os.environ[BATCH_SIZE_VARIABLE]) > 1
+        batches: list[list[DagsterEventType]] = []
+        original = storage.store_event_batch
+
+        def recorded(events):
+            batches.append([event.dagster_event_type for event in events])
+            original(events)
+
+        monkeypatch.setattr(storage, "store_event_batch", recorded)
+        assert materialize([daily_counted], instance=instance, tags=RANGE_TAGS).success
+        assert [DagsterEventType.ASSET_MATERIALIZATION] * 5 in batches
+        assert any(DagsterEventType.ASSET_MATERIALIZATION_PLANNED in batch for batch in batches)
+        records = instance.fetch_materializations(AssetKey("daily_counted"), limit=10).records
+        assert sorted(record.partition_key for record in records) == [f"2026-01-0{d}" for d in range(1, 6)]
+        reader = ("from dagster._core.storage.event_log import SqliteEventLogStorage\n"
+                  "from dagster import AssetKey\n"
+                  f"storage = SqliteEventLogStorage({str(home / 'history' / 'runs')!r})\n"
+                  "records = storage.fetch_materializations(AssetKey('daily_counted'), limit=10).records\n"
+                  "print(sorted(record.partition_key for record in records))")
+        read = subprocess.run([sys.executable, "-c", reader], capture_output=True, text=True, timeout=120, check=True)
+        assert read.stdout.strip() == str([f"2026-01-0{d}" for d in range(1, 6)])
+
+
+def test_a_batch_that_fails_keeps_none_of_its_events(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A write failing midway through a batch rolls back the events written before it, in the run's
+    database and in the index, so that Dagster's fallback (storing them one by one) stores each once."""
+    home = tmp_path / "dagster"
+    with _project_instance(home, monkeypatch) as instance:
+        storage = instance.event_log_storage
+        run_id = materialize([daily_counted], instance=instance, tags=RANGE_TAGS).run_id
+        events = [event._replace(run_id="a-failing-batch") for event in instance.all_logs(run_id)
+                  if event.dagster_event_type == DagsterEventType.ASSET_MATERIALIZATION]
+        assert len(events) == 5
+        original, stored = storage.store_event, []
+
+        def failing_third(event):
+            if len(stored) == 2:
+                raise RuntimeError("disk full")
+            original(event)
+            stored.append(event)
+
+        monkeypatch.setattr(storage, "store_event", failing_third)
+        with pytest.raises(RuntimeError, match="disk full"):
+            storage.store_event_batch(events)
+        monkeypatch.undo()
+        assert storage.get_logs_for_run("a-failing-batch") == []
+        assert len(instance.fetch_materializations(AssetKey("daily_counted"), limit=20).records) == 5
+        storage.store_event_batch(events)  # the storage is usable after the failure
+        assert len(storage.get_logs_for_run("a-failing-batch")) == 5
+        assert len(instance.fetch_materializations(AssetKey("daily_counted"), limit=20).records) == 10
