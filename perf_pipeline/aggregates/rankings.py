@@ -94,10 +94,13 @@ def most_improved(agent_trends: pd.DataFrame, as_of: Sequence[dt.date], windows:
     when none qualifies."""
     trends = agent_trends.reindex(columns=TREND_COLUMNS)  # an empty input has the columns too
     trends = trends[trends["metric"] == metric]
+    # Each (day, window)'s rows found once (in their order), not by comparing every row's date again
+    # for each of them.
+    parts = dict(tuple(trends.groupby(["as_of_date", "window_days"], sort=False))) if not trends.empty else {}
     rows = []
     for day in as_of:
         for window in windows:
-            part = trends[(trends["as_of_date"] == day) & (trends["window_days"] == window)]
+            part = parts.get((day, window), trends.iloc[0:0])
             evaluated = int(part["slope_per_day"].notna().sum())
             improving = part[part["direction"] == IMPROVING]
             row = {"as_of_date": day, "window_days": window, "candidates": len(improving),

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import math
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -63,6 +64,30 @@ def test_most_improved_is_the_steepest_significant_improver() -> None:
     best = most_improved(improving_agents(), [D], [7, 30]).set_index("window_days")
     assert best.loc[30, "agent_id"] == "fast" and best.loc[30, "slope_per_day"] == pytest.approx(0.05)
     assert (best.loc[30, "candidates"], best.loc[30, "agents_evaluated"]) == (2, 3)  # flat is evaluated, stable
+
+
+
+def test_most_improved_over_days_and_windows_equals_each_one_alone() -> None:
+    """The rows of each (day, window) found at once give what filtering the trends by that day and
+    window gives: planted agents over 12 as-of days and three windows, other metrics and a day
+    without trends mixed in."""
+    rng = np.random.default_rng(5)
+    days = [D - dt.timedelta(days=k) for k in range(12)]
+    rows = [{"entity_type": "agent", "entity_id": f"agent-{a}", "as_of_date": day, "window_days": window,
+             "metric": metric, "n_points": 9, "slope_per_day": slope, "slope_low": slope / 2,
+             "slope_high": slope * 2, "intercept": 0.5, "relative_change": round(slope * 10, 1),
+             "mann_kendall_p": 0.01, "direction": direction}
+            for day in days[1:] for window in (7, 30, 90) for a in range(8)
+            for metric in ("avg_overall_score", "success_rate")
+            for slope, direction in [(round(float(rng.choice([0.01, 0.02, 0.03, -0.01])), 2),
+                                      str(rng.choice(["improving", "stable", "declining"])))]]
+    trends = pd.DataFrame(rows).sample(frac=1.0, random_state=3).reset_index(drop=True)
+    together = most_improved(trends, days, [7, 30, 90])
+    alone = pd.concat([most_improved(trends[(trends["as_of_date"] == day) & (trends["window_days"] == window)],
+                                     [day], [window]) for day in days for window in (7, 30, 90)],
+                      ignore_index=True)
+    pd.testing.assert_frame_equal(together.astype(object), alone.astype(object))  # concat: dtypes of parts
+    assert together["agent_id"].notna().sum() > 20 and together["agent_id"].isna().sum() >= 3
 
 
 def test_no_most_improved_agent_when_none_qualifies() -> None:
