@@ -4,8 +4,9 @@ on changed, and figures per day. One place, so no daily asset can miss one of th
 
 Figures per day: Dagster attaches a run's ``MaterializeResult`` metadata to every partition of a
 ranged run, so a range's totals would show as each day's in the UI's plots. Each day's own figures
-are therefore recorded as one ``AssetObservation`` per partition (``record_days``), and in a run of
-several days the result's figures are renamed ``range_<name>`` (``range_metadata``).
+are therefore added to that day's materialization (``record_days``: Dagster's per-partition asset
+metadata, written with the materializations, not as events of their own), and in a run of several
+days the result's figures are renamed ``range_<name>`` (``range_metadata``).
 """
 
 from __future__ import annotations
@@ -18,8 +19,6 @@ from typing import Any
 import pandas as pd
 from dagster import (
     AssetExecutionContext,
-    AssetKey,
-    AssetObservation,
     AssetSpec,
     AutomationCondition,
     BackfillPolicy,
@@ -87,15 +86,16 @@ def rows_of_day(_day: dt.date, rows: pd.DataFrame) -> dict[str, Any]:
 def record_days(context: AssetExecutionContext, asset_key: str, frame: pd.DataFrame, date_column: str,
                 figures: Callable[[dt.date, pd.DataFrame], Mapping[str, Any]] = rows_of_day,
                 days: tuple[dt.date, dt.date] | None = None) -> None:
-    """One observation per day of the run's range (or of ``days``, a part of it), with ``figures(day,
-    rows)`` of that day's rows of ``frame`` (a day without rows is recorded too: its figures are
-    those of an empty frame)."""
+    """``figures(day, rows)`` of each day's rows of ``frame``, for each day of the run's range (or of
+    ``days``, a part of it), added to that day's materialization of ``asset_key`` (a day without
+    rows is recorded too: its figures are those of an empty frame). A day's materialization then
+    holds its own figures beside the run's (named ``range_<name>`` over several days)."""
     first, last = days or partition_days(context)
     by_day = dict(tuple(frame.groupby(date_column, sort=False))) if not frame.empty else {}
     for day in days_between(first, last):
         rows = by_day.get(day, frame.iloc[0:0])
-        context.log_event(AssetObservation(asset_key=AssetKey(asset_key), partition=day.isoformat(), metadata={
-            key: value for key, value in figures(day, rows).items() if value is not None}))
+        context.add_asset_metadata({key: value for key, value in figures(day, rows).items() if value is not None},
+                                   asset_key=asset_key, partition_key=day.isoformat())
 
 
 def range_metadata(context: AssetExecutionContext, metadata: Mapping[str, Any]) -> dict[str, Any]:

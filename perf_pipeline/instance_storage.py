@@ -32,8 +32,10 @@ project's folder reads the project's file, and so Dagster's own storage. The pro
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import sqlite3
 import textwrap
 import threading
 from collections import OrderedDict
@@ -90,7 +92,11 @@ class PooledSqliteEventLogStorage(SqliteEventLogStorage):
         self._local = threading.local()  # .batch: the open transactions of the batch this thread writes
         super().__init__(base_dir, inst_data)
         # Every process that writes events to this storage (the CLI's, the daemon's runs) builds it
-        # from the instance's dagster.yaml: here Dagster's batches are turned on for them.
+        # from the instance's dagster.yaml: here Dagster's batches are turned on for them, for the
+        # whole process and those it starts. An instance of another storage in the same process
+        # gets batches too, written as that storage writes them (Dagster's SQLite storage one event
+        # at a time, as without batches; its PostgreSQL storage in one statement). A value already
+        # set is kept: 0 turns batches off.
         os.environ.setdefault(BATCH_SIZE_VARIABLE, str(EVENT_BATCH_SIZE))
 
     @classmethod
@@ -107,8 +113,8 @@ class PooledSqliteEventLogStorage(SqliteEventLogStorage):
         if batch is not None:
             if shard not in batch:
                 conn = self._ready_engine(shard).connect()
+                batch[shard] = (conn, conn.connection.driver_connection.total_changes)  # closed by the batch
                 conn.begin()
-                batch[shard] = (conn, conn.connection.driver_connection.total_changes)
             yield batch[shard][0]
             return
         with self._db_lock, self._ready_engine(shard).connect() as conn:
@@ -119,11 +125,12 @@ class PooledSqliteEventLogStorage(SqliteEventLogStorage):
             self._after_commit(shard, conn, changes)
 
     def store_event_batch(self, events: Sequence[EventLogEntry]) -> None:
-        """Each event written as ``store_event`` writes it, all in one transaction per database: a
-        range run's materializations of an asset, one per day, cost about what one did. If a write
-        fails nothing of the batch is kept, and Dagster then stores its events one by one. (The
-        run's database commits before the index: a failure between the two commits, which only a
-        full disk or a lost file can cause, leaves the run's copies of the events twice.)"""
+        """Each event written as ``store_event`` writes it, all in one transaction per database: one
+        commit and one checkpoint per database for the batch instead of one per event (each event's
+        rows are still inserted). If a write fails nothing of the batch is kept, and Dagster then
+        stores its events one by one. (The run's database commits before the index: a failure
+        between the two commits, which only a full disk or a lost file can cause, leaves the run's
+        copies of the events twice.)"""
         with self._db_lock:
             batch: dict[str, tuple[Connection, int]] = {}
             self._local.batch = batch
@@ -131,13 +138,17 @@ class PooledSqliteEventLogStorage(SqliteEventLogStorage):
                 for event in events:
                     self.store_event(event)
                 for shard in sorted(batch, key=lambda name: name == INDEX_SHARD_NAME):
-                    conn, changes = batch[shard]
-                    conn.commit()
-                    self._after_commit(shard, conn, changes)
+                    batch[shard][0].commit()
             except BaseException:
                 for conn, _ in batch.values():
                     conn.rollback()
                 raise
+            else:
+                # The events are stored: a checkpoint that fails only delays the run's watchers,
+                # and must not send the batch to be stored a second time.
+                with contextlib.suppress(sa.exc.DBAPIError, sqlite3.Error):
+                    for shard, (conn, changes) in batch.items():
+                        self._after_commit(shard, conn, changes)
             finally:
                 self._local.batch = None
                 for conn, _ in batch.values():

@@ -133,22 +133,31 @@ def test_a_range_runs_materializations_are_written_as_one_batch(tmp_path: Path,
     """The project instance turns on Dagster's event batches, and a range run's planned
     materializations and materializations (one per day) reach the storage as batches: each day's
     event is there, as Dagster's own storage reads it in another process."""
-    monkeypatch.delenv(BATCH_SIZE_VARIABLE, raising=False)
+    monkeypatch.setenv(BATCH_SIZE_VARIABLE, "")  # recorded, so that the value the storage sets is undone
+    monkeypatch.delenv(BATCH_SIZE_VARIABLE)
     home = tmp_path / "dagster"
     with _project_instance(home, monkeypatch) as instance:
         storage = instance.event_log_storage
         assert int(os.environ[BATCH_SIZE_VARIABLE]) > 1
-        batches: list[list[DagsterEventType]] = []
-        original = storage.store_event_batch
+        batches: list[tuple[list[DagsterEventType], int]] = []
+        original_batch, original_after_commit = storage.store_event_batch, storage._after_commit
+        commits: list[str] = []
 
         def recorded(events):
-            batches.append([event.dagster_event_type for event in events])
-            original(events)
+            before = len(commits)
+            original_batch(events)
+            batches.append(([event.dagster_event_type for event in events], len(commits) - before))
+
+        def counted_commit(shard, conn, changes):
+            commits.append(shard)
+            original_after_commit(shard, conn, changes)
 
         monkeypatch.setattr(storage, "store_event_batch", recorded)
+        monkeypatch.setattr(storage, "_after_commit", counted_commit)
         assert materialize([daily_counted], instance=instance, tags=RANGE_TAGS).success
-        assert [DagsterEventType.ASSET_MATERIALIZATION] * 5 in batches
-        assert any(DagsterEventType.ASSET_MATERIALIZATION_PLANNED in batch for batch in batches)
+        # The 5 days' materializations: one batch, one commit in the run's database and one in the index.
+        assert ([DagsterEventType.ASSET_MATERIALIZATION] * 5, 2) in batches
+        assert any(DagsterEventType.ASSET_MATERIALIZATION_PLANNED in kinds for kinds, _ in batches)
         records = instance.fetch_materializations(AssetKey("daily_counted"), limit=10).records
         assert sorted(record.partition_key for record in records) == [f"2026-01-0{d}" for d in range(1, 6)]
         reader = ("from dagster._core.storage.event_log import SqliteEventLogStorage\n"

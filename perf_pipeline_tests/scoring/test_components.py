@@ -89,9 +89,11 @@ def _share_by_date_comparison(values, groups, days, history, window, minimum):
 def test_share_above_equals_the_date_comparisons(data: st.DataObject) -> None:
     """Windows found by binary search over day numbers hold the same values as those found by
     comparing dates: scores and baseline sizes equal, exactly, with ties, unknown values, days at
-    the window's edges and groups without history."""
+    the window's edges, types without another known value, and days as dates or as timestamps."""
     window = data.draw(st.sampled_from([1, 3, 7, 30]))
-    day = st.integers(-40, 5).map(lambda k: D + dt.timedelta(days=k))
+    as_timestamps = data.draw(st.booleans())
+    day = st.integers(-40, 5).map(lambda k: D + dt.timedelta(days=k)).map(
+        lambda d: pd.Timestamp(d) if as_timestamps else d)
     value = st.one_of(st.none(), st.sampled_from([0.0, 1.0, 2.5, 2.5, 10.0]), st.floats(0, 100))
     history = data.draw(st.lists(st.tuples(value, st.sampled_from(["a", "b", "c"]), day), max_size=60))
     history = pd.DataFrame(history, columns=["value", "group", "day"]).astype({"value": "float64"})

@@ -73,13 +73,18 @@ def score(url: str, landing: Path, first: str, last: str | None = None, **kwargs
 
 
 def metadata(result, asset: str = "task_scores") -> dict:
-    """The run's figures for ``asset``; a run over several days names them range_<name>."""
+    """The run's figures for ``asset``; a run over several days names them range_<name> (beside the
+    figures of the day whose materialization it is, which they take the place of here)."""
     for event in result.get_asset_materialization_events():
         materialization = event.event_specific_data.materialization
         if materialization.asset_key.to_user_string() == asset:
             tags = result.dagster_run.tags
             ranged = tags.get(RANGE_START_TAG) not in (None, tags.get(RANGE_END_TAG))
-            return {(k.removeprefix("range_") if ranged else k): v.value for k, v in materialization.metadata.items()}
+            figures = {k: v.value for k, v in materialization.metadata.items()}
+            if not ranged:
+                return figures
+            return {**{k: v for k, v in figures.items() if not k.startswith("range_")},
+                    **{k.removeprefix("range_"): v for k, v in figures.items() if k.startswith("range_")}}
     raise AssertionError(f"{asset} not materialized")
 
 
