@@ -43,12 +43,12 @@ def trailing_share_above(values: pd.Series, groups: pd.Series, days: pd.Series, 
         order = np.argsort(pool_days, kind="stable")
         by_group[key] = (pool_days[order], frame["value"].to_numpy(dtype="float64")[order])
     scored = values.notna()
-    for (group, day), rows in values[scored].groupby([groups[scored], days[scored]], sort=False):
+    numbers = pd.Series(_day_numbers(days), index=days.index)
+    for (group, number), rows in values[scored].groupby([groups[scored], numbers[scored]], sort=False):
         pool = by_group.get(group)
         if pool is None:
             continue
         pool_days, pool_values = pool
-        number = _day_numbers(pd.Series([day]))[0]
         lo, hi = np.searchsorted(pool_days, [number - window_days, number], side="right")
         baseline = np.sort(pool_values[lo:hi])
         n = len(baseline) - 1  # each scored row is itself in the baseline
