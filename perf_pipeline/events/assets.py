@@ -1,7 +1,8 @@
 """Daily event tables, cut from ``staged_events`` per UTC day, and the objective templates they use.
 
-Each partition write replaces the day's rows in one transaction, so re-running a day (or a
-backfill after late files) gives the same rows as a clean run. Backfills run as one run per
+A run replaces its days' rows a week at a time, each week in one transaction (in a backfill, by two
+worker processes at once: ``warehouse/chunks.py``), so re-running a day (or a backfill after late
+files) gives the same rows as a clean run. Backfills run as one run per
 range (``BackfillPolicy.single_run``): the asset reads ``context.partition_time_window``. A day is
 cut again when the ingest records that its staged events changed (``automation.py``).
 """
@@ -31,11 +32,11 @@ from perf_pipeline.daily import (
 )
 from perf_pipeline.events.checks import matches_staging, matches_staging_spec
 from perf_pipeline.events.classify import load_templates, seed_templates
-from perf_pipeline.events.transform import event_rows, read_staged, task_rows
+from perf_pipeline.events.transform import cut_events, cut_tasks
 from perf_pipeline.jobs import EVENTS, REFERENCE
 from perf_pipeline.resources import WarehouseResource
-from perf_pipeline.warehouse.db import replace_partition
-from perf_pipeline.warehouse.schema import EVENT_TABLES, task_steps
+from perf_pipeline.warehouse.chunks import each_chunk
+from perf_pipeline.warehouse.schema import EVENT_TABLES
 
 STAGED = AssetKey("staged_events")
 
@@ -67,19 +68,15 @@ def objective_templates_asset(warehouse: WarehouseResource) -> MaterializeResult
 )
 def task_tables(context: AssetExecutionContext, warehouse: WarehouseResource) -> Iterator[MaterializeResult]:
     first, last = partition_days(context)
-    figures, step_days = [], []
-    with warehouse.engine().begin() as conn:  # one transaction: the range is replaced at once or not at all
+    with warehouse.engine().connect() as conn:
         templates = load_templates(conn)
-        for start, end in day_chunks(first, last):  # a week at a time: memory follows a week's events
-            tasks, steps = task_rows(read_staged(conn, "task", start, end), templates)
-            replace_partition(conn, EVENT_TABLES["task"], start, end, tasks)
-            replace_partition(conn, task_steps, start, end, steps)
-            figures.append(tasks[["partition_date", "status", "cost_usd", "total_tokens", "task_type_source"]])
-            step_days.append(steps[["partition_date"]])
-            del tasks, steps
+    # A week at a time (memory follows a week's events), each in its own transaction, by two workers
+    # in a backfill (warehouse/chunks.py).
+    cut = each_chunk(warehouse.resolved_url(), day_chunks(first, last), cut_tasks, templates)
+    with warehouse.engine().connect() as conn:
         check = matches_staging(conn, "task", first, last)
-    task_frame = pd.concat(figures, ignore_index=True)
-    steps = pd.concat(step_days, ignore_index=True)
+    task_frame = pd.concat([tasks for tasks, _ in cut], ignore_index=True)
+    steps = pd.concat([days for _, days in cut], ignore_index=True)
     classified = int((task_frame["task_type_source"] == "template").sum())
     uncategorized = int((task_frame["task_type_source"] == "default").sum())
     context.log.info(f"{first}..{last}: {len(task_frame)} tasks, {len(steps)} steps")
@@ -108,12 +105,8 @@ def daily_event_asset(event_type: str, description: str):
                  check_specs=[matches_staging_spec(table.name)])
     def _daily_events(context: AssetExecutionContext, warehouse: WarehouseResource) -> Iterator:
         first, last = partition_days(context)
-        days = []
-        with warehouse.engine().begin() as conn:
-            for start, end in day_chunks(first, last):
-                rows = event_rows(event_type, read_staged(conn, event_type, start, end))
-                replace_partition(conn, table, start, end, rows)
-                days.append(rows[["partition_date"]])
+        days = each_chunk(warehouse.resolved_url(), day_chunks(first, last), cut_events, event_type)
+        with warehouse.engine().connect() as conn:
             check = matches_staging(conn, event_type, first, last)
         rows = pd.concat(days, ignore_index=True)
         record_days(context, table.name, rows, "partition_date")

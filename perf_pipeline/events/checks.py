@@ -1,4 +1,4 @@
-"""Checks on the daily event tables, evaluated inside the write's transaction for the same range."""
+"""Checks on the daily event tables, evaluated over a run's range once its writes are committed."""
 
 from __future__ import annotations
 

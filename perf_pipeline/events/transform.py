@@ -10,10 +10,12 @@ from sqlalchemy.engine import Connection
 
 from perf_pipeline import jsontext
 from perf_pipeline.events.classify import Template, classify
-from perf_pipeline.warehouse.db import read_columns
+from perf_pipeline.warehouse.db import read_columns, replace_partition
 from perf_pipeline.warehouse.schema import EVENT_TABLES, staged_events, task_steps
 
 LINEAGE = ["content_hash", "source_file", "line_number"]
+# What the task_events asset reports of the tasks it cut (its figures per day and for the range).
+TASK_FIGURES = ["partition_date", "status", "cost_usd", "total_tokens", "task_type_source"]
 
 
 def read_staged(conn: Connection, event_type: str, first_day: dt.date, last_day: dt.date) -> pd.DataFrame:
@@ -92,3 +94,22 @@ def step_rows(tasks: pd.DataFrame, steps: pd.Series) -> pd.DataFrame:
 def event_rows(event_type: str, frame: pd.DataFrame) -> pd.DataFrame:
     """Rows of the event table of a non-task event type, typed as its columns."""
     return typed_for(EVENT_TABLES[event_type], frame)
+
+
+def cut_tasks(conn: Connection, first_day: dt.date, last_day: dt.date,
+              templates: list[Template]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Replace the task_events and task_steps rows of [first_day, last_day] with those cut from the
+    staged task events (a chunk of ``warehouse.chunks.each_chunk``); returns the tasks' TASK_FIGURES
+    columns and the steps' days, what the asset reports."""
+    tasks, steps = task_rows(read_staged(conn, "task", first_day, last_day), templates)
+    replace_partition(conn, EVENT_TABLES["task"], first_day, last_day, tasks)
+    replace_partition(conn, task_steps, first_day, last_day, steps)
+    return tasks[TASK_FIGURES], steps[["partition_date"]]
+
+
+def cut_events(conn: Connection, first_day: dt.date, last_day: dt.date, event_type: str) -> pd.DataFrame:
+    """Replace the rows of [first_day, last_day] of a non-task event type's table with those cut from
+    staging (a chunk of ``warehouse.chunks.each_chunk``); returns their days."""
+    rows = event_rows(event_type, read_staged(conn, event_type, first_day, last_day))
+    replace_partition(conn, EVENT_TABLES[event_type], first_day, last_day, rows)
+    return rows[["partition_date"]]

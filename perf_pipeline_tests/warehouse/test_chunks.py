@@ -1,0 +1,80 @@
+"""each_chunk: a range's chunks, each in a transaction of its own, by worker processes from three
+chunks on, with the results in chunk order, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from perf_pipeline.daily import day_chunks
+from perf_pipeline.warehouse import chunks
+from perf_pipeline.warehouse.chunks import WORKERS_MIN_CHUNKS, each_chunk, worker_count
+from perf_pipeline.warehouse.db import warehouse_engine
+
+FIRST = dt.date(2026, 1, 1)
+LOG = sa.Table("chunk_log", sa.MetaData(), sa.Column("first_day", sa.Date, primary_key=True),
+               sa.Column("last_day", sa.Date), sa.Column("pid", sa.Integer))
+
+
+def log_chunk(conn: Connection, first: dt.date, last: dt.date, failing: dt.date | None) -> tuple[dt.date, int]:
+    """A chunk's work: a row of the chunk and the process that wrote it; fails on the chunk starting
+    at ``failing`` after writing its row (which its rollback must drop)."""
+    conn.execute(LOG.insert().values(first_day=first, last_day=last, pid=os.getpid()))
+    if first == failing:
+        raise ValueError(f"chunk {first} failed")
+    return first, os.getpid()
+
+
+@pytest.fixture
+def url(warehouse_url: str, monkeypatch: pytest.MonkeyPatch) -> str:
+    monkeypatch.setattr(chunks.settings, "usable_cpus", lambda: 2)  # workers, whatever CPUs run the test
+    engine = warehouse_engine(warehouse_url)
+    LOG.create(engine, checkfirst=True)
+    return warehouse_url
+
+
+def logged(url: str) -> list[tuple[dt.date, dt.date, int]]:
+    with warehouse_engine(url).connect() as conn:
+        return [tuple(row) for row in conn.execute(sa.select(LOG).order_by(LOG.c.first_day))]
+
+
+def test_workers_do_the_chunks_and_return_their_results_in_order(url: str) -> None:
+    spans = day_chunks(FIRST, FIRST + dt.timedelta(days=30))  # 5 chunks of a week
+    results = each_chunk(url, spans, log_chunk, None)
+    assert [first for first, _ in results] == [first for first, _ in spans]
+    assert os.getpid() not in {pid for _, pid in results}  # done by workers...
+    assert len({pid for _, pid in results}) <= 2  # ...two of them
+    assert [(first, last) for first, last, _ in logged(url)] == spans  # each chunk committed
+
+
+def test_a_short_range_is_done_here(url: str) -> None:
+    spans = day_chunks(FIRST, FIRST + dt.timedelta(days=13))  # 2 chunks
+    assert {pid for _, pid in each_chunk(url, spans, log_chunk, None)} == {os.getpid()}
+    assert len(logged(url)) == 2
+
+
+def test_a_failing_chunk_is_raised_and_rolled_back_the_others_stay_committed(url: str) -> None:
+    spans = day_chunks(FIRST, FIRST + dt.timedelta(days=27))  # 4 chunks
+    with pytest.raises(ValueError, match="chunk 2026-01-15 failed"):
+        each_chunk(url, spans, log_chunk, spans[2][0])
+    written = [first for first, _, _ in logged(url)]
+    assert spans[2][0] not in written  # its transaction rolled back
+    assert set(written) <= {first for first, _ in spans} and spans[0][0] in written
+
+
+def test_how_many_workers(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    file_url = f"sqlite:///{tmp_path / 'w.db'}"
+    monkeypatch.setattr(chunks.settings, "usable_cpus", lambda: 2)
+    assert worker_count(file_url, WORKERS_MIN_CHUNKS - 1) == 0
+    assert worker_count(file_url, WORKERS_MIN_CHUNKS) == 2
+    assert worker_count("postgresql+psycopg://postgres@127.0.0.1:5432/test", 52) == 2
+    assert worker_count("sqlite://", 52) == worker_count("sqlite:///:memory:", 52) == 0  # private to this process
+    monkeypatch.setattr(chunks.settings, "usable_cpus", lambda: 1)
+    assert worker_count(file_url, 52) == 0
+    monkeypatch.setattr(chunks.settings, "usable_cpus", lambda: 8)
+    assert worker_count(file_url, 3) == 3  # one per chunk at most
