@@ -62,8 +62,7 @@ def partition_days(context: AssetExecutionContext) -> tuple[dt.date, dt.date]:
 # memory follows a week's data, not the range's (a year's backfill of a fleet's logs is tens of GB).
 CHUNK_DAYS = 7
 # As-of aggregates (and alert conditions) go this many as-of days at a time: each chunk holds the 89
-# days of history before it too (carried from the chunk before: warehouse.db.TrailingDays), so their
-# chunks are longer (memory follows the outputs of 4 weeks).
+# days of history before it too, so their chunks are longer (memory follows the outputs of 4 weeks).
 AS_OF_CHUNK_DAYS = 28
 
 

@@ -8,8 +8,7 @@ the Dagster UI shows it and a changed day is rebuilt with the days whose windows
 """
 
 import datetime as dt
-from collections.abc import Iterator
-from functools import partial
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pandas as pd
@@ -30,21 +29,24 @@ from perf_pipeline.aggregates.checks import (
     windows_check,
     windows_check_spec,
 )
-from perf_pipeline.aggregates.prompts import compare_prompt_versions
-from perf_pipeline.aggregates.rankings import leaderboard as rank_agents
-from perf_pipeline.aggregates.rankings import most_improved, provider_rankings
-from perf_pipeline.aggregates.rollups import daily_rollups as compute_rollups
-from perf_pipeline.aggregates.store import (
-    read_collaboration,
-    read_days,
-    read_project_spans,
-    read_rollups,
-    read_scored_tasks,
-    read_task_quality,
+from perf_pipeline.aggregates.chunk_steps import (
+    Written,
+    compare_prompts,
+    date_column,
+    fit_trends,
+    merge,
+    node_figures,
+    pick_most_improved,
+    rank,
+    rank_providers,
+    roll_up,
+    summarize_projects,
+    window_figures,
 )
-from perf_pipeline.aggregates.summaries import PROJECT_SUMS, node_performance, node_rollups, project_summaries
+from perf_pipeline.aggregates.store import read_days, read_rollups
+from perf_pipeline.aggregates.summaries import node_rollups
 from perf_pipeline.aggregates.trends import TheilSenTrendStrategy, daily_metric_values
-from perf_pipeline.aggregates.windows import SUMMED, RollingWindowStrategy
+from perf_pipeline.aggregates.windows import RollingWindowStrategy
 from perf_pipeline.config import MAX_WINDOW_DAYS
 from perf_pipeline.daily import (
     daily_asset,
@@ -57,32 +59,16 @@ from perf_pipeline.daily import (
 from perf_pipeline.jobs import AGGREGATES
 from perf_pipeline.partitions import days_between, trailing_days
 from perf_pipeline.resources import AggregatesResource, WarehouseResource
-from perf_pipeline.warehouse.db import TrailingDays, replace_partition
+from perf_pipeline.warehouse.chunks import each_chunk
+from perf_pipeline.warehouse.db import replace_partition
 from perf_pipeline.warehouse.schema import (
     anomalies,
     baselines,
     daily_metrics,
-    daily_rollups,
-    leaderboard,
-    most_improved_agents,
-    project_agent_stats,
-    prompt_version_comparisons,
-    row_order,
     task_steps,
-    trends,
-    window_stats,
-)
-from perf_pipeline.warehouse.schema import (
-    node_performance as node_performance_table,
 )
 from perf_pipeline.warehouse.schema import (
     node_rollups as node_rollups_table,
-)
-from perf_pipeline.warehouse.schema import (
-    project_summaries as project_summaries_table,
-)
-from perf_pipeline.warehouse.schema import (
-    provider_rankings as provider_rankings_table,
 )
 
 
@@ -91,21 +77,25 @@ def _history(asset_key: str = "daily_rollups", days: int = MAX_WINDOW_DAYS) -> A
     return AssetDep(asset_key, partition_mapping=trailing_days(days))
 
 
-def _trailing_table(table: Table) -> TrailingDays:
-    """The rows of ``table`` (by ``date``, in key order as ``read_days``) that the longest window of
-    the as-of days of a chunk covers."""
-    return TrailingDays(lambda conn, first, last: read_days(conn, table, "date", first, last), MAX_WINDOW_DAYS,
-                        "date", row_order(table))
+def _each_chunk(context: AssetExecutionContext, warehouse: WarehouseResource, chunks: list[tuple[dt.date, dt.date]],
+                step: Callable[..., Written], *args: Any) -> Written:
+    """``step`` (``chunk_steps``) over each chunk of the run's range, in worker processes in a backfill
+    (``warehouse/chunks.py``); each table's rows per day recorded; what the chunks wrote, merged."""
+    written = merge(each_chunk(warehouse.resolved_url(), chunks, step, *args))
+    first, last = partition_days(context)
+    for name, days in written.days.items():
+        record_days(context, name, days, days.columns[0], days=(first, last))
+    return written
 
 
 def _write(context: AssetExecutionContext, conn: Connection, table: Table, first: dt.date, last: dt.date,
            frame: pd.DataFrame) -> int:
     """Replace the rows of [first, last] (by as_of_date, or date) of ``table`` (the asset of the same
     name) with ``frame``'s, and record each day's row count."""
-    date_column = "as_of_date" if "as_of_date" in table.c else "date"
-    record_days(context, table.name, frame if not frame.empty else pd.DataFrame(columns=[date_column]), date_column,
+    column = date_column(table)
+    record_days(context, table.name, frame if not frame.empty else pd.DataFrame(columns=[column]), column,
                 days=(first, last))
-    return replace_partition(conn, table, first, last, frame, date_column=date_column)
+    return replace_partition(conn, table, first, last, frame, date_column=column)
 
 
 @daily_asset(name="daily_rollups", group_name=AGGREGATES,
@@ -115,16 +105,13 @@ def _write(context: AssetExecutionContext, conn: Connection, table: Table, first
                           "prompt version) and day: counts and sums from which every window metric is derived."))
 def daily_rollups_asset(context: AssetExecutionContext, warehouse: WarehouseResource) -> Iterator[Any]:
     first, last = partition_days(context)
-    rows, entities = 0, pd.Series(dtype="int64")
-    with warehouse.engine().begin() as conn:
-        for start, end in day_chunks(first, last):  # a week at a time: memory follows a week's tasks
-            rollups = compute_rollups(read_scored_tasks(conn, start, end), read_collaboration(conn, start, end))
-            rows += _write(context, conn, daily_rollups, start, end, rollups)
-            entities = entities.add(rollups.groupby("entity_type").size(), fill_value=0)
+    # A week at a time: memory follows a week's tasks.
+    written = _each_chunk(context, warehouse, day_chunks(first, last), roll_up)
+    with warehouse.engine().connect() as conn:
         check = rollups_check(conn, first, last)
     yield MaterializeResult(metadata=range_metadata(context, {
-        "partition_range": f"{first}..{last}", "rows": rows,
-        **{f"entities_{kind}": int(n) for kind, n in entities.items()}}))
+        "partition_range": f"{first}..{last}", "rows": written.rows("daily_rollups"),
+        **{f"entities_{kind}": int(n) for kind, n in written.tallies["entities"].items()}}))
     yield check
 
 
@@ -147,22 +134,14 @@ def window_stats_asset(context: AssetExecutionContext, warehouse: WarehouseResou
                        aggregates: AggregatesResource) -> Iterator[Any]:
     first, last = partition_days(context)
     config = aggregates.config()
-    strategy = RollingWindowStrategy(config.windows, config.min_points)
-    rows = ok = 0
-    days_read: set[dt.date] = set()
-    history = TrailingDays(partial(read_rollups, columns=[*SUMMED, "response_time_histogram"]), MAX_WINDOW_DAYS,
-                           "date")
-    with warehouse.engine().begin() as conn:
-        for start, end in day_chunks(first, last, as_of=True):  # 4 weeks of as-of days at a time
-            rollups = history.read(conn, start, end)
-            stats = strategy.compute(rollups, days_between(start, end))
-            rows += _write(context, conn, window_stats, start, end, stats)
-            ok += int((stats["status"] == "ok").sum()) if not stats.empty else 0
-            days_read.update(rollups["date"].tolist())
+    written = _each_chunk(context, warehouse, day_chunks(first, last, as_of=True), window_figures,
+                          RollingWindowStrategy(config.windows, config.min_points))
+    with warehouse.engine().connect() as conn:
         check = windows_check(conn, first, last, config.min_points)
+    rows, ok = written.rows("window_stats"), written.counts["rows_ok"]
     yield MaterializeResult(metadata=range_metadata(context, {
         "partition_range": f"{first}..{last}", "rows": rows, "rows_ok": ok,
-        "rows_insufficient_data": rows - ok, "rollup_days_read": len(days_read)}))
+        "rows_insufficient_data": rows - ok, "rollup_days_read": len(written.counts["rollup_days_read"])}))
     yield check
 
 
@@ -177,16 +156,10 @@ def trends_asset(context: AssetExecutionContext, warehouse: WarehouseResource,
     config = aggregates.config()
     strategy = TheilSenTrendStrategy(config.windows, config.trend_metrics, config.min_points,
                                      config.trend_min_relative_change)
-    rows, directions = 0, pd.Series(dtype="int64")
-    history = _trailing_table(daily_metrics)
-    with warehouse.engine().begin() as conn:
-        for start, end in day_chunks(first, last, as_of=True):  # 4 weeks of as-of days at a time
-            daily = history.read(conn, start, end)
-            result = strategy.compute(daily, days_between(start, end))
-            rows += _write(context, conn, trends, start, end, result)
-            directions = _tally(directions, result, "direction")
-    return MaterializeResult(metadata=range_metadata(context, {"partition_range": f"{first}..{last}", "rows": rows,
-                                       **_named(directions, "direction")}))
+    written = _each_chunk(context, warehouse, day_chunks(first, last, as_of=True), fit_trends, strategy)
+    return MaterializeResult(metadata=range_metadata(context, {
+        "partition_range": f"{first}..{last}", "rows": written.rows("trends"),
+        **_named(written.tallies["direction"], "direction")}))
 
 
 @daily_multi_asset(
@@ -218,13 +191,8 @@ def baselines_and_anomalies(context: AssetExecutionContext, warehouse: Warehouse
         "worse": int((flagged["direction"] == "worse").sum()) if not flagged.empty else 0}))
 
 
-def _tally(counts: pd.Series, frame: pd.DataFrame, column: str) -> pd.Series:
-    """``counts`` (rows per value of ``column``) plus those of ``frame``: a range's counts, chunk by chunk."""
-    return counts.add(frame[column].value_counts(), fill_value=0) if not frame.empty else counts
-
-
 def _named(counts: pd.Series, column: str) -> dict[str, int]:
-    """Metadata of ``_tally``'s counts: ``<column>_<value>``."""
+    """Metadata of a tally (rows per value of ``column``): ``<column>_<value>``."""
     return {f"{column}_{k}": int(v) for k, v in counts.items()}
 
 
@@ -235,19 +203,12 @@ def _named(counts: pd.Series, column: str) -> dict[str, int]:
                           "agents with fewer than 5 tasks or no scores listed unranked."))
 def leaderboard_asset(context: AssetExecutionContext, warehouse: WarehouseResource) -> Iterator[Any]:
     first, last = partition_days(context)
-    rows, statuses = 0, pd.Series(dtype="int64")
-    history = TrailingDays(partial(read_rollups, entity_types=["department_agent"],
-                                   columns=["department", "agent_id", "n_tasks"]), MAX_WINDOW_DAYS, "date")
-    with warehouse.engine().begin() as conn:
-        for start, end in day_chunks(first, last, as_of=True):  # 4 weeks of as-of days at a time
-            stats = read_days(conn, window_stats, "as_of_date", start, end, entity_type="agent")
-            departments = history.read(conn, start, end)
-            board = rank_agents(stats, departments)
-            rows += _write(context, conn, leaderboard, start, end, board)
-            statuses = _tally(statuses, board, "status")
+    written = _each_chunk(context, warehouse, day_chunks(first, last, as_of=True), rank)
+    with warehouse.engine().connect() as conn:
         check = leaderboard_check(conn, first, last)
-    yield MaterializeResult(metadata=range_metadata(context, {"partition_range": f"{first}..{last}", "rows": rows,
-                                      **_named(statuses, "status")}))
+    yield MaterializeResult(metadata=range_metadata(context, {
+        "partition_range": f"{first}..{last}", "rows": written.rows("leaderboard"),
+        **_named(written.tallies["status"], "status")}))
     yield check
 
 
@@ -258,17 +219,11 @@ def leaderboard_asset(context: AssetExecutionContext, warehouse: WarehouseResour
 def most_improved_agents_asset(context: AssetExecutionContext, warehouse: WarehouseResource,
                                aggregates: AggregatesResource) -> MaterializeResult:
     first, last = partition_days(context)
-    config = aggregates.config()
-    rows = found = 0
-    with warehouse.engine().begin() as conn:
-        for start, end in day_chunks(first, last, as_of=True):  # 4 weeks of as-of days at a time
-            agent_trends = read_days(conn, trends, "as_of_date", start, end, entity_type="agent",
-                                     metric="avg_overall_score")
-            best = most_improved(agent_trends, days_between(start, end), sorted(config.windows))
-            rows += _write(context, conn, most_improved_agents, start, end, best)
-            found += int(best["agent_id"].notna().sum())
-    return MaterializeResult(metadata=range_metadata(context, {"partition_range": f"{first}..{last}", "rows": rows,
-                                       "days_with_a_most_improved_agent": found}))
+    written = _each_chunk(context, warehouse, day_chunks(first, last, as_of=True), pick_most_improved,
+                          sorted(aggregates.config().windows))
+    return MaterializeResult(metadata=range_metadata(context, {
+        "partition_range": f"{first}..{last}", "rows": written.rows("most_improved_agents"),
+        "days_with_a_most_improved_agent": written.counts["days_with_a_most_improved_agent"]}))
 
 
 @daily_asset(name="provider_rankings", group_name=AGGREGATES,
@@ -278,17 +233,11 @@ def most_improved_agents_asset(context: AssetExecutionContext, warehouse: Wareho
 def provider_rankings_asset(context: AssetExecutionContext, warehouse: WarehouseResource,
                             aggregates: AggregatesResource) -> MaterializeResult:
     first, last = partition_days(context)
-    config = aggregates.config().provider_ranking
-    rows, statuses = 0, pd.Series(dtype="int64")
-    history = TrailingDays(partial(read_rollups, entity_types=["model_task_type"]), config.window_days, "date")
-    with warehouse.engine().begin() as conn:
-        for start, end in day_chunks(first, last, as_of=True):  # 4 weeks of as-of days at a time
-            models = history.read(conn, start, end)
-            ranked = provider_rankings(models, days_between(start, end), **config.model_dump())
-            rows += _write(context, conn, provider_rankings_table, start, end, ranked)
-            statuses = _tally(statuses, ranked, "status")
-    return MaterializeResult(metadata=range_metadata(context, {"partition_range": f"{first}..{last}", "rows": rows,
-                                       **_named(statuses, "status")}))
+    written = _each_chunk(context, warehouse, day_chunks(first, last, as_of=True), rank_providers,
+                          aggregates.config().provider_ranking.model_dump())
+    return MaterializeResult(metadata=range_metadata(context, {
+        "partition_range": f"{first}..{last}", "rows": written.rows("provider_rankings"),
+        **_named(written.tallies["status"], "status")}))
 
 
 @daily_asset(name="prompt_version_comparisons", group_name=AGGREGATES,
@@ -298,17 +247,11 @@ def provider_rankings_asset(context: AssetExecutionContext, warehouse: Warehouse
 def prompt_version_comparisons_asset(context: AssetExecutionContext, warehouse: WarehouseResource,
                                      aggregates: AggregatesResource) -> MaterializeResult:
     first, last = partition_days(context)
-    config = aggregates.config().prompt_comparison
-    rows, verdicts = 0, pd.Series(dtype="int64")
-    history = TrailingDays(read_task_quality, config.window_days, "partition_date")
-    with warehouse.engine().begin() as conn:
-        for start, end in day_chunks(first, last, as_of=True):  # 4 weeks of as-of days at a time
-            scores = history.read(conn, start, end)
-            compared = compare_prompt_versions(scores, days_between(start, end), **config.model_dump())
-            rows += _write(context, conn, prompt_version_comparisons, start, end, compared)
-            verdicts = _tally(verdicts, compared, "verdict")
-    return MaterializeResult(metadata=range_metadata(context, {"partition_range": f"{first}..{last}", "rows": rows,
-                                       **_named(verdicts, "verdict")}))
+    written = _each_chunk(context, warehouse, day_chunks(first, last, as_of=True), compare_prompts,
+                          aggregates.config().prompt_comparison.model_dump())
+    return MaterializeResult(metadata=range_metadata(context, {
+        "partition_range": f"{first}..{last}", "rows": written.rows("prompt_version_comparisons"),
+        **_named(written.tallies["verdict"], "verdict")}))
 
 
 @daily_multi_asset(
@@ -322,25 +265,13 @@ def project_summaries_and_agents(context: AssetExecutionContext, warehouse: Ware
                                  aggregates: AggregatesResource) -> Iterator[MaterializeResult]:
     first, last = partition_days(context)
     config = aggregates.config()
-    summary_rows = agent_rows = 0
-    statuses = pd.Series(dtype="int64")
-    history = TrailingDays(partial(read_rollups, entity_types=["project", "project_agent"],
-                                   columns=["project_id", "agent_id", *PROJECT_SUMS]), MAX_WINDOW_DAYS, "date")
-    with warehouse.engine().begin() as conn:
-        for start, end in day_chunks(first, last, as_of=True):  # 4 weeks of as-of days at a time
-            rollups = history.read(conn, start, end)
-            agent_trends = read_days(conn, trends, "as_of_date", start, end, entity_type="agent",
-                                     metric="avg_overall_score")
-            summaries, per_agent = project_summaries(rollups, read_project_spans(conn, start, end), agent_trends,
-                                                     days_between(start, end), sorted(config.windows),
-                                                     config.min_points)
-            summary_rows += _write(context, conn, project_summaries_table, start, end, summaries)
-            agent_rows += _write(context, conn, project_agent_stats, start, end, per_agent)
-            statuses = _tally(statuses, per_agent, "status")
+    written = _each_chunk(context, warehouse, day_chunks(first, last, as_of=True), summarize_projects,
+                          sorted(config.windows), config.min_points)
     yield MaterializeResult(asset_key="project_summaries", metadata=range_metadata(context, {
-        "partition_range": f"{first}..{last}", "rows": summary_rows}))
+        "partition_range": f"{first}..{last}", "rows": written.rows("project_summaries")}))
     yield MaterializeResult(asset_key="project_agent_stats", metadata=range_metadata(context, {
-        "partition_range": f"{first}..{last}", "rows": agent_rows, **_named(statuses, "status")}))
+        "partition_range": f"{first}..{last}", "rows": written.rows("project_agent_stats"),
+        **_named(written.tallies["status"], "status")}))
 
 
 @daily_asset(name="node_rollups", group_name=AGGREGATES,
@@ -362,17 +293,11 @@ def node_performance_asset(context: AssetExecutionContext, warehouse: WarehouseR
                            aggregates: AggregatesResource) -> MaterializeResult:
     first, last = partition_days(context)
     config = aggregates.config()
-    rows, statuses = 0, pd.Series(dtype="int64")
-    history = _trailing_table(node_rollups_table)
-    with warehouse.engine().begin() as conn:
-        for start, end in day_chunks(first, last, as_of=True):  # 4 weeks of as-of days at a time
-            rollups = history.read(conn, start, end)
-            performance = node_performance(rollups, days_between(start, end), sorted(config.windows),
-                                           config.min_points)
-            rows += _write(context, conn, node_performance_table, start, end, performance)
-            statuses = _tally(statuses, performance, "status")
-    return MaterializeResult(metadata=range_metadata(context, {"partition_range": f"{first}..{last}", "rows": rows,
-                                       **_named(statuses, "status")}))
+    written = _each_chunk(context, warehouse, day_chunks(first, last, as_of=True), node_figures,
+                          sorted(config.windows), config.min_points)
+    return MaterializeResult(metadata=range_metadata(context, {
+        "partition_range": f"{first}..{last}", "rows": written.rows("node_performance"),
+        **_named(written.tallies["status"], "status")}))
 
 
 AGGREGATE_ASSETS = [daily_rollups_asset, daily_metrics_asset, window_stats_asset, trends_asset, baselines_and_anomalies,

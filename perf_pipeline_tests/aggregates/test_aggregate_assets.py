@@ -12,8 +12,10 @@ from dagster import materialize
 from perf_pipeline.aggregates.assets import AGGREGATE_ASSETS
 from perf_pipeline.aggregates.checks import leaderboard_check, rollups_check, windows_check
 from perf_pipeline.alerts.assets import alert_conditions_asset
+from perf_pipeline.daily import day_chunks
 from perf_pipeline.launcher import RANGE_END_TAG, RANGE_START_TAG
 from perf_pipeline.resources import AlertsResource
+from perf_pipeline.warehouse.chunks import worker_count
 from perf_pipeline.warehouse.db import warehouse_engine
 from perf_pipeline.warehouse.schema import DDL_GROUPS, metadata
 from perf_pipeline_tests.events_factory import task, write_jsonl
@@ -82,6 +84,20 @@ def test_a_range_built_in_chunks_equals_one_pass(tmp_path: Path, landing: Path,
     aggregate(urls[0], landing, FIRST, last)
     monkeypatch.setattr("perf_pipeline.daily.CHUNK_DAYS", 3)  # the range in chunks of 3 days
     monkeypatch.setattr("perf_pipeline.daily.AS_OF_CHUNK_DAYS", 5)
+    aggregate(urls[1], landing, FIRST, last)
+    for table in AGGREGATE_TABLES:
+        assert rows(urls[0], table) == rows(urls[1], table), table.name
+
+
+def test_a_range_built_by_worker_processes_equals_one_pass(tmp_path: Path, landing: Path,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    urls, last = scored_warehouses(tmp_path, landing, ("one_pass", "workers"))
+    monkeypatch.setattr("perf_pipeline.settings.usable_cpus", lambda: 1)  # every chunk in this process
+    aggregate(urls[0], landing, FIRST, last)
+    monkeypatch.setattr("perf_pipeline.settings.usable_cpus", lambda: 2)
+    monkeypatch.setattr("perf_pipeline.daily.CHUNK_DAYS", 3)
+    monkeypatch.setattr("perf_pipeline.daily.AS_OF_CHUNK_DAYS", 4)  # 3 chunks each: two workers do them
+    assert worker_count(urls[1], len(day_chunks(FIRST, last, as_of=True))) == 2
     aggregate(urls[1], landing, FIRST, last)
     for table in AGGREGATE_TABLES:
         assert rows(urls[0], table) == rows(urls[1], table), table.name
