@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
+from perf_pipeline.warehouse.chunks import stop_workers
 from perf_pipeline.warehouse.db import warehouse_engine
 
 POSTGRES_URL = os.environ.get("PERF_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
@@ -50,6 +51,14 @@ def _no_inherited_definitions_state() -> Iterator[None]:
 
     with set_defs_state_storage(None):
         yield
+
+
+@pytest.fixture(autouse=True)
+def _chunk_workers_stopped() -> Iterator[None]:
+    """The worker processes a test's backfill started (``warehouse/chunks.py`` keeps them for the
+    process's later ranges) are stopped when the test ends."""
+    yield
+    stop_workers()
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])

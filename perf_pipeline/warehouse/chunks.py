@@ -1,5 +1,5 @@
-"""A range's chunks of days, each read, computed and written in a transaction of its own, by two
-worker processes at once when the range is long enough to repay starting them.
+"""A range's chunks of days, each read, computed and written in a transaction of its own, by worker
+processes (one per CPU) when the range has several chunks.
 
 A backfill's step reads a chunk (a week of events, four weeks of as-of days), computes its rows and
 replaces the chunk's rows in the warehouse. Done one chunk after the other in one process, half of
@@ -14,22 +14,24 @@ the other). The rows are the same either way: each chunk is computed by the same
 same committed inputs.
 
 Each chunk commits on its own, as a run of those days alone would. A run that fails part way leaves
-the chunks before the failure written and the others as they were; each day then holds what a run
-of that day writes, and re-running the range gives what a clean run gives (the README's guarantee).
+the chunks done before the failure written and the others as they were; each day then holds what a
+run of that day writes, and re-running the range gives what a clean run gives (the README's
+guarantee).
 
 The work is a module-level function (workers import it by name) taking a connection inside the
 chunk's transaction, the chunk's first and last day and picklable arguments, returning small,
-picklable figures (what the asset reports per day). A worker opens its own engine for the
-warehouse's URL; the process that started it created the schema. An in-memory SQLite database is
+picklable figures (what the asset reports per day). A worker opens an engine of its own for each
+chunk; the process that hands it the chunks created the schema. An in-memory SQLite database is
 private to its process, so its chunks always run here.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import threading
 from collections.abc import Callable, Sequence
-from concurrent.futures import Future, ProcessPoolExecutor
-from functools import cache
+from concurrent.futures import Future, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
 from typing import Any, TypeVar
 
 import sqlalchemy as sa
@@ -40,42 +42,39 @@ from perf_pipeline.warehouse.db import create_warehouse_engine, warehouse_engine
 
 T = TypeVar("T")
 Chunk = tuple[dt.date, dt.date]
-# From this many chunks on, workers do them: starting the workers (a fork of the process's
-# forkserver, which imports the project once) costs about a chunk of work, so two chunks gain little.
+# From this many chunks on, workers do them: a range of one or two chunks (a day, a week of events,
+# four weeks of as-of days) gains little from them, and a run of a new day never starts them.
 WORKERS_MIN_CHUNKS = 3
 
 
 def each_chunk(url: str, chunks: Sequence[Chunk], work: Callable[..., T], *args: Any) -> list[T]:
     """``work(conn, first, last, *args)`` for each chunk, each in a transaction of its own
-    (``engine.begin()``), in workers when there are ``WORKERS_MIN_CHUNKS`` chunks or more and more
-    than one usable CPU (``worker_count``); the results in chunk order. The first failure is raised
+    (``engine.begin()``), by the workers when ``uses_workers``; the results in chunk order. The first failure is raised
     once the chunks already running are done; the chunks not started then are dropped."""
     chunks = list(chunks)
     engine = warehouse_engine(url)  # the schema, created here before any worker opens the database
-    workers = worker_count(url, len(chunks))
-    if workers < 2:
+    if not uses_workers(url, len(chunks)):
         return [_in_transaction(engine, work, first, last, args) for first, last in chunks]
-    with ProcessPoolExecutor(workers, mp_context=settings.worker_context([__name__, work.__module__]),
-                             initializer=settings.tune_garbage_collection) as pool:
-        running: list[Future[T]] = [pool.submit(_in_worker, url, work, first, last, args) for first, last in chunks]
-        try:
-            return [future.result() for future in running]
-        except BaseException:
-            for future in running:
-                future.cancel()
-            raise
+    pool = _pool()
+    running: list[Future[T]] = [pool.submit(_in_worker, url, work, first, last, args) for first, last in chunks]
+    try:
+        return [future.result() for future in running]
+    except BaseException:
+        for future in running:
+            future.cancel()
+        wait(running)  # the chunks already running finish (and commit) before the failure is raised
+        if any(isinstance(future.exception(), BrokenProcessPool) for future in running if not future.cancelled()):
+            stop_workers(wait=False)  # a worker died (killed, out of memory): the next range starts new ones
+        raise
 
 
-def worker_count(url: str, chunks: int) -> int:
-    """How many worker processes ``each_chunk`` starts for ``chunks`` chunks of the warehouse at
-    ``url``: one per usable CPU (at most one per chunk) from ``WORKERS_MIN_CHUNKS`` chunks on, none
-    (0: this process does them) below that, with one CPU, or for an in-memory SQLite database."""
+def uses_workers(url: str, chunks: int) -> bool:
+    """Whether ``each_chunk`` hands ``chunks`` chunks of the warehouse at ``url`` to the workers (one
+    per usable CPU): from ``WORKERS_MIN_CHUNKS`` chunks on, with more than one usable CPU, and not for
+    an in-memory SQLite database, which only this process sees."""
     parsed = sa.engine.make_url(url)
     in_memory = parsed.get_backend_name() == "sqlite" and parsed.database in (None, "", ":memory:")
-    if chunks < WORKERS_MIN_CHUNKS or in_memory:
-        return 0
-    workers = min(settings.usable_cpus(), chunks)
-    return workers if workers > 1 else 0
+    return chunks >= WORKERS_MIN_CHUNKS and settings.usable_cpus() > 1 and not in_memory
 
 
 def _in_transaction(engine: Engine, work: Callable[..., T], first: dt.date, last: dt.date,
@@ -85,11 +84,36 @@ def _in_transaction(engine: Engine, work: Callable[..., T], first: dt.date, last
 
 
 def _in_worker(url: str, work: Callable[..., T], first: dt.date, last: dt.date, args: tuple[Any, ...]) -> T:
-    return _in_transaction(_worker_engine(url), work, first, last, args)
+    """A chunk in a worker, with an engine of its own for the chunk: a worker serves every range of
+    its process, whose warehouses (a test's, say) come and go; the schema exists (``each_chunk``)."""
+    engine = create_warehouse_engine(url)
+    try:
+        return _in_transaction(engine, work, first, last, args)
+    finally:
+        engine.dispose()
 
 
-@cache
-def _worker_engine(url: str) -> Engine:
-    """The worker's engine for ``url``, without creating the schema (the starting process did; a
-    worker doing it again would wait for the other worker's write lock)."""
-    return create_warehouse_engine(url)
+_workers: ProcessPoolExecutor | None = None
+_workers_lock = threading.Lock()
+
+
+def _pool() -> ProcessPoolExecutor:
+    """The process's workers, one per usable CPU, started by the first range that needs them and kept
+    for the next ones (a run's steps, the runs of ``perf-pipeline run``), so that each step does not
+    pay for starting them; they stop when the process exits."""
+    global _workers
+    with _workers_lock:
+        if _workers is None:
+            _workers = ProcessPoolExecutor(settings.usable_cpus(), mp_context=settings.worker_context([__name__]),
+                                           initializer=settings.tune_garbage_collection)
+        return _workers
+
+
+def stop_workers(wait: bool = True) -> None:
+    """Stop the process's workers, if started (a later range starts new ones): after a worker died,
+    and at the end of a test that started them."""
+    global _workers
+    with _workers_lock:
+        if _workers is not None:
+            _workers.shutdown(wait=wait, cancel_futures=True)
+        _workers = None

@@ -15,7 +15,7 @@ from perf_pipeline.alerts.assets import alert_conditions_asset
 from perf_pipeline.daily import day_chunks
 from perf_pipeline.launcher import RANGE_END_TAG, RANGE_START_TAG
 from perf_pipeline.resources import AlertsResource
-from perf_pipeline.warehouse.chunks import worker_count
+from perf_pipeline.warehouse.chunks import uses_workers
 from perf_pipeline.warehouse.db import warehouse_engine
 from perf_pipeline.warehouse.schema import DDL_GROUPS, metadata
 from perf_pipeline_tests.events_factory import task, write_jsonl
@@ -97,7 +97,7 @@ def test_a_range_built_by_worker_processes_equals_one_pass(tmp_path: Path, landi
     monkeypatch.setattr("perf_pipeline.settings.usable_cpus", lambda: 2)
     monkeypatch.setattr("perf_pipeline.daily.CHUNK_DAYS", 3)
     monkeypatch.setattr("perf_pipeline.daily.AS_OF_CHUNK_DAYS", 4)  # 3 chunks each: two workers do them
-    assert worker_count(urls[1], len(day_chunks(FIRST, last, as_of=True))) == 2
+    assert uses_workers(urls[1], len(day_chunks(FIRST, last, as_of=True)))
     aggregate(urls[1], landing, FIRST, last)
     for table in AGGREGATE_TABLES:
         assert rows(urls[0], table) == rows(urls[1], table), table.name

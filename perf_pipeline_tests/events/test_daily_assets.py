@@ -18,7 +18,7 @@ from perf_pipeline.ingest.checks import ingest_conservation
 from perf_pipeline.launcher import RANGE_END_TAG, RANGE_START_TAG
 from perf_pipeline.resources import LandingZoneResource, WarehouseResource
 from perf_pipeline.synthetic.generator import generate_logs
-from perf_pipeline.warehouse.chunks import worker_count
+from perf_pipeline.warehouse.chunks import uses_workers
 from perf_pipeline.warehouse.db import warehouse_engine
 from perf_pipeline.warehouse.schema import EVENT_TABLES, objective_templates, staged_events, task_steps
 from perf_pipeline_tests.events_factory import DROP, feedback, message, peer_evaluation, task, write_jsonl
@@ -141,7 +141,7 @@ def test_a_range_cut_by_worker_processes_equals_day_by_day(tmp_path: Path, landi
                                                            monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr("perf_pipeline.daily.CHUNK_DAYS", 1)  # 3 chunks: workers cut them (warehouse/chunks.py)
     monkeypatch.setattr("perf_pipeline.settings.usable_cpus", lambda: 2)
-    assert worker_count(f"sqlite:///{tmp_path / 'range.db'}", len(DAYS)) == 2
+    assert uses_workers(f"sqlite:///{tmp_path / 'range.db'}", len(DAYS))
     by_range, by_day = range_and_days_tables(tmp_path, landing)
     for name in by_range:
         assert by_range[name] == by_day[name], name

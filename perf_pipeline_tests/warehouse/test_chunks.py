@@ -13,7 +13,7 @@ from sqlalchemy.engine import Connection
 
 from perf_pipeline.daily import day_chunks
 from perf_pipeline.warehouse import chunks
-from perf_pipeline.warehouse.chunks import WORKERS_MIN_CHUNKS, each_chunk, worker_count
+from perf_pipeline.warehouse.chunks import WORKERS_MIN_CHUNKS, each_chunk, stop_workers, uses_workers
 from perf_pipeline.warehouse.db import warehouse_engine
 
 FIRST = dt.date(2026, 1, 1)
@@ -67,14 +67,24 @@ def test_a_failing_chunk_is_raised_and_rolled_back_the_others_stay_committed(url
     assert set(written) <= {first for first, _ in spans} and spans[0][0] in written
 
 
-def test_how_many_workers(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_when_workers_are_used(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     file_url = f"sqlite:///{tmp_path / 'w.db'}"
     monkeypatch.setattr(chunks.settings, "usable_cpus", lambda: 2)
-    assert worker_count(file_url, WORKERS_MIN_CHUNKS - 1) == 0
-    assert worker_count(file_url, WORKERS_MIN_CHUNKS) == 2
-    assert worker_count("postgresql+psycopg://postgres@127.0.0.1:5432/test", 52) == 2
-    assert worker_count("sqlite://", 52) == worker_count("sqlite:///:memory:", 52) == 0  # private to this process
+    assert not uses_workers(file_url, WORKERS_MIN_CHUNKS - 1)
+    assert uses_workers(file_url, WORKERS_MIN_CHUNKS)
+    assert uses_workers("postgresql+psycopg://postgres@127.0.0.1:5432/test", 52)
+    assert not uses_workers("sqlite://", 52) and not uses_workers("sqlite:///:memory:", 52)  # private to this process
     monkeypatch.setattr(chunks.settings, "usable_cpus", lambda: 1)
-    assert worker_count(file_url, 52) == 0
-    monkeypatch.setattr(chunks.settings, "usable_cpus", lambda: 8)
-    assert worker_count(file_url, 3) == 3  # one per chunk at most
+    assert not uses_workers(file_url, 52)
+
+
+def test_the_workers_serve_the_next_ranges_until_stopped(url: str) -> None:
+    first = {pid for _, pid in each_chunk(url, day_chunks(FIRST, FIRST + dt.timedelta(days=20)), log_chunk, None)}
+    workers = chunks._pool()
+    each_chunk(url, day_chunks(FIRST + dt.timedelta(days=21), FIRST + dt.timedelta(days=41)), log_chunk, None)
+    assert chunks._pool() is workers  # not started again for the next range
+    assert len(logged(url)) == 6
+    stop_workers()
+    for pid in first:
+        with pytest.raises(ProcessLookupError):
+            os.kill(pid, 0)  # gone
