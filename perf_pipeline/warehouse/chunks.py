@@ -28,6 +28,7 @@ private to its process, so its chunks always run here.
 from __future__ import annotations
 
 import datetime as dt
+import multiprocessing.util
 import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor, wait
@@ -106,6 +107,10 @@ def _pool() -> ProcessPoolExecutor:
         if _workers is None:
             _workers = ProcessPoolExecutor(settings.usable_cpus(), mp_context=settings.worker_context([__name__]),
                                            initializer=settings.tune_garbage_collection)
+            # Stopped before the process's exit waits for its children: a process started by
+            # multiprocessing (as the benchmark runs the pipeline) waits for them before any other
+            # exit handler, and idle workers would wait for work for ever.
+            multiprocessing.util.Finalize(None, stop_workers, exitpriority=100)
         return _workers
 
 

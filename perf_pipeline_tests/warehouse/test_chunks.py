@@ -4,6 +4,7 @@ chunks on, with the results in chunk order, on SQLite and PostgreSQL."""
 from __future__ import annotations
 
 import datetime as dt
+import multiprocessing
 import os
 from pathlib import Path
 
@@ -28,6 +29,12 @@ def log_chunk(conn: Connection, first: dt.date, last: dt.date, failing: dt.date 
     if first == failing:
         raise ValueError(f"chunk {first} failed")
     return first, os.getpid()
+
+
+def backfill_in_a_child(url: str) -> None:
+    """A process started by multiprocessing (as the benchmark runs the pipeline) that starts workers."""
+    chunks.settings.usable_cpus = lambda: 2
+    each_chunk(url, day_chunks(FIRST, FIRST + dt.timedelta(days=20)), log_chunk, None)
 
 
 @pytest.fixture
@@ -88,3 +95,15 @@ def test_the_workers_serve_the_next_ranges_until_stopped(url: str) -> None:
     for pid in first:
         with pytest.raises(ProcessLookupError):
             os.kill(pid, 0)  # gone
+
+
+def test_a_process_started_by_multiprocessing_exits_with_its_workers(url: str) -> None:
+    child = multiprocessing.get_context("spawn").Process(target=backfill_in_a_child, args=(url,))
+    child.start()
+    child.join(120)
+    hung = child.is_alive()
+    if hung:
+        child.kill()
+        child.join()
+    assert not hung and child.exitcode == 0  # its exit stopped the workers instead of waiting for them
+    assert len(logged(url)) == 3
