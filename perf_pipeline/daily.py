@@ -97,6 +97,15 @@ def record_days(context: AssetExecutionContext, asset_key: str, frame: pd.DataFr
                                    asset_key=asset_key, partition_key=day.isoformat())
 
 
+def record_day_rows(context: AssetExecutionContext, asset_key: str, rows: Mapping[dt.date, int]) -> None:
+    """``record_days``' default figures (the rows of each day of the run's range) from counts per day
+    already made: what worker processes report of the chunks they wrote (``warehouse/chunks.py``)."""
+    first, last = partition_days(context)
+    for day in days_between(first, last):
+        context.add_asset_metadata({"rows": int(rows.get(day, 0))}, asset_key=asset_key,
+                                   partition_key=day.isoformat())
+
+
 def range_metadata(context: AssetExecutionContext, metadata: Mapping[str, Any]) -> dict[str, Any]:
     """``metadata`` of a run's result: as is for one day; over several days, each figure named
     ``range_<name>``, so that no day shows the range's totals as its own."""

@@ -33,6 +33,7 @@ from perf_pipeline.aggregates.chunk_steps import (
     Written,
     compare_prompts,
     date_column,
+    day_metrics,
     fit_trends,
     merge,
     node_figures,
@@ -40,12 +41,12 @@ from perf_pipeline.aggregates.chunk_steps import (
     rank,
     rank_providers,
     roll_up,
+    roll_up_nodes,
     summarize_projects,
     window_figures,
 )
-from perf_pipeline.aggregates.store import read_days, read_rollups
-from perf_pipeline.aggregates.summaries import node_rollups
-from perf_pipeline.aggregates.trends import TheilSenTrendStrategy, daily_metric_values
+from perf_pipeline.aggregates.store import read_days
+from perf_pipeline.aggregates.trends import TheilSenTrendStrategy
 from perf_pipeline.aggregates.windows import RollingWindowStrategy
 from perf_pipeline.config import MAX_WINDOW_DAYS
 from perf_pipeline.daily import (
@@ -54,6 +55,7 @@ from perf_pipeline.daily import (
     day_chunks,
     partition_days,
     range_metadata,
+    record_day_rows,
     record_days,
 )
 from perf_pipeline.jobs import AGGREGATES
@@ -65,10 +67,6 @@ from perf_pipeline.warehouse.schema import (
     anomalies,
     baselines,
     daily_metrics,
-    task_steps,
-)
-from perf_pipeline.warehouse.schema import (
-    node_rollups as node_rollups_table,
 )
 
 
@@ -82,9 +80,8 @@ def _each_chunk(context: AssetExecutionContext, warehouse: WarehouseResource, ch
     """``step`` (``chunk_steps``) over each chunk of the run's range, in worker processes in a backfill
     (``warehouse/chunks.py``); each table's rows per day recorded; what the chunks wrote, merged."""
     written = merge(each_chunk(warehouse.resolved_url(), chunks, step, *args))
-    first, last = partition_days(context)
-    for name, days in written.days.items():
-        record_days(context, name, days, days.columns[0], days=(first, last))
+    for name, day_rows in written.day_rows.items():
+        record_day_rows(context, name, day_rows)
     return written
 
 
@@ -121,9 +118,9 @@ def daily_rollups_asset(context: AssetExecutionContext, warehouse: WarehouseReso
                           "once per day, not once per window that holds the day)."))
 def daily_metrics_asset(context: AssetExecutionContext, warehouse: WarehouseResource) -> MaterializeResult:
     first, last = partition_days(context)
-    with warehouse.engine().begin() as conn:
-        rows = _write(context, conn, daily_metrics, first, last, daily_metric_values(read_rollups(conn, first, last)))
-    return MaterializeResult(metadata=range_metadata(context, {"partition_range": f"{first}..{last}", "rows": rows}))
+    written = _each_chunk(context, warehouse, day_chunks(first, last), day_metrics)
+    return MaterializeResult(metadata=range_metadata(context, {"partition_range": f"{first}..{last}",
+                                                               "rows": written.rows("daily_metrics")}))
 
 
 @daily_asset(name="window_stats", group_name=AGGREGATES,
@@ -279,10 +276,10 @@ def project_summaries_and_agents(context: AssetExecutionContext, warehouse: Ware
              description="Per agent, node and day: mergeable step counts and sums from task_steps.")
 def node_rollups_asset(context: AssetExecutionContext, warehouse: WarehouseResource) -> MaterializeResult:
     first, last = partition_days(context)
-    with warehouse.engine().begin() as conn:
-        rollups = node_rollups(read_days(conn, task_steps, "partition_date", first, last))
-        rows = _write(context, conn, node_rollups_table, first, last, rollups)
-    return MaterializeResult(metadata=range_metadata(context, {"partition_range": f"{first}..{last}", "rows": rows}))
+    # A week at a time: memory follows a week's steps.
+    written = _each_chunk(context, warehouse, day_chunks(first, last), roll_up_nodes)
+    return MaterializeResult(metadata=range_metadata(context, {"partition_range": f"{first}..{last}",
+                                                               "rows": written.rows("node_rollups")}))
 
 
 @daily_asset(name="node_performance", group_name=AGGREGATES,

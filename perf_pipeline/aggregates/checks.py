@@ -1,4 +1,4 @@
-"""Checks of the aggregate assets, evaluated in the write's transaction for the same range.
+"""Checks of the aggregate assets, evaluated over a run's range once its writes are committed.
 
 Blocking: a rollup that lost tasks, a window whose status disagrees with its task count, or a
 leaderboard with a hole in its ranks must not reach the reports built on them. The freshness checks

@@ -3,8 +3,8 @@ trailing window of history with them), compute its rows and replace them, in the
 
 ``warehouse.chunks.each_chunk`` runs these, in two worker processes at once in a backfill, so each is
 a module-level function of a connection, the chunk's first and last day and picklable arguments,
-returning only what the asset reports: the days of the rows written (one per row, for the figures
-per day) and a few counts. A chunk reads its whole trailing span: two workers take every other
+returning only what the asset reports: the rows written per day (the figures per day) and a few
+counts. A chunk reads its whole trailing span: two workers take every other
 chunk, so none could carry the history of the chunk before (``db.TrailingDays``); reading the 89
 days before four weeks of as-of days again costs a fraction of computing them.
 """
@@ -31,8 +31,8 @@ from perf_pipeline.aggregates.store import (
     read_scored_tasks,
     read_task_quality,
 )
-from perf_pipeline.aggregates.summaries import PROJECT_SUMS, node_performance, project_summaries
-from perf_pipeline.aggregates.trends import TheilSenTrendStrategy
+from perf_pipeline.aggregates.summaries import PROJECT_SUMS, node_performance, node_rollups, project_summaries
+from perf_pipeline.aggregates.trends import TheilSenTrendStrategy, daily_metric_values
 from perf_pipeline.aggregates.windows import SUMMED, RollingWindowStrategy
 from perf_pipeline.config import MAX_WINDOW_DAYS
 from perf_pipeline.partitions import days_between
@@ -44,6 +44,7 @@ from perf_pipeline.warehouse.schema import (
     most_improved_agents,
     project_agent_stats,
     prompt_version_comparisons,
+    task_steps,
     trends,
     window_stats,
 )
@@ -55,30 +56,33 @@ from perf_pipeline.warehouse.schema import provider_rankings as provider_ranking
 
 @dataclass
 class Written:
-    """What a chunk wrote: per table, the day of each row (``as_of_date`` or ``date``); per named
-    tally, the rows per value of a column; and named counts."""
+    """What a chunk wrote: per table, its rows per day (``as_of_date`` or ``date``); per named tally,
+    the rows per value of a column; and named counts (numbers, or sets of days)."""
 
-    days: dict[str, pd.DataFrame] = field(default_factory=dict)
+    day_rows: dict[str, dict[dt.date, int]] = field(default_factory=dict)
     tallies: dict[str, pd.Series] = field(default_factory=dict)
     counts: dict[str, Any] = field(default_factory=dict)
 
     def rows(self, table_name: str) -> int:
-        return len(self.days[table_name])
+        return sum(self.day_rows[table_name].values())
 
 
 def merge(parts: Sequence[Written]) -> Written:
-    """The chunks' ``Written`` as one, the range's: days concatenated, tallies added, counts summed
+    """The chunks' ``Written`` as one, the range's: rows per day and tallies added, counts summed
     (sets of days united)."""
     merged = Written()
     for part in parts:
-        for name, days in part.days.items():
-            merged.days[name] = pd.concat([merged.days[name], days], ignore_index=True) \
-                if name in merged.days else days
+        for name, day_rows in part.day_rows.items():
+            merged.day_rows.setdefault(name, {}).update(day_rows)  # chunks hold distinct days
         for name, tally in part.tallies.items():
             merged.tallies[name] = merged.tallies[name].add(tally, fill_value=0) if name in merged.tallies else tally
         for name, count in part.counts.items():
-            merged.counts[name] = merged.counts[name] | count if isinstance(count, set) and name in merged.counts \
-                else merged.counts.get(name, 0) + count if name in merged.counts else count
+            if name not in merged.counts:
+                merged.counts[name] = count
+            elif isinstance(count, set):
+                merged.counts[name] = merged.counts[name] | count
+            else:
+                merged.counts[name] += count
     return merged
 
 
@@ -89,10 +93,10 @@ def date_column(table: Table) -> str:
 def replace(conn: Connection, table: Table, first: dt.date, last: dt.date, frame: pd.DataFrame,
             written: Written) -> pd.DataFrame:
     """Replace the rows of [first, last] (by as_of_date, or date) of ``table`` with ``frame``'s and note
-    their days in ``written``; returns ``frame``."""
+    their number per day in ``written``; returns ``frame``."""
     column = date_column(table)
     replace_partition(conn, table, first, last, frame, date_column=column)
-    written.days[table.name] = frame[[column]] if not frame.empty else pd.DataFrame(columns=[column])
+    written.day_rows[table.name] = frame[column].value_counts().to_dict() if not frame.empty else {}
     return frame
 
 
@@ -112,6 +116,19 @@ def roll_up(conn: Connection, first: dt.date, last: dt.date) -> Written:
                       written)
     written.tallies["entities"] = rollups.groupby("entity_type").size() if not rollups.empty \
         else pd.Series(dtype="int64")
+    return written
+
+
+def day_metrics(conn: Connection, first: dt.date, last: dt.date) -> Written:
+    written = Written()
+    replace(conn, daily_metrics, first, last, daily_metric_values(read_rollups(conn, first, last)), written)
+    return written
+
+
+def roll_up_nodes(conn: Connection, first: dt.date, last: dt.date) -> Written:
+    written = Written()
+    steps = read_days(conn, task_steps, "partition_date", first, last)
+    replace(conn, node_rollups_table, first, last, node_rollups(steps), written)
     return written
 
 

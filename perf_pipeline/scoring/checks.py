@@ -1,4 +1,4 @@
-"""Checks of the scoring assets, evaluated inside the write's transaction for the same range.
+"""Checks of the scoring assets, evaluated over a run's range once its writes are committed.
 Blocking: windows, trends and leaderboards never read scores that lost tasks or left 0..1."""
 
 from __future__ import annotations

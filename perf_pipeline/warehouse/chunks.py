@@ -27,7 +27,10 @@ private to its process, so its chunks always run here.
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import datetime as dt
+import gc
 import multiprocessing.util
 import threading
 from collections.abc import Callable, Sequence
@@ -92,6 +95,16 @@ def _in_worker(url: str, work: Callable[..., T], first: dt.date, last: dt.date, 
         return _in_transaction(engine, work, first, last, args)
     finally:
         engine.dispose()
+        _release_memory()
+
+
+def _release_memory() -> None:
+    """Give the chunk's memory back to the system: an idle worker kept the 450 to 490 MB of RSS a
+    week of the fleet's task events left in its heap (freed, but not returned) while the run's process
+    went on with steps of its own; glibc's ``malloc_trim`` returns it (elsewhere: nothing to do)."""
+    gc.collect()
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
 
 
 _workers: ProcessPoolExecutor | None = None
