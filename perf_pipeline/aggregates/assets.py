@@ -22,12 +22,12 @@ from sqlalchemy import Connection, Table
 
 from perf_pipeline.aggregates.baselines import baselines as compute_baselines
 from perf_pipeline.aggregates.checks import (
-    leaderboard_check,
     leaderboard_check_spec,
-    rollups_check,
+    leaderboard_result,
     rollups_check_spec,
-    windows_check,
+    rollups_result,
     windows_check_spec,
+    windows_result,
 )
 from perf_pipeline.aggregates.chunk_steps import (
     Written,
@@ -104,12 +104,10 @@ def daily_rollups_asset(context: AssetExecutionContext, warehouse: WarehouseReso
     first, last = partition_days(context)
     # A week at a time: memory follows a week's tasks.
     written = _each_chunk(context, warehouse, day_chunks(first, last), roll_up)
-    with warehouse.engine().connect() as conn:
-        check = rollups_check(conn, first, last)
     yield MaterializeResult(metadata=range_metadata(context, {
         "partition_range": f"{first}..{last}", "rows": written.rows("daily_rollups"),
         **{f"entities_{kind}": int(n) for kind, n in written.tallies["entities"].items()}}))
-    yield check
+    yield rollups_result(written.check, first, last)
 
 
 @daily_asset(name="daily_metrics", group_name=AGGREGATES,
@@ -133,13 +131,11 @@ def window_stats_asset(context: AssetExecutionContext, warehouse: WarehouseResou
     config = aggregates.config()
     written = _each_chunk(context, warehouse, day_chunks(first, last, as_of=True), window_figures,
                           RollingWindowStrategy(config.windows, config.min_points))
-    with warehouse.engine().connect() as conn:
-        check = windows_check(conn, first, last, config.min_points)
     rows, ok = written.rows("window_stats"), written.counts["rows_ok"]
     yield MaterializeResult(metadata=range_metadata(context, {
         "partition_range": f"{first}..{last}", "rows": rows, "rows_ok": ok,
         "rows_insufficient_data": rows - ok, "rollup_days_read": len(written.counts["rollup_days_read"])}))
-    yield check
+    yield windows_result(written.check, first, last)
 
 
 @daily_asset(name="trends", group_name=AGGREGATES,
@@ -201,12 +197,10 @@ def _named(counts: pd.Series, column: str) -> dict[str, int]:
 def leaderboard_asset(context: AssetExecutionContext, warehouse: WarehouseResource) -> Iterator[Any]:
     first, last = partition_days(context)
     written = _each_chunk(context, warehouse, day_chunks(first, last, as_of=True), rank)
-    with warehouse.engine().connect() as conn:
-        check = leaderboard_check(conn, first, last)
     yield MaterializeResult(metadata=range_metadata(context, {
         "partition_range": f"{first}..{last}", "rows": written.rows("leaderboard"),
         **_named(written.tallies["status"], "status")}))
-    yield check
+    yield leaderboard_result(written.check, first, last)
 
 
 @daily_asset(name="most_improved_agents", group_name=AGGREGATES,

@@ -1,4 +1,6 @@
-"""Checks of the aggregate assets, evaluated over a run's range once its writes are committed.
+"""Checks of the aggregate assets. Each counts what it checks inside the write's transaction (of
+each chunk of a range, its counts added up over the range: ``chunk_steps``), so that no other
+writer's rows come in between.
 
 Blocking: a rollup that lost tasks, a window whose status disagrees with its task count, or a
 leaderboard with a hole in its ranks must not reach the reports built on them. The freshness checks
@@ -9,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import warnings
+from collections import Counter
 from collections.abc import Sequence
 
 import sqlalchemy as sa
@@ -27,6 +30,9 @@ from perf_pipeline.warehouse.schema import EVENT_TABLES, daily_rollups, leaderbo
 ROLLUPS_CHECK = "rollups_count_every_task"
 WINDOWS_CHECK = "windows_consistent"
 LEADERBOARD_CHECK = "ranks_consistent"
+ENTITY_PREFIX = "entity:"  # rollups_counts' key of an entity type's summed task counts
+WINDOW_PROBLEMS = ["status_disagrees_with_n_tasks", "insufficient_with_metrics", "rates_outside_0_1",
+                   "more_outcomes_than_tasks"]
 RATES = ["success_rate", "sla_compliance_rate", "correction_rate", "enhancement_rate", "approval_rate",
          "avg_quality_score", "avg_overall_score", "avg_efficiency_score", "collaboration_score"]
 
@@ -38,12 +44,26 @@ def rollups_check_spec() -> AssetCheckSpec:
 
 
 def rollups_check(conn: sa.Connection, first: dt.date, last: dt.date) -> AssetCheckResult:
+    return rollups_result(rollups_counts(conn, first, last), first, last)
+
+
+def rollups_counts(conn: sa.Connection, first: dt.date, last: dt.date) -> Counter[str]:
+    """What ``rollups_check`` compares, for days [first, last]: their tasks and the sum of each entity
+    type's rollup task counts (added over the chunks of a range, each counted in its transaction)."""
     tasks = EVENT_TABLES["task"]
-    task_count = conn.execute(sa.select(sa.func.count()).select_from(tasks)
-                              .where(tasks.c.partition_date.between(first, last))).scalar_one()
-    sums = dict(conn.execute(sa.select(daily_rollups.c.entity_type, sa.func.sum(daily_rollups.c.n_tasks))
-                             .where(daily_rollups.c.date.between(first, last))
-                             .group_by(daily_rollups.c.entity_type)).all())
+    counts = Counter({"tasks": conn.execute(sa.select(sa.func.count()).select_from(tasks)
+                                            .where(tasks.c.partition_date.between(first, last))).scalar_one()})
+    rollup = daily_rollups.c
+    sums = (sa.select(rollup.entity_type, sa.func.sum(rollup.n_tasks)).where(rollup.date.between(first, last))
+            .group_by(rollup.entity_type))
+    for entity_type, total in conn.execute(sums).all():
+        counts[f"{ENTITY_PREFIX}{entity_type}"] = int(total or 0)
+    return counts
+
+
+def rollups_result(counts: Counter[str], first: dt.date, last: dt.date) -> AssetCheckResult:
+    task_count = counts["tasks"]
+    sums = {key.removeprefix(ENTITY_PREFIX): n for key, n in counts.items() if key.startswith(ENTITY_PREFIX)}
     complete = [t for t, columns in ENTITY_TYPES.items() if "prompt_version" not in columns]
     wrong = {t: int(sums.get(t) or 0) for t in complete if int(sums.get(t) or 0) != task_count}
     over = int(sums.get("prompt_version") or 0) > task_count
@@ -60,6 +80,11 @@ def windows_check_spec() -> AssetCheckSpec:
 
 
 def windows_check(conn: sa.Connection, first: dt.date, last: dt.date, min_points: int) -> AssetCheckResult:
+    return windows_result(windows_counts(conn, first, last, min_points), first, last)
+
+
+def windows_counts(conn: sa.Connection, first: dt.date, last: dt.date, min_points: int) -> Counter[str]:
+    """The window rows of days [first, last] and how many of them have each problem."""
     w = window_stats.c
     count = sa.select(sa.func.count()).select_from(window_stats).where(w.as_of_date.between(first, last))
     problems = {
@@ -71,10 +96,14 @@ def windows_check(conn: sa.Connection, first: dt.date, last: dt.date, min_points
         "more_outcomes_than_tasks": w.tasks_completed + w.tasks_failed > w.n_tasks,
     }
     found = {name: conn.execute(count.where(condition)).scalar_one() for name, condition in problems.items()}
+    return Counter({"rows": conn.execute(count).scalar_one(), **found})
+
+
+def windows_result(counts: Counter[str], first: dt.date, last: dt.date) -> AssetCheckResult:
+    found = {name: counts[name] for name in WINDOW_PROBLEMS}
     return AssetCheckResult(asset_key="window_stats", check_name=WINDOWS_CHECK, passed=not any(found.values()),
                             severity=AssetCheckSeverity.ERROR, metadata={
-                                "rows": conn.execute(count).scalar_one(), **found,
-                                "partition_range": f"{first}..{last}"})
+                                "rows": counts["rows"], **found, "partition_range": f"{first}..{last}"})
 
 
 def leaderboard_check_spec() -> AssetCheckSpec:
@@ -84,6 +113,12 @@ def leaderboard_check_spec() -> AssetCheckSpec:
 
 
 def leaderboard_check(conn: sa.Connection, first: dt.date, last: dt.date) -> AssetCheckResult:
+    return leaderboard_result(leaderboard_counts(conn, first, last), first, last)
+
+
+def leaderboard_counts(conn: sa.Connection, first: dt.date, last: dt.date) -> Counter[str]:
+    """Of days [first, last]: rows whose rank disagrees with their status, and (day, window) groups
+    whose ranks do not start at 1 or pass the number ranked."""
     board = leaderboard.c
     in_range = board.as_of_date.between(first, last)
     mismatched = conn.execute(sa.select(sa.func.count()).select_from(leaderboard).where(
@@ -94,6 +129,11 @@ def leaderboard_check(conn: sa.Connection, first: dt.date, last: dt.date) -> Ass
               .having(sa.func.count(board.rank) > 0).subquery())
     bad_groups = conn.execute(sa.select(sa.func.count()).select_from(groups).where(
         sa.or_(groups.c.best != 1, groups.c.worst > groups.c.ranked))).scalar_one()
+    return Counter({"rank_disagrees_with_status": mismatched, "days_with_bad_ranks": bad_groups})
+
+
+def leaderboard_result(counts: Counter[str], first: dt.date, last: dt.date) -> AssetCheckResult:
+    mismatched, bad_groups = counts["rank_disagrees_with_status"], counts["days_with_bad_ranks"]
     return AssetCheckResult(asset_key="leaderboard", check_name=LEADERBOARD_CHECK,
                             passed=mismatched == bad_groups == 0, severity=AssetCheckSeverity.ERROR, metadata={
                                 "rank_disagrees_with_status": mismatched, "days_with_bad_ranks": bad_groups,

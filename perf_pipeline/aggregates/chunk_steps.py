@@ -4,14 +4,15 @@ trailing window of history with them), compute its rows and replace them, in the
 ``warehouse.chunks.each_chunk`` runs these, in two worker processes at once in a backfill, so each is
 a module-level function of a connection, the chunk's first and last day and picklable arguments,
 returning only what the asset reports: the rows written per day (the figures per day) and a few
-counts. A chunk reads its whole trailing span: two workers take every other
-chunk, so none could carry the history of the chunk before (``db.TrailingDays``); reading the 89
-days before four weeks of as-of days again costs a fraction of computing them.
+counts. A chunk reads its whole trailing span: the workers share the chunks, so none could carry
+the history of the chunk before (``db.TrailingDays``); reading the 89 days before four weeks of
+as-of days again costs a fraction of computing them.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -19,6 +20,7 @@ from typing import Any
 import pandas as pd
 from sqlalchemy import Connection, Table
 
+from perf_pipeline.aggregates.checks import leaderboard_counts, rollups_counts, windows_counts
 from perf_pipeline.aggregates.prompts import compare_prompt_versions
 from perf_pipeline.aggregates.rankings import leaderboard as rank_agents
 from perf_pipeline.aggregates.rankings import most_improved, provider_rankings
@@ -57,25 +59,28 @@ from perf_pipeline.warehouse.schema import provider_rankings as provider_ranking
 @dataclass
 class Written:
     """What a chunk wrote: per table, its rows per day (``as_of_date`` or ``date``); per named tally,
-    the rows per value of a column; and named counts (numbers, or sets of days)."""
+    the rows per value of a column; named counts (numbers, or sets of days); and what the asset's
+    check counts of the chunk's days, in its transaction."""
 
     day_rows: dict[str, dict[dt.date, int]] = field(default_factory=dict)
     tallies: dict[str, pd.Series] = field(default_factory=dict)
     counts: dict[str, Any] = field(default_factory=dict)
+    check: Counter[str] = field(default_factory=Counter)  # what the asset's check counts (``checks.py``)
 
     def rows(self, table_name: str) -> int:
         return sum(self.day_rows[table_name].values())
 
 
 def merge(parts: Sequence[Written]) -> Written:
-    """The chunks' ``Written`` as one, the range's: rows per day and tallies added, counts summed
-    (sets of days united)."""
+    """The chunks' ``Written`` as one, the range's: rows per day and tallies added, counts and check
+    counts summed (sets of days united)."""
     merged = Written()
     for part in parts:
         for name, day_rows in part.day_rows.items():
             merged.day_rows.setdefault(name, {}).update(day_rows)  # chunks hold distinct days
         for name, tally in part.tallies.items():
             merged.tallies[name] = merged.tallies[name].add(tally, fill_value=0) if name in merged.tallies else tally
+        merged.check.update(part.check)
         for name, count in part.counts.items():
             if name not in merged.counts:
                 merged.counts[name] = count
@@ -114,6 +119,7 @@ def roll_up(conn: Connection, first: dt.date, last: dt.date) -> Written:
     rollups = replace(conn, daily_rollups, first, last,
                       compute_rollups(read_scored_tasks(conn, first, last), read_collaboration(conn, first, last)),
                       written)
+    written.check = rollups_counts(conn, first, last)
     written.tallies["entities"] = rollups.groupby("entity_type").size() if not rollups.empty \
         else pd.Series(dtype="int64")
     return written
@@ -137,6 +143,7 @@ def window_figures(conn: Connection, first: dt.date, last: dt.date, strategy: Ro
     rollups = read_rollups(conn, _trailing(first), last, columns=[*SUMMED, "response_time_histogram"])
     stats = replace(conn, window_stats, first, last, strategy.compute(rollups, days_between(first, last)), written)
     written.counts["rows_ok"] = int((stats["status"] == "ok").sum()) if not stats.empty else 0
+    written.check = windows_counts(conn, first, last, strategy.min_points)
     written.counts["rollup_days_read"] = set(rollups["date"].tolist())
     return written
 
@@ -156,6 +163,7 @@ def rank(conn: Connection, first: dt.date, last: dt.date) -> Written:
                                columns=["department", "agent_id", "n_tasks"])
     board = replace(conn, leaderboard, first, last, rank_agents(stats, departments), written)
     written.tallies["status"] = _tally(board, "status")
+    written.check = leaderboard_counts(conn, first, last)
     return written
 
 

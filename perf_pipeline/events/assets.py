@@ -9,6 +9,7 @@ cut again when the ingest records that its staged events changed (``automation.p
 
 
 import datetime as dt
+from collections import Counter
 from collections.abc import Iterator
 
 import pandas as pd
@@ -30,7 +31,7 @@ from perf_pipeline.daily import (
     range_metadata,
     record_days,
 )
-from perf_pipeline.events.checks import matches_staging, matches_staging_spec
+from perf_pipeline.events.checks import matches_staging_result, matches_staging_spec
 from perf_pipeline.events.classify import load_templates, seed_templates
 from perf_pipeline.events.transform import cut_events, cut_tasks
 from perf_pipeline.jobs import EVENTS, REFERENCE
@@ -73,10 +74,9 @@ def task_tables(context: AssetExecutionContext, warehouse: WarehouseResource) ->
     # A week at a time (memory follows a week's events), each in its own transaction, by two workers
     # in a backfill (warehouse/chunks.py).
     cut = each_chunk(warehouse.resolved_url(), day_chunks(first, last), cut_tasks, templates)
-    with warehouse.engine().connect() as conn:
-        check = matches_staging(conn, "task", first, last)
-    task_frame = pd.concat([tasks for tasks, _ in cut], ignore_index=True)
-    steps = pd.concat([days for _, days in cut], ignore_index=True)
+    task_frame = pd.concat([tasks for tasks, _, _ in cut], ignore_index=True)
+    steps = pd.concat([days for _, days, _ in cut], ignore_index=True)
+    check = matches_staging_result("task", sum((counts for _, _, counts in cut), Counter()), first, last)
     classified = int((task_frame["task_type_source"] == "template").sum())
     uncategorized = int((task_frame["task_type_source"] == "default").sum())
     context.log.info(f"{first}..{last}: {len(task_frame)} tasks, {len(steps)} steps")
@@ -105,10 +105,9 @@ def daily_event_asset(event_type: str, description: str):
                  check_specs=[matches_staging_spec(table.name)])
     def _daily_events(context: AssetExecutionContext, warehouse: WarehouseResource) -> Iterator:
         first, last = partition_days(context)
-        days = each_chunk(warehouse.resolved_url(), day_chunks(first, last), cut_events, event_type)
-        with warehouse.engine().connect() as conn:
-            check = matches_staging(conn, event_type, first, last)
-        rows = pd.concat(days, ignore_index=True)
+        cut = each_chunk(warehouse.resolved_url(), day_chunks(first, last), cut_events, event_type)
+        rows = pd.concat([days for days, _ in cut], ignore_index=True)
+        check = matches_staging_result(event_type, sum((counts for _, counts in cut), Counter()), first, last)
         record_days(context, table.name, rows, "partition_date")
         yield MaterializeResult(metadata=range_metadata(context, {"partition_range": f"{first}..{last}",
                                                                   "rows": len(rows)}))

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections import Counter
 
 import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from perf_pipeline import jsontext
+from perf_pipeline.events.checks import staging_counts
 from perf_pipeline.events.classify import Template, classify
 from perf_pipeline.warehouse.db import read_columns, replace_partition
 from perf_pipeline.warehouse.schema import EVENT_TABLES, staged_events, task_steps
@@ -97,19 +99,20 @@ def event_rows(event_type: str, frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def cut_tasks(conn: Connection, first_day: dt.date, last_day: dt.date,
-              templates: list[Template]) -> tuple[pd.DataFrame, pd.DataFrame]:
+              templates: list[Template]) -> tuple[pd.DataFrame, pd.DataFrame, Counter[str]]:
     """Replace the task_events and task_steps rows of [first_day, last_day] with those cut from the
     staged task events (a chunk of ``warehouse.chunks.each_chunk``); returns the tasks' TASK_FIGURES
-    columns and the steps' days, what the asset reports."""
+    columns, the steps' days and the check's counts (``checks.staging_counts``), what the asset reports."""
     tasks, steps = task_rows(read_staged(conn, "task", first_day, last_day), templates)
     replace_partition(conn, EVENT_TABLES["task"], first_day, last_day, tasks)
     replace_partition(conn, task_steps, first_day, last_day, steps)
-    return tasks[TASK_FIGURES], steps[["partition_date"]]
+    return tasks[TASK_FIGURES], steps[["partition_date"]], staging_counts(conn, "task", first_day, last_day)
 
 
-def cut_events(conn: Connection, first_day: dt.date, last_day: dt.date, event_type: str) -> pd.DataFrame:
+def cut_events(conn: Connection, first_day: dt.date, last_day: dt.date,
+               event_type: str) -> tuple[pd.DataFrame, Counter[str]]:
     """Replace the rows of [first_day, last_day] of a non-task event type's table with those cut from
-    staging (a chunk of ``warehouse.chunks.each_chunk``); returns their days."""
+    staging (a chunk of ``warehouse.chunks.each_chunk``); returns their days and the check's counts."""
     rows = event_rows(event_type, read_staged(conn, event_type, first_day, last_day))
     replace_partition(conn, EVENT_TABLES[event_type], first_day, last_day, rows)
-    return rows[["partition_date"]]
+    return rows[["partition_date"]], staging_counts(conn, event_type, first_day, last_day)

@@ -1,4 +1,5 @@
-"""Checks of the scoring assets, evaluated over a run's range once its writes are committed.
+"""Checks of the scoring assets over a run's range: the scores' once its weekly chunks are committed, the
+collaboration scores' inside their write's transaction.
 Blocking: windows, trends and leaderboards never read scores that lost tasks or left 0..1."""
 
 from __future__ import annotations

@@ -1,11 +1,11 @@
 """A range's chunks of days, each read, computed and written in a transaction of its own, by worker
-processes (one per CPU) when the range has several chunks.
+processes (two, on a machine with two CPUs or more) when the range has several chunks.
 
 A backfill's step reads a chunk (a week of events, four weeks of as-of days), computes its rows and
 replaces the chunk's rows in the warehouse. Done one chunk after the other in one process, half of
 that time is SQLite inserting rows, during which the second CPU stays idle, and the other half is
-reading and computing, during which the database does. With a worker per CPU, one worker inserts a
-chunk while the other reads and computes the next: SQLite lets one transaction write at a time, and
+reading and computing, during which the database does. With two workers, one inserts a chunk
+while the other reads and computes the next: SQLite lets one transaction write at a time, and
 each chunk's transaction takes the write lock only at its first write (``db.replace_partition``
 deletes, then inserts), after its reading and computing, so a worker waits for the lock at most as
 long as the other worker's inserts. Threads would not do it: reading and computing are mostly
@@ -27,14 +27,13 @@ private to its process, so its chunks always run here.
 
 from __future__ import annotations
 
-import contextlib
 import ctypes
 import datetime as dt
 import gc
 import multiprocessing.util
 import threading
 from collections.abc import Callable, Sequence
-from concurrent.futures import Future, ProcessPoolExecutor, wait
+from concurrent.futures import FIRST_EXCEPTION, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any, TypeVar
 
@@ -49,33 +48,43 @@ Chunk = tuple[dt.date, dt.date]
 # From this many chunks on, workers do them: a range of one or two chunks (a day, a week of events,
 # four weeks of as-of days) gains little from them, and a run of a new day never starts them.
 WORKERS_MIN_CHUNKS = 3
+# Two workers: one inserts while the other reads and computes. More would queue for SQLite's one
+# writer (and hold PostgreSQL connections besides the warehouse pool's), each with a chunk in memory.
+MAX_WORKERS = 2
 
 
 def each_chunk(url: str, chunks: Sequence[Chunk], work: Callable[..., T], *args: Any) -> list[T]:
     """``work(conn, first, last, *args)`` for each chunk, each in a transaction of its own
-    (``engine.begin()``), by the workers when ``uses_workers``; the results in chunk order. The first failure is raised
-    once the chunks already running are done; the chunks not started then are dropped."""
+    (``engine.begin()``), by the workers when ``uses_workers``; the results in chunk order.
+
+    A failure is raised as soon as a chunk fails, once the chunks then running are done: those
+    commit (a chunk queued to a worker but not started may still run), the others are dropped. A
+    worker that died (killed, out of memory) takes the chunks of the other worker down with it
+    (rolled back); the next range starts new workers."""
     chunks = list(chunks)
     engine = warehouse_engine(url)  # the schema, created here before any worker opens the database
     if not uses_workers(url, len(chunks)):
         return [_in_transaction(engine, work, first, last, args) for first, last in chunks]
-    pool = _pool()
-    running: list[Future[T]] = [pool.submit(_in_worker, url, work, first, last, args) for first, last in chunks]
+    running: list[Future[T]] = []
     try:
+        pool = _pool()
+        running = [pool.submit(_in_worker, url, work, first, last, args) for first, last in chunks]
+        wait(running, return_when=FIRST_EXCEPTION)
         return [future.result() for future in running]
-    except BaseException:
+    except BaseException as error:
         for future in running:
             future.cancel()
-        wait(running)  # the chunks already running finish (and commit) before the failure is raised
-        if any(isinstance(future.exception(), BrokenProcessPool) for future in running if not future.cancelled()):
-            stop_workers(wait=False)  # a worker died (killed, out of memory): the next range starts new ones
+        wait(running)
+        if isinstance(error, BrokenProcessPool) or any(
+                isinstance(future.exception(), BrokenProcessPool) for future in running if not future.cancelled()):
+            stop_workers(wait=False)
         raise
 
 
 def uses_workers(url: str, chunks: int) -> bool:
-    """Whether ``each_chunk`` hands ``chunks`` chunks of the warehouse at ``url`` to the workers (one
-    per usable CPU): from ``WORKERS_MIN_CHUNKS`` chunks on, with more than one usable CPU, and not for
-    an in-memory SQLite database, which only this process sees."""
+    """Whether ``each_chunk`` hands ``chunks`` chunks of the warehouse at ``url`` to the workers: from
+    ``WORKERS_MIN_CHUNKS`` chunks on, with more than one usable CPU, and not for an in-memory SQLite
+    database, which only this process sees."""
     parsed = sa.engine.make_url(url)
     in_memory = parsed.get_backend_name() == "sqlite" and parsed.database in (None, "", ":memory:")
     return chunks >= WORKERS_MIN_CHUNKS and settings.usable_cpus() > 1 and not in_memory
@@ -103,27 +112,41 @@ def _release_memory() -> None:
     week of the fleet's task events left in its heap (freed, but not returned) while the run's process
     went on with steps of its own; glibc's ``malloc_trim`` returns it (elsewhere: nothing to do)."""
     gc.collect()
-    with contextlib.suppress(OSError, AttributeError):
-        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    if _libc is not None:
+        _libc.malloc_trim(0)
+
+
+def _load_libc() -> ctypes.CDLL | None:
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+        return libc if hasattr(libc, "malloc_trim") else None
+    except OSError:  # not glibc
+        return None
+
+
+_libc = _load_libc()
 
 
 _workers: ProcessPoolExecutor | None = None
 _workers_lock = threading.Lock()
+_finalizer: multiprocessing.util.Finalize | None = None
 
 
 def _pool() -> ProcessPoolExecutor:
-    """The process's workers, one per usable CPU, started by the first range that needs them and kept
-    for the next ones (a run's steps, the runs of ``perf-pipeline run``), so that each step does not
-    pay for starting them; they stop when the process exits."""
-    global _workers
+    """The process's workers (``MAX_WORKERS`` at most, one per usable CPU), started by the first range
+    that needs them and kept for the next ones (a run's steps, the runs of ``perf-pipeline run``), so
+    that each step does not pay for starting them; they stop when the process exits."""
+    global _workers, _finalizer
     with _workers_lock:
         if _workers is None:
-            _workers = ProcessPoolExecutor(settings.usable_cpus(), mp_context=settings.worker_context([__name__]),
+            _workers = ProcessPoolExecutor(min(settings.usable_cpus(), MAX_WORKERS),
+                                           mp_context=settings.worker_context([__name__]),
                                            initializer=settings.tune_garbage_collection)
+        if _finalizer is None:
             # Stopped before the process's exit waits for its children: a process started by
             # multiprocessing (as the benchmark runs the pipeline) waits for them before any other
             # exit handler, and idle workers would wait for work for ever.
-            multiprocessing.util.Finalize(None, stop_workers, exitpriority=100)
+            _finalizer = multiprocessing.util.Finalize(None, stop_workers, exitpriority=100)
         return _workers
 
 

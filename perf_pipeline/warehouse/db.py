@@ -424,7 +424,7 @@ def numbers_or_list(values: list[Any]) -> np.ndarray | list[Any]:
 class TrailingDays:
     """The rows of [first - (days - 1), last] for the consecutive chunks of a range, read one after the
     other: a chunk reads only the days the previous one had not read, and drops those that left its
-    span (a year's backfill in 4-week chunks reads each day of history once, not four times).
+    span (a year of scores in weekly chunks reads each day of their 30-day baselines once, not 5 times).
 
     ``read(conn, first, last)`` gives a span's rows ordered by day first, or by ``order`` (a unique
     key); the carried rows and the new ones come back in that order too, as one read of the whole

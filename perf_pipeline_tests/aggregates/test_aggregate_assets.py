@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
-from dagster import materialize
+from dagster import ExecuteInProcessResult, materialize
 
 from perf_pipeline.aggregates.assets import AGGREGATE_ASSETS
 from perf_pipeline.aggregates.checks import leaderboard_check, rollups_check, windows_check
@@ -47,7 +47,7 @@ def many_days(landing: Path) -> None:
     write_jsonl(landing / "tasks.jsonl", events)
 
 
-def aggregate(url: str, landing: Path, first: dt.date, last: dt.date | None = None) -> None:
+def aggregate(url: str, landing: Path, first: dt.date, last: dt.date | None = None) -> ExecuteInProcessResult:
     tags = {RANGE_START_TAG: first.isoformat(), RANGE_END_TAG: last.isoformat()} if last else None
     result = materialize([*AGGREGATE_ASSETS, alert_conditions_asset], tags=tags,
                          resources={**resources(url, landing), "alerts": AlertsResource()},
@@ -55,6 +55,17 @@ def aggregate(url: str, landing: Path, first: dt.date, last: dt.date | None = No
     assert result.success
     checks = result.get_asset_check_evaluations()
     assert len(checks) == 4 and all(check.passed for check in checks)
+    return result
+
+
+def reported(result: ExecuteInProcessResult) -> dict[tuple[str, str | None], dict]:
+    """What a run reported: each materialization's metadata (the range's figures and the day's own)
+    and each check's evaluation, by asset (or check) and partition."""
+    materialized = {(event.asset_key.to_user_string(), event.partition): dict(event.materialization.metadata)
+                    for event in result.get_asset_materialization_events()}
+    checked = {(check.check_name, None): {"passed": check.passed, **check.metadata}
+               for check in result.get_asset_check_evaluations()}
+    return {**materialized, **checked}
 
 
 def scored_warehouses(tmp_path: Path, landing: Path, names: tuple[str, str]) -> tuple[list[str], dt.date]:
@@ -93,14 +104,15 @@ def test_a_range_built_by_worker_processes_equals_one_pass(tmp_path: Path, landi
                                                          monkeypatch: pytest.MonkeyPatch) -> None:
     urls, last = scored_warehouses(tmp_path, landing, ("one_pass", "workers"))
     monkeypatch.setattr("perf_pipeline.settings.usable_cpus", lambda: 1)  # every chunk in this process
-    aggregate(urls[0], landing, FIRST, last)
+    here = aggregate(urls[0], landing, FIRST, last)
     monkeypatch.setattr("perf_pipeline.settings.usable_cpus", lambda: 2)
     monkeypatch.setattr("perf_pipeline.daily.CHUNK_DAYS", 3)
     monkeypatch.setattr("perf_pipeline.daily.AS_OF_CHUNK_DAYS", 4)  # 3 chunks each: two workers do them
     assert uses_workers(urls[1], len(day_chunks(FIRST, last, as_of=True)))
-    aggregate(urls[1], landing, FIRST, last)
+    by_workers = aggregate(urls[1], landing, FIRST, last)
     for table in AGGREGATE_TABLES:
         assert rows(urls[0], table) == rows(urls[1], table), table.name
+    assert reported(by_workers) == reported(here)  # every figure per day and per range, every check
 
 
 def test_aggregates_on_each_warehouse(warehouse_url: str, landing: Path) -> None:
