@@ -6,6 +6,9 @@ from __future__ import annotations
 import datetime as dt
 import multiprocessing
 import os
+import signal
+import time
+from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 
 import pytest
@@ -29,6 +32,10 @@ def log_chunk(conn: Connection, first: dt.date, last: dt.date, failing: dt.date 
     if first == failing:
         raise ValueError(f"chunk {first} failed")
     return first, os.getpid()
+
+
+def write_nothing(conn: Connection, first: dt.date, last: dt.date, _: None) -> None:
+    """A chunk's work that writes nothing."""
 
 
 def backfill_in_a_child(url: str) -> None:
@@ -107,3 +114,15 @@ def test_a_process_started_by_multiprocessing_exits_with_its_workers(url: str) -
         child.join()
     assert not hung and child.exitcode == 0  # its exit stopped the workers instead of waiting for them
     assert len(logged(url)) == 3
+
+
+def test_a_worker_killed_between_ranges_fails_one_range_and_the_next_starts_new_ones(url: str) -> None:
+    each_chunk(url, day_chunks(FIRST, FIRST + dt.timedelta(days=20)), log_chunk, None)
+    os.kill(next(iter(chunks._pool()._processes)), signal.SIGKILL)  # out of memory, say
+    later = day_chunks(FIRST + dt.timedelta(days=21), FIRST + dt.timedelta(days=41))
+    with pytest.raises(BrokenProcessPool):
+        for _ in range(50):  # the pool notices the death within moments; until then a range may still pass
+            each_chunk(url, later, write_nothing, None)
+            time.sleep(0.1)
+    assert chunks._workers is None  # dropped: the next range starts new workers
+    assert [first for first, _ in each_chunk(url, later, log_chunk, None)] == [first for first, _ in later]
