@@ -18,9 +18,7 @@ from dagster import (
     AssetSpec,
     MaterializeResult,
 )
-from sqlalchemy import Connection, Table
 
-from perf_pipeline.aggregates.baselines import baselines as compute_baselines
 from perf_pipeline.aggregates.checks import (
     leaderboard_check_spec,
     leaderboard_result,
@@ -32,8 +30,8 @@ from perf_pipeline.aggregates.checks import (
 from perf_pipeline.aggregates.chunk_steps import (
     Written,
     compare_prompts,
-    date_column,
     day_metrics,
+    find_anomalies,
     fit_trends,
     merge,
     node_figures,
@@ -45,7 +43,6 @@ from perf_pipeline.aggregates.chunk_steps import (
     summarize_projects,
     window_figures,
 )
-from perf_pipeline.aggregates.store import read_days
 from perf_pipeline.aggregates.trends import TheilSenTrendStrategy
 from perf_pipeline.aggregates.windows import RollingWindowStrategy
 from perf_pipeline.config import MAX_WINDOW_DAYS
@@ -56,18 +53,11 @@ from perf_pipeline.daily import (
     partition_days,
     range_metadata,
     record_day_rows,
-    record_days,
 )
 from perf_pipeline.jobs import AGGREGATES
-from perf_pipeline.partitions import days_between, trailing_days
+from perf_pipeline.partitions import trailing_days
 from perf_pipeline.resources import AggregatesResource, WarehouseResource
 from perf_pipeline.warehouse.chunks import each_chunk
-from perf_pipeline.warehouse.db import replace_partition
-from perf_pipeline.warehouse.schema import (
-    anomalies,
-    baselines,
-    daily_metrics,
-)
 
 
 def _history(asset_key: str = "daily_rollups", days: int = MAX_WINDOW_DAYS) -> AssetDep:
@@ -83,16 +73,6 @@ def _each_chunk(context: AssetExecutionContext, warehouse: WarehouseResource, ch
     for name, day_rows in written.day_rows.items():
         record_day_rows(context, name, day_rows)
     return written
-
-
-def _write(context: AssetExecutionContext, conn: Connection, table: Table, first: dt.date, last: dt.date,
-           frame: pd.DataFrame) -> int:
-    """Replace the rows of [first, last] (by as_of_date, or date) of ``table`` (the asset of the same
-    name) with ``frame``'s, and record each day's row count."""
-    column = date_column(table)
-    record_days(context, table.name, frame if not frame.empty else pd.DataFrame(columns=[column]), column,
-                days=(first, last))
-    return replace_partition(conn, table, first, last, frame, date_column=column)
 
 
 @daily_asset(name="daily_rollups", group_name=AGGREGATES,
@@ -167,21 +147,15 @@ def baselines_and_anomalies(context: AssetExecutionContext, warehouse: Warehouse
                             aggregates: AggregatesResource) -> Iterator[MaterializeResult]:
     first, last = partition_days(context)
     config = aggregates.config()
-    with warehouse.engine().begin() as conn:
-        daily = read_days(conn, daily_metrics, "date", first - dt.timedelta(days=config.baseline_days), last,
-                          entity_type="provider_task_type")
-        result = compute_baselines(daily, days_between(first, last), config.anomaly_metrics,
-                                   baseline_days=config.baseline_days, min_baseline_days=config.min_baseline_days,
-                                   threshold=config.anomaly_threshold)
-        flagged = result[result["is_anomaly"]] if not result.empty else result
-        _write(context, conn, baselines, first, last, result)
-        _write(context, conn, anomalies, first, last, flagged)
+    written = _each_chunk(context, warehouse, day_chunks(first, last), find_anomalies, config.anomaly_metrics,
+                          {"baseline_days": config.baseline_days, "min_baseline_days": config.min_baseline_days,
+                           "threshold": config.anomaly_threshold})
     yield MaterializeResult(asset_key="baselines", metadata=range_metadata(context, {
-        "partition_range": f"{first}..{last}", "rows": len(result),
-        "rows_with_baseline": int(result["baseline_median"].notna().sum()) if not result.empty else 0}))
+        "partition_range": f"{first}..{last}", "rows": written.rows("baselines"),
+        "rows_with_baseline": written.counts["rows_with_baseline"]}))
     yield MaterializeResult(asset_key="anomalies", metadata=range_metadata(context, {
-        "partition_range": f"{first}..{last}", "anomalies": len(flagged),
-        "worse": int((flagged["direction"] == "worse").sum()) if not flagged.empty else 0}))
+        "partition_range": f"{first}..{last}", "anomalies": written.rows("anomalies"),
+        "worse": written.counts["worse"]}))
 
 
 def _named(counts: pd.Series, column: str) -> dict[str, int]:

@@ -20,6 +20,7 @@ from typing import Any
 import pandas as pd
 from sqlalchemy import Connection, Table
 
+from perf_pipeline.aggregates.baselines import baselines as compute_baselines
 from perf_pipeline.aggregates.checks import leaderboard_counts, rollups_counts, windows_counts
 from perf_pipeline.aggregates.prompts import compare_prompt_versions
 from perf_pipeline.aggregates.rankings import leaderboard as rank_agents
@@ -40,6 +41,8 @@ from perf_pipeline.config import MAX_WINDOW_DAYS
 from perf_pipeline.partitions import days_between
 from perf_pipeline.warehouse.db import replace_partition
 from perf_pipeline.warehouse.schema import (
+    anomalies,
+    baselines,
     daily_metrics,
     daily_rollups,
     leaderboard,
@@ -135,6 +138,20 @@ def roll_up_nodes(conn: Connection, first: dt.date, last: dt.date) -> Written:
     written = Written()
     steps = read_days(conn, task_steps, "partition_date", first, last)
     replace(conn, node_rollups_table, first, last, node_rollups(steps), written)
+    return written
+
+
+def find_anomalies(conn: Connection, first: dt.date, last: dt.date, metrics: Sequence[str],
+                   options: dict[str, Any]) -> Written:
+    written = Written()
+    daily = read_days(conn, daily_metrics, "date", first - dt.timedelta(days=options["baseline_days"]), last,
+                      entity_type="provider_task_type")
+    result = replace(conn, baselines, first, last,
+                     compute_baselines(daily, days_between(first, last), metrics, **options), written)
+    flagged = replace(conn, anomalies, first, last, result[result["is_anomaly"]] if not result.empty else result,
+                      written)
+    written.counts["rows_with_baseline"] = int(result["baseline_median"].notna().sum()) if not result.empty else 0
+    written.counts["worse"] = int((flagged["direction"] == "worse").sum()) if not flagged.empty else 0
     return written
 
 
