@@ -11,9 +11,15 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+from hypothesis import HealthCheck, settings
 
 from perf_pipeline.warehouse.chunks import stop_workers
 from perf_pipeline.warehouse.db import warehouse_engine
+
+# The suite runs two tests at a time beside daemons and browsers: how long Hypothesis takes to draw
+# an example says nothing about the code, so neither its deadline nor its too-slow check fails a test.
+settings.register_profile("suite", deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile("suite")
 
 POSTGRES_URL = os.environ.get("PERF_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 
@@ -40,6 +46,14 @@ def _postgres_schema() -> Iterator[str]:
         with admin.begin() as conn:
             conn.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
         admin.dispose()
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The tests marked ``starts_first`` run first. The daemon's test takes about 10 minutes, paced by
+    the daemon's 30-second backfill loop: started last, it ran alone for the suite's last 8 minutes;
+    started first, the other worker runs the rest meanwhile (and ``--dist worksteal`` moves the tests
+    queued behind it to whichever worker is free)."""
+    items.sort(key=lambda item: item.get_closest_marker("starts_first") is None)
 
 
 @pytest.fixture(autouse=True)

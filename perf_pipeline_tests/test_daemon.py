@@ -360,6 +360,7 @@ def rows_of_days(url: str, table: sa.Table, days: list[dt.date]) -> list[tuple]:
                 for row in conn.execute(query)]
 
 
+@pytest.mark.starts_first
 @pytest.mark.slow
 @pytest.mark.postgres
 def test_the_daemon_builds_a_landed_file_and_a_backfill_matches_day_by_day_runs(

@@ -165,12 +165,14 @@ def _theil_sen(x: np.ndarray, y: np.ndarray, alpha: float) -> TheilSenBatch:
         stop = min(start + chunk, rows)
         xs, ys = x[start:stop], y[start:stop]
         slopes = _pairwise_differences(ys)
+        # A pair is discordant when y decreases (x increases along each row): counted on the
+        # differences, not on the slopes, which round to 0 where a difference is subnormal (SciPy
+        # compares the values).
+        discordant = (slopes < 0).sum(axis=1)
         if (xs[:, -1] - xs[:, 0] == n - 1).all():  # consecutive days: the same day differences for every row
             np.divide(slopes, _pairwise_differences(xs[:1]), out=slopes)
         else:
             np.divide(slopes, _pairwise_differences(xs), out=slopes)
-        # x increases along each row, so a slope's sign is that of its difference of y.
-        discordant = (slopes < 0).sum(axis=1)
         sorted_y = np.sort(ys, axis=1)
         tie_pairs, tie_sen = _tie_sums(sorted_y)
         sigsq = 1 / 18. * (n * (n - 1) * (2 * n + 5) - tie_sen)

@@ -38,27 +38,24 @@ from perf_pipeline.scoring.checks import (
     scores_check_spec,
     unknown_cost_check_spec,
 )
+from perf_pipeline.scoring.chunk_step import score_chunk
 from perf_pipeline.scoring.components import effective_prices, reviewer_agreement
 from perf_pipeline.scoring.judge import JudgePrice
 from perf_pipeline.scoring.judging import JudgeRun, judge_tasks
 from perf_pipeline.scoring.store import (
+    JUDGED_TASK_COLUMNS,
     judge_cost_by_day,
     orphan_counts,
-    prompt_quality_rows,
-    read_feedback,
-    read_history,
     read_messages,
     read_prices,
-    read_reviews,
     read_task_peer_scores,
     read_tasks,
-    score_rows,
     seed_prices,
 )
 from perf_pipeline.scoring.strategies import collaboration_strategy
-from perf_pipeline.scoring.tasks import score_tasks
-from perf_pipeline.warehouse.db import TrailingDays, replace_partition
-from perf_pipeline.warehouse.schema import collaboration_scores, panel_reviews, prompt_quality, task_scores
+from perf_pipeline.warehouse.chunks import each_chunk
+from perf_pipeline.warehouse.db import replace_partition
+from perf_pipeline.warehouse.schema import collaboration_scores
 
 # Most feedback lands within a month of its task; any later is found by the late feedback sensor.
 FEEDBACK_LOOKAHEAD_DAYS = 30
@@ -102,19 +99,27 @@ def task_scores_asset(context: AssetExecutionContext, warehouse: WarehouseResour
     if client is None:
         context.log.info("OPENAI_API_KEY is not set: the LLM judge is skipped (judge_status skipped_no_key)")
     judged = JudgeRun(judged=pd.DataFrame(), panel=pd.DataFrame())
-    scored, reviewed = [], []
-    history = TrailingDays(read_history, max(config.efficiency.baseline_days, config.cost.baseline_days),
-                           "partition_date", ["task_id"])
-    # A week at a time, each committed as a run of those days would be: memory follows a week's tasks.
-    for start, end in day_chunks(first, last):
-        scores, chunk_judged, in_range = _score_days(engine, start, end, config, client, scoring.judge_model,
-                                                     context.run.run_id, prices, history)
-        scored.append(scores[["partition_date", "agent_id", *SCORE_FIGURES]] if not scores.empty else scores)
-        reviewed.append(in_range)
+    lookback = dt.timedelta(days=config.peer_review.leniency_days - 1)
+    panel = pd.DataFrame()  # the range's panel reviews judged so far, of the next chunk's leniency window
+
+    def judge(start: dt.date, end: dt.date) -> tuple[pd.DataFrame, pd.DataFrame, dt.date]:
+        """The chunk's judging, here, in chunk order: its results and the panel reviews it reads."""
+        nonlocal panel
+        with engine.connect() as conn:
+            tasks = read_tasks(conn, start, end, JUDGED_TASK_COLUMNS)
+        chunk_judged = judge_tasks(engine, tasks, config, client, scoring.judge_model, context.run.run_id)
         judged.add(chunk_judged)
-    scores = pd.concat([part for part in scored if not part.empty] or
-                       [pd.DataFrame(columns=["partition_date", "agent_id", *SCORE_FIGURES])], ignore_index=True)
-    in_range = pd.concat(reviewed, ignore_index=True)
+        parts = [part for part in (panel, chunk_judged.panel) if not part.empty]
+        window = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
+        # The next chunk's window: from lookback days before its first day.
+        panel = window[window["partition_date"] >= end + dt.timedelta(days=1) - lookback] if parts else window
+        return chunk_judged.judged, window, first
+
+    # A week at a time, each committed as a run of those days would be; by two workers in a backfill.
+    parts = each_chunk(warehouse.resolved_url(), day_chunks(first, last), score_chunk, config, prices, prepare=judge)
+    scores = pd.concat([part.scores for part in parts if not part.scores.empty] or [parts[0].scores],
+                       ignore_index=True)
+    in_range = pd.concat([part.reviews for part in parts], ignore_index=True)
     with engine.connect() as conn:
         check = scores_check(conn, first, last)
         warnings = judge_and_cost_checks(conn, first, last)
@@ -128,30 +133,6 @@ def task_scores_asset(context: AssetExecutionContext, warehouse: WarehouseResour
         first, last, scores, judged, in_range, orphans, client)))
     yield check
     yield from warnings
-
-
-def _score_days(engine, first: dt.date, last: dt.date, config, client, judge_model: str, run_id: str,
-                prices: pd.DataFrame, history: TrailingDays) -> tuple[pd.DataFrame, JudgeRun, pd.DataFrame]:
-    """Judge and score the tasks of [first, last] against their trailing ``history`` and replace their
-    scores, their prompt_quality rows and panel reviews (one transaction); returns the scores, the
-    judge's run and the peer reviews of those days."""
-    with engine.connect() as conn:
-        tasks = read_tasks(conn, first, last)
-    judged = judge_tasks(engine, tasks, config, client, judge_model, run_id)
-    with engine.begin() as conn:
-        replace_partition(conn, panel_reviews, first, last, judged.panel)
-        trailing = history.read(conn, first, last)
-        reviews = read_reviews(conn, first - dt.timedelta(days=config.peer_review.leniency_days - 1), last)
-        in_range = reviews[reviews["partition_date"].between(first, last)] if not reviews.empty else reviews
-        scores = (score_tasks(tasks, trailing, read_feedback(conn, first, last), in_range, reviews, prices,
-                              judged.judged, config) if not tasks.empty else pd.DataFrame())
-        rows = score_rows(scores)
-        replace_partition(conn, task_scores, first, last, rows)
-        replace_partition(conn, prompt_quality, first, last, prompt_quality_rows(tasks, rows), date_column="date")
-    return scores, judged, in_range
-
-
-SCORE_FIGURES = ["quality_score", "overall_score", "efficiency_score", "cost_usd", "cost_source"]
 
 
 def score_day_figures(scores: pd.DataFrame) -> dict[str, object]:

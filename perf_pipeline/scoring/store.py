@@ -11,6 +11,7 @@ import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from perf_pipeline.scoring.components import EVALUATION_DIMENSIONS
 from perf_pipeline.scoring.judge import JudgeOutcome
 from perf_pipeline.warehouse.db import (
     chunked,
@@ -56,17 +57,21 @@ def read_prices(conn: Connection) -> pd.DataFrame:
     return read_frame(conn, sa.select(price_table))
 
 
-# The task columns scoring, the judge and prompt_quality use. Not the lineage, the timestamps or the
-# task's other fields: reading all 38 columns of a fleet's 30 days (198,000 tasks) took 3.0 s, these 1.6 s.
+# The task columns scoring and prompt_quality use. Not the lineage, the timestamps or the task's
+# other fields: reading all 38 columns of a fleet's 30 days (198,000 tasks) took 3.0 s, 22 of them 1.6 s.
+# Nor its texts, which only the judge reads (``JUDGED_TASK_COLUMNS``).
 SCORED_TASK_COLUMNS = ["task_id", "partition_date", "agent_id", "provider", "model", "task_type", "prompt_version",
-                       "status", "objective", "input", "output", "input_tokens", "output_tokens", "total_tokens",
-                       "cost_usd", "completion_time_s", "code_review_lint_errors", "code_review_tests_passed",
-                       "code_review_tests_failed", "code_review_coverage", "user_rating", "feedback_type"]
+                       "status", "input_tokens", "output_tokens", "total_tokens", "cost_usd", "completion_time_s",
+                       "code_review_lint_errors", "code_review_tests_passed", "code_review_tests_failed",
+                       "code_review_coverage", "user_rating", "feedback_type"]
+JUDGED_TASK_COLUMNS = ["task_id", "partition_date", "agent_id", "objective", "input", "output"]
 
 
-def read_tasks(conn: Connection, first: dt.date, last: dt.date) -> pd.DataFrame:
-    """The tasks of [first, last] to score (``SCORED_TASK_COLUMNS``), by day and task id."""
-    return read_frame(conn, sa.select(*[TASKS.c[name] for name in SCORED_TASK_COLUMNS])
+def read_tasks(conn: Connection, first: dt.date, last: dt.date,
+               columns: Sequence[str] = tuple(SCORED_TASK_COLUMNS)) -> pd.DataFrame:
+    """The tasks of [first, last] (``columns``: those scoring uses, or ``JUDGED_TASK_COLUMNS`` for
+    the judge), by day and task id."""
+    return read_frame(conn, sa.select(*[TASKS.c[name] for name in columns])
                       .where(TASKS.c.partition_date.between(first, last))
                       .order_by(TASKS.c.partition_date, TASKS.c.task_id))
 
@@ -101,16 +106,30 @@ def reviews_query(first: dt.date, last: dt.date) -> sa.Select:
             .where(TASKS.c.partition_date.between(first, last)).order_by(PEER.c.evaluation_id))
 
 
-def read_reviews(conn: Connection, first: dt.date, last: dt.date) -> pd.DataFrame:
+def read_reviews(conn: Connection, first: dt.date, last: dt.date, judged_panel: pd.DataFrame | None = None,
+                 judged_from: dt.date | None = None) -> pd.DataFrame:
     """Ingested peer evaluations and panel reviews of the tasks of [first, last], with the task's day
     and ``known_on``: the day a review became known (its created_at; a panel review's task day).
+
+    ``judged_panel``: the panel reviews a run judged of the days from ``judged_from`` on, which it has
+    not written yet; they take the place of those days' stored ones, which the run replaces.
+
     In id order, as every read here: float sums then add up the same whatever order the rows were
-    ingested in, so a late file leaves the scores a clean run would give."""
+    ingested in, so a late file leaves the scores a clean run would give. The panel's ids are ordered
+    here, stored and judged ones together, by code point whatever the database's collation."""
+    stored_until = last if judged_from is None else min(last, judged_from - dt.timedelta(days=1))
     panel = sa.select(*[panel_reviews.c[c] for c in REVIEW_COLUMNS], panel_reviews.c.partition_date).where(
-        panel_reviews.c.partition_date.between(first, last)).order_by(panel_reviews.c.evaluation_id)
+        panel_reviews.c.partition_date.between(first, stored_until))
     ingested_frame = read_frame(conn, reviews_query(first, last))
     ingested_frame["known_on"] = ingested_frame["created_at"].dt.date
-    panel_frame = read_frame(conn, panel)
+    panel_parts = [read_frame(conn, panel)]
+    if judged_panel is not None and not judged_panel.empty:
+        since = first if judged_from is None else max(first, judged_from)
+        judged = judged_panel[judged_panel["partition_date"].between(since, last)]
+        panel_parts.append(judged[[*REVIEW_COLUMNS, "partition_date"]].astype(
+            dict.fromkeys(EVALUATION_DIMENSIONS, "float64")))
+    panel_frame = pd.concat([part for part in panel_parts if not part.empty] or panel_parts[:1], ignore_index=True)
+    panel_frame = panel_frame.sort_values("evaluation_id", kind="stable", ignore_index=True)
     panel_frame["known_on"] = panel_frame["partition_date"]
     return pd.concat([ingested_frame.drop(columns="created_at"), panel_frame], ignore_index=True)
 

@@ -53,9 +53,15 @@ WORKERS_MIN_CHUNKS = 3
 MAX_WORKERS = 2
 
 
-def each_chunk(url: str, chunks: Sequence[Chunk], work: Callable[..., T], *args: Any) -> list[T]:
+def each_chunk(url: str, chunks: Sequence[Chunk], work: Callable[..., T], *args: Any,
+               prepare: Callable[[dt.date, dt.date], tuple[Any, ...]] | None = None) -> list[T]:
     """``work(conn, first, last, *args)`` for each chunk, each in a transaction of its own
     (``engine.begin()``), by the workers when ``uses_workers``; the results in chunk order.
+
+    ``prepare(first, last)``, when given, runs in this process for each chunk in order, before the
+    chunk is handed out, and what it returns is added to the chunk's arguments: what must stay in this
+    process (the LLM judge, its client and cache) is done here for the next chunks while the workers do
+    the ones before.
 
     A failure is raised as soon as a chunk fails, once the chunks then running are done: those
     commit (a chunk queued to a worker but not started may still run), the others are dropped. A
@@ -63,12 +69,19 @@ def each_chunk(url: str, chunks: Sequence[Chunk], work: Callable[..., T], *args:
     (rolled back); the next range starts new workers."""
     chunks = list(chunks)
     engine = warehouse_engine(url)  # the schema, created here before any worker opens the database
+
+    def arguments(first: dt.date, last: dt.date) -> tuple[Any, ...]:
+        return args if prepare is None else (*args, *prepare(first, last))
+
     if not uses_workers(url, len(chunks)):
-        return [_in_transaction(engine, work, first, last, args) for first, last in chunks]
+        return [_in_transaction(engine, work, first, last, arguments(first, last)) for first, last in chunks]
     running: list[Future[T]] = []
     try:
         pool = _pool()
-        running = [pool.submit(_in_worker, url, work, first, last, args) for first, last in chunks]
+        for first, last in chunks:
+            if any(future.done() and future.exception() is not None for future in running):
+                break  # a chunk failed: prepare no more (its error is raised below)
+            running.append(pool.submit(_in_worker, url, work, first, last, arguments(first, last)))
         wait(running, return_when=FIRST_EXCEPTION)
         return [future.result() for future in running]
     except BaseException as error:

@@ -19,7 +19,7 @@ from perf_pipeline.warehouse.chunks import uses_workers
 from perf_pipeline.warehouse.db import warehouse_engine
 from perf_pipeline.warehouse.schema import DDL_GROUPS, metadata
 from perf_pipeline_tests.events_factory import task, write_jsonl
-from perf_pipeline_tests.scoring.test_scoring_assets import ingest_and_build, resources, rows, score
+from perf_pipeline_tests.scoring.test_scoring_assets import ingest_and_build, reported, resources, rows, score
 
 FIRST = dt.date(2026, 3, 1)
 # With the alert conditions: as windowed as the aggregates they are read from.
@@ -56,16 +56,6 @@ def aggregate(url: str, landing: Path, first: dt.date, last: dt.date | None = No
     checks = result.get_asset_check_evaluations()
     assert len(checks) == 4 and all(check.passed for check in checks)
     return result
-
-
-def reported(result: ExecuteInProcessResult) -> dict[tuple[str, str | None], dict]:
-    """What a run reported: each materialization's metadata (the range's figures and the day's own)
-    and each check's evaluation, by asset (or check) and partition."""
-    materialized = {(event.asset_key.to_user_string(), event.partition): dict(event.materialization.metadata)
-                    for event in result.get_asset_materialization_events()}
-    checked = {(check.check_name, None): {"passed": check.passed, **check.metadata}
-               for check in result.get_asset_check_evaluations()}
-    return {**materialized, **checked}
 
 
 def scored_warehouses(tmp_path: Path, landing: Path, names: tuple[str, str]) -> tuple[list[str], dt.date]:

@@ -72,6 +72,17 @@ def test_every_figure_is_scipys(batch: tuple[np.ndarray, np.ndarray]) -> None:
     np.testing.assert_allclose(got, expected, **TOLERANCE)
 
 
+def test_differences_too_small_for_a_slope_still_order_the_pairs() -> None:
+    """A difference of the smallest subnormal over a gap of days rounds to a slope of 0, yet SciPy's
+    Kendall test counts the pair as ordered: so must the p-value (a case Hypothesis found)."""
+    days = np.array([[0.0, 2.0, 5.0, 7.0, 11.0, 12.0, 20.0]]) + 739_000
+    values = np.full((1, 7), -5e-324)
+    values[0, 3] = 0.0
+    fitted = theil_sen(days, values)
+    got = np.column_stack([fitted.slope, fitted.intercept, fitted.low, fitted.high, fitted.mann_kendall_p])
+    np.testing.assert_allclose(got, [scipy_fit(days[0], values[0])], **TOLERANCE)
+
+
 def test_long_series_use_the_normal_approximation_and_short_ones_the_exact_distribution() -> None:
     rng = np.random.default_rng(3)
     for n in (5, 33, 34, 90):

@@ -8,9 +8,10 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 import yaml
-from dagster import DagsterInstance, build_sensor_context, materialize
+from dagster import DagsterInstance, ExecuteInProcessResult, build_sensor_context, materialize
 
 from perf_pipeline.config import ConfigError
+from perf_pipeline.daily import day_chunks
 from perf_pipeline.events.assets import DAILY_EVENT_ASSETS, objective_templates_asset
 from perf_pipeline.ingest.assets import ingest_landing_files
 from perf_pipeline.launcher import RANGE_END_TAG, RANGE_START_TAG
@@ -21,6 +22,7 @@ from perf_pipeline.scoring.config import load_scoring_config
 from perf_pipeline.scoring.sensors import late_feedback_sensor
 from perf_pipeline.scoring.store import stale_score_days
 from perf_pipeline.synthetic.generator import generate_logs
+from perf_pipeline.warehouse.chunks import uses_workers
 from perf_pipeline.warehouse.db import warehouse_engine
 from perf_pipeline.warehouse.schema import (
     collaboration_scores,
@@ -28,6 +30,7 @@ from perf_pipeline.warehouse.schema import (
     llm_judge_calls,
     llm_judgements,
     panel_reviews,
+    prompt_quality,
     task_scores,
 )
 from perf_pipeline_tests.events_factory import feedback, message, peer_evaluation, task, write_jsonl
@@ -86,6 +89,16 @@ def metadata(result, asset: str = "task_scores") -> dict:
             return {**{k: v for k, v in figures.items() if not k.startswith("range_")},
                     **{k.removeprefix("range_"): v for k, v in figures.items() if k.startswith("range_")}}
     raise AssertionError(f"{asset} not materialized")
+
+
+def reported(result: ExecuteInProcessResult) -> dict[tuple[str, str | None], dict]:
+    """What a run reported: each materialization's metadata (the range's figures and the day's own)
+    and each check's evaluation, by asset (or check) and partition."""
+    materialized = {(event.asset_key.to_user_string(), event.partition): dict(event.materialization.metadata)
+                    for event in result.get_asset_materialization_events()}
+    checked = {(check.check_name, None): {"passed": check.passed, **check.metadata}
+               for check in result.get_asset_check_evaluations()}
+    return {**materialized, **checked}
 
 
 def rows(url: str, table: sa.Table, *columns: str) -> list[tuple]:
@@ -293,10 +306,10 @@ def test_a_range_scored_a_day_at_a_time_equals_one_run(tmp_path: Path, landing: 
         assert rows(urls[0], table) == rows(urls[1], table)
 
 
-def test_chunks_carrying_their_trailing_baselines_score_as_one_run_and_as_days(
+def test_chunks_reading_their_trailing_baselines_score_as_one_run_and_as_days(
         tmp_path: Path, landing: Path, monkeypatch: pytest.MonkeyPatch, config_file) -> None:
-    """Ten days of synthetic tasks with 3-day baselines: each chunk of a range keeps the history it
-    shares with the previous one and drops the days that left its window."""
+    """Ten days of synthetic tasks with 3-day baselines: each chunk of a range reads the days of its
+    window, its own and those before it."""
     generate_logs(landing, start=dt.date(2026, 3, 1), days=10, agents=6, tasks_per_day=60)
     config = config_file(efficiency={"baseline_days": 3, "min_baseline_tasks": 2},
                          cost={"baseline_days": 4, "min_baseline_tasks": 2})
@@ -311,6 +324,60 @@ def test_chunks_carrying_their_trailing_baselines_score_as_one_run_and_as_days(
     whole = rows(urls["whole"], task_scores)
     assert len(whole) > 500 and len({r for r in rows(urls["whole"], task_scores, "efficiency_baseline_n")}) > 3
     assert rows(urls["chunked"], task_scores) == whole == rows(urls["days"], task_scores)
+
+
+def days_reviewed_by_the_panel(landing: Path, days: int) -> None:
+    """Three agents' tasks whose judged grades vary (the test server grades ``[[score:x]]``), and an
+    ingested review a day: reviewers' leniency differs from one day's window to the next."""
+    events = []
+    for d in range(days):
+        day = dt.date(2026, 3, 1) + dt.timedelta(days=d)
+        for a in (1, 2, 3):
+            for n in range(2):
+                grade = (0.2, 0.5, 0.9)[(d + n + a) % 3]
+                events.append(task(f"t-{d}-{a}-{n}", agent_id=f"agent-{a}", output=f"[[score:{grade}]] {d} {a} {n}",
+                                   assigned_at=f"{day}T09:00:00Z", started_at=f"{day}T09:01:00Z",
+                                   completed_at=f"{day}T09:{10 + n}:00Z"))
+        events.append(peer_evaluation(f"e-{d}", task_id=f"t-{d}-1-0", evaluator_agent_id="agent-2",
+                                      evaluated_agent_id="agent-1", accuracy=0.3 + 0.1 * (d % 5),
+                                      created_at=f"{day}T12:00:00Z"))
+    write_jsonl(landing / "tasks.jsonl", events)
+
+
+def test_a_range_scored_by_worker_processes_equals_one_process_and_its_days(
+        tmp_path: Path, landing: Path, judge_server: FakeOpenAIServer, config_file,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The judge stays in the run's process, and the panel reviews of a chunk's earlier days reach its
+    leniency window before the other worker commits them: workers write the rows and report the
+    figures one process does, and the days scored one after the other give the same rows, though the
+    panel reviews stored before came from another panel."""
+    days_reviewed_by_the_panel(landing, 6)
+    first, last = "2026-03-01", "2026-03-06"
+    urls = {name: f"sqlite:///{tmp_path / name}.db" for name in ("workers", "one_process", "days")}
+    strict = {"name": "strict", "agent_id": "agent-1", "instructions": "Be strict."}
+    config = config_file(panel={"sample_rate": 1.0, "personas": [strict]})
+    for url in urls.values():
+        ingest_and_build(url, landing, first, last)
+        score(url, landing, first, last, server=judge_server, config=config)
+    stale = rows(urls["workers"], task_scores)
+    config = config_file(panel={"sample_rate": 0.6, "personas": [
+        strict, {"name": "kind", "model": "kind-model", "instructions": "Be kind."}]})
+    monkeypatch.setattr("perf_pipeline.settings.usable_cpus", lambda: 1)  # every chunk in this process
+    here = score(urls["one_process"], landing, first, last, server=judge_server, config=config)
+    for day in range(1, 7):
+        score(urls["days"], landing, f"2026-03-{day:02d}", server=judge_server, config=config)
+    monkeypatch.setattr("perf_pipeline.settings.usable_cpus", lambda: 2)
+    monkeypatch.setattr("perf_pipeline.daily.CHUNK_DAYS", 2)
+    assert uses_workers(urls["workers"], len(day_chunks(dt.date(2026, 3, 1), dt.date(2026, 3, 6))))
+    by_workers = score(urls["workers"], landing, first, last, server=judge_server, config=config)
+    for table in (task_scores, panel_reviews, prompt_quality, collaboration_scores):
+        # Each warehouse has a judge cache of its own: its panel reviews are as old as its judgements.
+        columns = [column.name for column in table.columns if column.name != "created_at"]
+        assert (rows(urls["workers"], table, *columns) == rows(urls["one_process"], table, *columns)
+                == rows(urls["days"], table, *columns)), table.name
+    scores = rows(urls["workers"], task_scores, "task_id", "peer_score")
+    assert rows(urls["workers"], task_scores) != stale and len({score for _, score in scores}) > 6
+    assert reported(by_workers) == reported(here)  # every figure per day and per range, every check
 
 
 def test_a_wrong_configuration_names_the_file_and_the_key(config_file) -> None:
