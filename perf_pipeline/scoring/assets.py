@@ -46,6 +46,7 @@ from perf_pipeline.scoring.store import (
     JUDGED_TASK_COLUMNS,
     judge_cost_by_day,
     orphan_counts,
+    read_history,
     read_messages,
     read_prices,
     read_task_peer_scores,
@@ -54,7 +55,7 @@ from perf_pipeline.scoring.store import (
 )
 from perf_pipeline.scoring.strategies import collaboration_strategy
 from perf_pipeline.warehouse.chunks import each_chunk
-from perf_pipeline.warehouse.db import replace_partition
+from perf_pipeline.warehouse.db import TrailingDays, replace_partition
 from perf_pipeline.warehouse.schema import collaboration_scores
 
 # Most feedback lands within a month of its task; any later is found by the late feedback sensor.
@@ -101,22 +102,29 @@ def task_scores_asset(context: AssetExecutionContext, warehouse: WarehouseResour
     judged = JudgeRun(judged=pd.DataFrame(), panel=pd.DataFrame())
     lookback = dt.timedelta(days=config.peer_review.leniency_days - 1)
     panel = pd.DataFrame()  # the range's panel reviews judged so far, of the next chunk's leniency window
+    # Each chunk's baselines: read here a week at a time, carried from chunk to chunk (a chunk read by a
+    # worker would read its 29 days before again: a fifth of the workers' time over 91 days of the fleet).
+    history = TrailingDays(read_history, max(config.efficiency.baseline_days, config.cost.baseline_days),
+                           "partition_date", ["task_id"])
 
-    def judge(start: dt.date, end: dt.date) -> tuple[pd.DataFrame, pd.DataFrame, dt.date]:
-        """The chunk's judging, here, in chunk order: its results and the panel reviews it reads."""
+    def prepare(start: dt.date, end: dt.date) -> tuple[pd.DataFrame, pd.DataFrame, dt.date, pd.DataFrame]:
+        """A chunk's judging, here, in chunk order: its results, the panel reviews its leniency window
+        reads and its history."""
         nonlocal panel
         with engine.connect() as conn:
             tasks = read_tasks(conn, start, end, JUDGED_TASK_COLUMNS)
+            trailing = history.read(conn, start, end)
         chunk_judged = judge_tasks(engine, tasks, config, client, scoring.judge_model, context.run.run_id)
         judged.add(chunk_judged)
         parts = [part for part in (panel, chunk_judged.panel) if not part.empty]
         window = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
         # The next chunk's window: from lookback days before its first day.
         panel = window[window["partition_date"] >= end + dt.timedelta(days=1) - lookback] if parts else window
-        return chunk_judged.judged, window, first
+        return chunk_judged.judged, window, first, trailing
 
     # A week at a time, each committed as a run of those days would be; by two workers in a backfill.
-    parts = each_chunk(warehouse.resolved_url(), day_chunks(first, last), score_chunk, config, prices, prepare=judge)
+    parts = each_chunk(warehouse.resolved_url(), day_chunks(first, last), score_chunk, config, prices,
+                       prepare=prepare)
     scores = pd.concat([part.scores for part in parts if not part.scores.empty] or [parts[0].scores],
                        ignore_index=True)
     in_range = pd.concat([part.reviews for part in parts], ignore_index=True)

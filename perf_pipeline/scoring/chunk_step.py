@@ -1,10 +1,11 @@
 """What ``task_scores`` does to each chunk (a week) of its range, in the chunk's transaction: read the
-chunk's tasks with their trailing baselines, feedback and reviews, score them with the judge's
-results, and replace the chunk's scores, prompt_quality rows and panel reviews.
+chunk's tasks, feedback and reviews, score them with the judge's results against their trailing
+baselines, and replace the chunk's scores, prompt_quality rows and panel reviews.
 
 ``warehouse.chunks.each_chunk`` runs it, in two worker processes at once in a backfill. The judge
 does not run here: its client, its cache writes and its task budget belong to the run's process,
-which judges each chunk before handing it out (``prepare``) and passes the results as arguments.
+which judges each chunk before handing it out (``prepare``) and passes the results as arguments,
+with the chunk's baseline history, which it reads a week at a time (``db.TrailingDays``).
 A chunk's leniency window reads the panel reviews of the 89 days before it, and those of the
 range's earlier chunks may not be committed yet (the other worker may still be writing them): the
 run passes them too, and they take the place of the stored ones (``store.read_reviews``), as a run
@@ -24,7 +25,6 @@ from perf_pipeline.scoring.config import ScoringConfig
 from perf_pipeline.scoring.store import (
     prompt_quality_rows,
     read_feedback,
-    read_history,
     read_reviews,
     read_tasks,
     score_rows,
@@ -47,16 +47,15 @@ class ScoredChunk:
 
 
 def score_chunk(conn: Connection, first: dt.date, last: dt.date, config: ScoringConfig, prices: pd.DataFrame,
-                judged: pd.DataFrame, panel: pd.DataFrame, range_first: dt.date) -> ScoredChunk:
+                judged: pd.DataFrame, panel: pd.DataFrame, range_first: dt.date,
+                history: pd.DataFrame) -> ScoredChunk:
     """Score the tasks of [first, last] and replace their rows, reading everything before writing:
     SQLite's write lock is taken by the first write, so the other worker reads and computes meanwhile.
 
     ``judged``: the judge's results (``tasks.JUDGE_COLUMNS``) by task id; ``panel``: the panel reviews
     the run judged of the days from ``range_first`` (its range's first day) to ``last``; ``prices``:
-    price_table."""
-    baseline_days = max(config.efficiency.baseline_days, config.cost.baseline_days)
+    price_table; ``history``: ``store.read_history`` of the chunk's baselines (its days and those before)."""
     tasks = read_tasks(conn, first, last)
-    history = read_history(conn, first - dt.timedelta(days=baseline_days - 1), last)
     reviews = read_reviews(conn, first - dt.timedelta(days=config.peer_review.leniency_days - 1), last,
                            judged_panel=panel, judged_from=range_first)
     in_range = reviews[reviews["partition_date"].between(first, last)] if not reviews.empty else reviews

@@ -33,7 +33,7 @@ import gc
 import multiprocessing.util
 import threading
 from collections.abc import Callable, Sequence
-from concurrent.futures import FIRST_EXCEPTION, Future, ProcessPoolExecutor, wait
+from concurrent.futures import FIRST_COMPLETED, FIRST_EXCEPTION, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any, TypeVar
 
@@ -61,7 +61,7 @@ def each_chunk(url: str, chunks: Sequence[Chunk], work: Callable[..., T], *args:
     ``prepare(first, last)``, when given, runs in this process for each chunk in order, before the
     chunk is handed out, and what it returns is added to the chunk's arguments: what must stay in this
     process (the LLM judge, its client and cache) is done here for the next chunks while the workers do
-    the ones before.
+    the ones before, at most one chunk per worker ahead of them (prepared chunks wait in memory).
 
     A failure is raised as soon as a chunk fails, once the chunks then running are done: those
     commit (a chunk queued to a worker but not started may still run), the others are dropped. A
@@ -78,7 +78,11 @@ def each_chunk(url: str, chunks: Sequence[Chunk], work: Callable[..., T], *args:
     running: list[Future[T]] = []
     try:
         pool = _pool()
+        workers = _worker_count()
         for first, last in chunks:
+            pending = [future for future in running if not future.done()]
+            if len(pending) >= 2 * workers:  # each worker has one chunk queued: prepare the next later
+                wait(pending, return_when=FIRST_COMPLETED)
             if any(future.done() and future.exception() is not None for future in running):
                 break  # a chunk failed: prepare no more (its error is raised below)
             running.append(pool.submit(_in_worker, url, work, first, last, arguments(first, last)))
@@ -152,7 +156,7 @@ def _pool() -> ProcessPoolExecutor:
     global _workers, _finalizer
     with _workers_lock:
         if _workers is None:
-            _workers = ProcessPoolExecutor(min(settings.usable_cpus(), MAX_WORKERS),
+            _workers = ProcessPoolExecutor(_worker_count(),
                                            mp_context=settings.worker_context([__name__]),
                                            initializer=settings.tune_garbage_collection)
         if _finalizer is None:
@@ -161,6 +165,10 @@ def _pool() -> ProcessPoolExecutor:
             # exit handler, and idle workers would wait for work for ever.
             _finalizer = multiprocessing.util.Finalize(None, stop_workers, exitpriority=100)
         return _workers
+
+
+def _worker_count() -> int:
+    return min(settings.usable_cpus(), MAX_WORKERS)
 
 
 def stop_workers(wait: bool = True) -> None:

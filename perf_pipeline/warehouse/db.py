@@ -421,6 +421,40 @@ def numbers_or_list(values: list[Any]) -> np.ndarray | list[Any]:
     return np.array(values, dtype=np.float64)
 
 
+class TrailingDays:
+    """The rows of [first - (days - 1), last] for the consecutive chunks of a range, read one after the
+    other: a chunk reads only the days the previous one had not read, and drops those that left its
+    span (a year of scores in weekly chunks reads each day of their 30-day baselines once, not 5 times).
+
+    ``read(conn, first, last)`` gives a span's rows ordered by day first, or by ``order`` (a unique
+    key); the carried rows and the new ones come back in that order too, as one read of the whole
+    span would give them."""
+
+    def __init__(self, read: Callable[[Connection, dt.date, dt.date], pd.DataFrame], days: int,
+                 date_column: str, order: Sequence[str] | None = None) -> None:
+        self._read = read
+        self.days = days
+        self.date_column = date_column
+        self.order = list(order) if order else None
+        self._rows: pd.DataFrame | None = None
+        self._span: tuple[dt.date, dt.date] | None = None
+
+    def read(self, conn: Connection, first: dt.date, last: dt.date) -> pd.DataFrame:
+        """The rows of [first - (days - 1), last]."""
+        start = first - dt.timedelta(days=self.days - 1)
+        if self._rows is None or self._span is None or not self._span[0] <= start <= self._span[1] < last:
+            rows = self._read(conn, start, last)
+        else:
+            kept = self._rows[self._rows[self.date_column] >= start]
+            added = self._read(conn, self._span[1] + dt.timedelta(days=1), last)
+            parts = [part for part in (kept, added) if not part.empty] or [added]
+            rows = pd.concat(parts, ignore_index=True).infer_objects()
+            if self.order:  # by day first, the carried days come first as they are
+                rows = rows.sort_values(self.order, kind="stable", ignore_index=True)
+        self._rows, self._span = rows, (start, last)
+        return rows
+
+
 def _typed(frame: pd.DataFrame, query: sa.Select) -> pd.DataFrame:
     for column in query.selected_columns:
         if column.name not in frame.columns:

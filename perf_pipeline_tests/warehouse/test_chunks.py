@@ -72,6 +72,31 @@ def test_a_short_range_is_done_here(url: str) -> None:
     assert len(logged(url)) == 2
 
 
+def slow_log_chunk(conn: Connection, first: dt.date, last: dt.date, failing: dt.date | None,
+                   prepared: dt.date) -> tuple[dt.date, int]:
+    """``log_chunk`` taking a moment, with the argument its chunk's ``prepare`` gave."""
+    assert prepared == first
+    time.sleep(0.2)
+    return log_chunk(conn, first, last, failing)
+
+
+def test_prepare_runs_here_in_order_at_most_one_chunk_per_worker_ahead(url: str) -> None:
+    spans = day_chunks(FIRST, FIRST + dt.timedelta(days=69))  # 10 chunks
+    prepared: list[tuple[dt.date, int, int]] = []
+
+    def prepare(first: dt.date, _last: dt.date) -> tuple[dt.date]:
+        prepared.append((first, os.getpid(), len(logged(url))))
+        return (first,)
+
+    results = each_chunk(url, spans, slow_log_chunk, None, prepare=prepare)
+    assert [first for first, _ in results] == [first for first, _ in spans]
+    assert [(first, pid) for first, pid, _ in prepared] == [(first, os.getpid()) for first, _ in spans]
+    # Two workers: two chunks running and two waiting at most, so the next is prepared only once
+    # all but four of those before it are done (and committed).
+    assert all(index - committed <= 4 for index, (_, _, committed) in enumerate(prepared))
+    assert max(index - committed for index, (_, _, committed) in enumerate(prepared)) >= 2  # prepared ahead
+
+
 def test_a_failing_chunk_is_raised_and_rolled_back_the_others_stay_committed(url: str) -> None:
     spans = day_chunks(FIRST, FIRST + dt.timedelta(days=27))  # 4 chunks
     with pytest.raises(ValueError, match="chunk 2026-01-15 failed"):
