@@ -152,7 +152,6 @@ def result_rows(url: str, table: sa.Table) -> list[tuple]:
         return [tuple(row) for row in conn.execute(sa.select(*columns).order_by(*table.primary_key.columns))]
 
 
-@pytest.mark.starts_first
 @pytest.mark.slow
 def test_a_late_file_requests_exactly_its_dependents_and_ends_as_a_clean_run(pipeline) -> None:
     defs, instance, landing, url = pipeline("incremental")

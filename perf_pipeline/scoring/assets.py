@@ -38,7 +38,7 @@ from perf_pipeline.scoring.checks import (
     scores_check_spec,
     unknown_cost_check_spec,
 )
-from perf_pipeline.scoring.chunk_step import score_chunk
+from perf_pipeline.scoring.chunk_step import PANEL_WINDOW_COLUMNS, score_chunk
 from perf_pipeline.scoring.components import effective_prices, reviewer_agreement
 from perf_pipeline.scoring.judge import JudgePrice
 from perf_pipeline.scoring.judging import JudgeRun, judge_tasks
@@ -107,20 +107,22 @@ def task_scores_asset(context: AssetExecutionContext, warehouse: WarehouseResour
     history = TrailingDays(read_history, max(config.efficiency.baseline_days, config.cost.baseline_days),
                            "partition_date", ["task_id"])
 
-    def prepare(start: dt.date, end: dt.date) -> tuple[pd.DataFrame, pd.DataFrame, dt.date, pd.DataFrame]:
-        """A chunk's judging, here, in chunk order: its results, the panel reviews its leniency window
-        reads and its history."""
+    def prepare(start: dt.date, end: dt.date) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, dt.date,
+                                                        pd.DataFrame]:
+        """A chunk's judging, here, in chunk order: its results, its panel reviews (rows to write), the
+        range's panel reviews its leniency window reads (their review columns) and its history."""
         nonlocal panel
         with engine.connect() as conn:
             tasks = read_tasks(conn, start, end, JUDGED_TASK_COLUMNS)
             trailing = history.read(conn, start, end)
         chunk_judged = judge_tasks(engine, tasks, config, client, scoring.judge_model, context.run.run_id)
         judged.add(chunk_judged)
-        parts = [part for part in (panel, chunk_judged.panel) if not part.empty]
+        own = chunk_judged.panel
+        parts = [part for part in (panel, own[PANEL_WINDOW_COLUMNS] if not own.empty else own) if not part.empty]
         window = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
         # The next chunk's window: from lookback days before its first day.
         panel = window[window["partition_date"] >= end + dt.timedelta(days=1) - lookback] if parts else window
-        return chunk_judged.judged, window, first, trailing
+        return chunk_judged.judged, own, window, first, trailing
 
     # A week at a time, each committed as a run of those days would be; by two workers in a backfill.
     parts = each_chunk(warehouse.resolved_url(), day_chunks(first, last), score_chunk, config, prices,

@@ -11,7 +11,7 @@ deletes, then inserts), after its reading and computing, so a worker waits for t
 long as the other worker's inserts. Threads would not do it: reading and computing are mostly
 Python and pandas holding the GIL (two aggregate steps run in two threads took as long as one after
 the other). The rows are the same either way: each chunk is computed by the same function from the
-same committed inputs.
+same inputs (what it reads, committed, and what ``prepare`` hands it).
 
 Each chunk commits on its own, as a run of those days alone would. A run that fails part way leaves
 the chunks done before the failure written and the others as they were; each day then holds what a
@@ -63,10 +63,11 @@ def each_chunk(url: str, chunks: Sequence[Chunk], work: Callable[..., T], *args:
     process (the LLM judge, its client and cache) is done here for the next chunks while the workers do
     the ones before, at most one chunk per worker ahead of them (prepared chunks wait in memory).
 
-    A failure is raised as soon as a chunk fails, once the chunks then running are done: those
-    commit (a chunk queued to a worker but not started may still run), the others are dropped. A
-    worker that died (killed, out of memory) takes the chunks of the other worker down with it
-    (rolled back); the next range starts new workers."""
+    A failure is raised once the chunks then running are done: those commit (a chunk queued to a
+    worker but not started may still run), the others are dropped. A chunk's failure is seen as soon
+    as it happens, or, while ``prepare`` runs, when it returns; a failure of ``prepare`` is raised the
+    same way. A worker that died (killed, out of memory) takes the chunks of the other worker down
+    with it (rolled back); the next range starts new workers."""
     chunks = list(chunks)
     engine = warehouse_engine(url)  # the schema, created here before any worker opens the database
 
@@ -83,9 +84,12 @@ def each_chunk(url: str, chunks: Sequence[Chunk], work: Callable[..., T], *args:
             pending = [future for future in running if not future.done()]
             if len(pending) >= 2 * workers:  # each worker has one chunk queued: prepare the next later
                 wait(pending, return_when=FIRST_COMPLETED)
-            if any(future.done() and future.exception() is not None for future in running):
-                break  # a chunk failed: prepare no more (its error is raised below)
-            running.append(pool.submit(_in_worker, url, work, first, last, arguments(first, last)))
+            if _failed(running):
+                break  # prepare no more: the error is raised below
+            chunk_args = arguments(first, last)
+            if _failed(running):  # while this one was prepared
+                break
+            running.append(pool.submit(_in_worker, url, work, first, last, chunk_args))
         wait(running, return_when=FIRST_EXCEPTION)
         return [future.result() for future in running]
     except BaseException as error:
@@ -96,6 +100,10 @@ def each_chunk(url: str, chunks: Sequence[Chunk], work: Callable[..., T], *args:
                 isinstance(future.exception(), BrokenProcessPool) for future in running if not future.cancelled()):
             stop_workers(wait=False)
         raise
+
+
+def _failed(running: Sequence[Future[Any]]) -> bool:
+    return any(future.done() and future.exception() is not None for future in running)
 
 
 def uses_workers(url: str, chunks: int) -> bool:

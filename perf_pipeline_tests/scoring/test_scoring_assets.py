@@ -349,26 +349,30 @@ def test_a_range_scored_by_worker_processes_equals_one_process_and_its_days(
         monkeypatch: pytest.MonkeyPatch) -> None:
     """The judge stays in the run's process, and the panel reviews of a chunk's earlier days reach its
     leniency window before the other worker commits them: workers write the rows and report the
-    figures one process does, and the days scored one after the other give the same rows, though the
-    panel reviews stored before came from another panel."""
-    days_reviewed_by_the_panel(landing, 6)
-    first, last = "2026-03-01", "2026-03-06"
+    figures one process does, and the days scored one after the other give the same rows. The panel
+    reviews stored before came from another panel, and the range starts after the first days, so
+    a window reads stored reviews, reviews judged by the run, and drops those that left it."""
+    days_reviewed_by_the_panel(landing, 8)
+    first, last = "2026-03-03", "2026-03-08"
     urls = {name: f"sqlite:///{tmp_path / name}.db" for name in ("workers", "one_process", "days")}
     strict = {"name": "strict", "agent_id": "agent-1", "instructions": "Be strict."}
-    config = config_file(panel={"sample_rate": 1.0, "personas": [strict]})
+    leniency = {"leniency_days": 3}
+    config = config_file(panel={"sample_rate": 1.0, "personas": [strict]}, peer_review=leniency)
     for url in urls.values():
-        ingest_and_build(url, landing, first, last)
-        score(url, landing, first, last, server=judge_server, config=config)
+        ingest_and_build(url, landing, "2026-03-01", last)
+        score(url, landing, "2026-03-01", last, server=judge_server, config=config)
     stale = rows(urls["workers"], task_scores)
     config = config_file(panel={"sample_rate": 0.6, "personas": [
-        strict, {"name": "kind", "model": "kind-model", "instructions": "Be kind."}]})
-    monkeypatch.setattr("perf_pipeline.settings.usable_cpus", lambda: 1)  # every chunk in this process
-    here = score(urls["one_process"], landing, first, last, server=judge_server, config=config)
-    for day in range(1, 7):
+        strict, {"name": "kind", "model": "kind-model", "instructions": "Be kind."}]}, peer_review=leniency)
+    for day in range(3, 9):
         score(urls["days"], landing, f"2026-03-{day:02d}", server=judge_server, config=config)
+    monkeypatch.setattr("perf_pipeline.daily.CHUNK_DAYS", 2)  # 3 chunks: by two workers, or one after the other
+    assert len(day_chunks(dt.date(2026, 3, 3), dt.date(2026, 3, 8))) == 3
+    monkeypatch.setattr("perf_pipeline.settings.usable_cpus", lambda: 1)
+    assert not uses_workers(urls["one_process"], 3)
+    here = score(urls["one_process"], landing, first, last, server=judge_server, config=config)
     monkeypatch.setattr("perf_pipeline.settings.usable_cpus", lambda: 2)
-    monkeypatch.setattr("perf_pipeline.daily.CHUNK_DAYS", 2)
-    assert uses_workers(urls["workers"], len(day_chunks(dt.date(2026, 3, 1), dt.date(2026, 3, 6))))
+    assert uses_workers(urls["workers"], 3)
     by_workers = score(urls["workers"], landing, first, last, server=judge_server, config=config)
     for table in (task_scores, panel_reviews, prompt_quality, collaboration_scores):
         # Each warehouse has a judge cache of its own: its panel reviews are as old as its judgements.

@@ -6,6 +6,7 @@ its rows; days never written do not hide the blocks of the others."""
 from __future__ import annotations
 
 import datetime as dt
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -24,6 +25,7 @@ from perf_pipeline.aggregates.windows import SUMMED, RollingWindowStrategy
 from perf_pipeline.partitions import days_between
 from perf_pipeline.warehouse import blocks
 from perf_pipeline.warehouse.db import (
+    TrailingDays,
     create_warehouse_engine,
     initialize_warehouse,
     insert_frame,
@@ -245,13 +247,14 @@ def test_windows_over_days_read_both_ways_are_those_read_from_the_rows(tmp_path)
         _write_days(conn, rollups[rollups["date"] > middle], daily_rollups, middle + dt.timedelta(days=1), last)
     columns = [*SUMMED, "response_time_histogram"]
     strategy = RollingWindowStrategy(windows=(3, 7))
+    history = TrailingDays(partial(read_rollups, columns=columns), 7, "date")
     with engine.connect() as conn:
         # The first chunk's span is read from the rows, the days the second one adds from blocks.
         assert blocks.read(conn, daily_rollups, FIRST - dt.timedelta(days=6), middle) is None
         assert blocks.read(conn, daily_rollups, middle + dt.timedelta(days=1), last) is not None
         chunks = [(FIRST, middle), (middle + dt.timedelta(days=1), last)]
-        joined = pd.concat([strategy.compute(read_rollups(conn, start - dt.timedelta(days=6), end, columns=columns),
-                                             days_between(start, end)) for start, end in chunks], ignore_index=True)
+        joined = pd.concat([strategy.compute(history.read(conn, start, end), days_between(start, end))
+                            for start, end in chunks], ignore_index=True)
         expected = strategy.compute(_sql_rollups(conn, FIRST - dt.timedelta(days=6), last, columns=columns),
                                     days_between(FIRST, last))
     pd.testing.assert_frame_equal(joined, expected, check_exact=True)
