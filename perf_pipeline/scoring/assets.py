@@ -101,6 +101,7 @@ def task_scores_asset(context: AssetExecutionContext, warehouse: WarehouseResour
         context.log.info("OPENAI_API_KEY is not set: the LLM judge is skipped (judge_status skipped_no_key)")
     judged = JudgeRun(judged=pd.DataFrame(), panel=pd.DataFrame())
     lookback = dt.timedelta(days=config.peer_review.leniency_days - 1)
+    max_tasks = config.judge.budget.max_tasks
     panel = pd.DataFrame()  # the range's panel reviews judged so far, of the next chunk's leniency window
     # Each chunk's baselines: read here a week at a time, carried from chunk to chunk (a chunk read by a
     # worker would read its 29 days before again: a fifth of the workers' time over 91 days of the fleet).
@@ -115,7 +116,9 @@ def task_scores_asset(context: AssetExecutionContext, warehouse: WarehouseResour
         with engine.connect() as conn:
             tasks = read_tasks(conn, start, end, JUDGED_TASK_COLUMNS)
             trailing = history.read(conn, start, end)
-        chunk_judged = judge_tasks(engine, tasks, config, client, scoring.judge_model, context.run.run_id)
+        # budget.max_tasks is the run's: a week gets what the weeks before left.
+        left = None if max_tasks is None else max(max_tasks - judged.judged_set, 0)
+        chunk_judged = judge_tasks(engine, tasks, config, client, scoring.judge_model, context.run.run_id, left)
         judged.add(chunk_judged)
         own = chunk_judged.panel
         parts = [part for part in (panel, own[PANEL_WINDOW_COLUMNS] if not own.empty else own) if not part.empty]

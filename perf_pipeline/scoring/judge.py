@@ -257,7 +257,8 @@ class OpenAIJudgeClient:
     def __init__(self, *, api_key: str, base_url: str | None, config: JudgeConfig, price: JudgePrice | None,
                  max_usd: float | None = None):
         self.api_key, self.base_url, self.config, self.price = api_key, base_url, config, price
-        self.max_usd = max_usd
+        # One budget for the client's calls: a run makes one client and judges a range a week at a time.
+        self.budget = _Budget(max_usd, price, config.max_tokens)
 
     def judge(self, items: Sequence[JudgeItem],
               on_outcome: Callable[[JudgeOutcome], None] | None = None) -> list[JudgeOutcome]:
@@ -269,7 +270,7 @@ class OpenAIJudgeClient:
                          on_outcome: Callable[[JudgeOutcome], None] | None) -> list[JudgeOutcome]:
         slots = asyncio.Semaphore(self.config.concurrency)
         limiter = _RateLimiter(self.config.requests_per_minute)
-        budget = _Budget(self.max_usd, self.price, self.config.max_tokens)
+        budget = self.budget
         async with openai.AsyncOpenAI(api_key=self.api_key, base_url=self.base_url,
                                       max_retries=self.config.max_retries, timeout=self.config.timeout_s) as client:
 

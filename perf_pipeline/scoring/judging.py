@@ -45,6 +45,7 @@ class JudgeRun:
     calls_without_price: int = 0
     redactions: int = 0
     panel_reviews_new: int = 0
+    judged_set: int = 0  # tasks the plan took (cached, or sent): what counts against budget.max_tasks
 
     def add(self, other: JudgeRun) -> None:
         """Count ``other`` (a run over other days) in this one's figures and panel reviews."""
@@ -58,12 +59,14 @@ class JudgeRun:
         self.calls_without_price += other.calls_without_price
         self.redactions += other.redactions
         self.panel_reviews_new += other.panel_reviews_new
+        self.judged_set += other.judged_set
 
 
 def judge_tasks(engine: Engine, tasks: pd.DataFrame, config: ScoringConfig, client: JudgeClient | None,
-                model: str, run_id: str | None) -> JudgeRun:
+                model: str, run_id: str | None, task_budget: int | None) -> JudgeRun:
     """Judge ``tasks`` (task_events rows) and run the panel on them (``client`` None: no API key,
-    nothing is sent; cached judgements are still used)."""
+    nothing is sent; cached judgements are still used), at most ``task_budget`` tasks judged, cached
+    ones counted (None: no cap)."""
     if tasks.empty:  # a quiet day: nothing to judge, nothing to read
         return JudgeRun(judged=pd.DataFrame(columns=["judge_status", "judge_error", *JUDGE_FIELDS]),
                         panel=pd.DataFrame())
@@ -99,8 +102,8 @@ def judge_tasks(engine: Engine, tasks: pd.DataFrame, config: ScoringConfig, clie
     items = [item_for(i, None, model, rubric) for i in range(len(task_ids))]
     candidates = tasks[["task_id", "agent_id", "partition_date"]].assign(
         has_content=tasks["output"].notna() & (tasks["output"].astype(str).str.strip() != ""))
-    plan = planning.plan_judging(candidates, pd.Series([key(i) in cached for i in items], index=tasks.index,
-                                                       dtype=bool), config.judge, has_key=client is not None)
+    in_cache = pd.Series([key(i) in cached for i in items], index=tasks.index, dtype=bool)
+    plan = planning.plan_judging(candidates, in_cache, config.judge, has_key=client is not None, limit=task_budget)
     pending_rows = plan[plan["judge_status"] == planning.PENDING].sort_values("judge_priority", kind="stable")
     to_send = [items[i] for i in pending_rows.index]
     panel_items = [item for item in _panel_items(candidates, personas, item_for, config.panel.sample_rate)
@@ -136,6 +139,7 @@ def judge_tasks(engine: Engine, tasks: pd.DataFrame, config: ScoringConfig, clie
     run.redactions = sum(i.redactions for i in [*to_send, *panel_to_send])
     run.judged = _judged_frame(tasks["task_id"].tolist(), items, plan, cached, outcomes)
     run.statuses = Counter(run.judged["judge_status"])
+    run.judged_set = int(plan["judge_status"].isin([planning.CACHED, planning.PENDING]).sum())
     run.panel, run.panel_reviews_new = _panel_frame(panel_items, tasks, cached, outcomes)
     return run
 

@@ -20,13 +20,15 @@ def stable_unit(keys: pd.Series, salt: str = "judge-sample") -> pd.Series:
     return keys.map(lambda key: int.from_bytes(hashlib.sha256(f"{salt}:{key}".encode()).digest()[:8], "big") / 2**64)
 
 
-def plan_judging(tasks: pd.DataFrame, cached: pd.Series, config: JudgeConfig, has_key: bool) -> pd.DataFrame:
+def plan_judging(tasks: pd.DataFrame, cached: pd.Series, config: JudgeConfig, has_key: bool,
+                 limit: int | None) -> pd.DataFrame:
     """judge_status and judge_priority per task (columns task_id, agent_id, partition_date, has_content).
 
     ``cached`` says, per row, whether a judgement for the task's current text, model and rubric
     exists. Statuses: cached; skipped_no_content (no output to judge); skipped_sampling (not in the
-    sample); skipped_no_key (no API key: nothing can be judged); skipped_budget (beyond
-    ``budget.max_tasks`` judged tasks, cached ones counted); pending (to judge, in
+    sample); skipped_no_key (no API key: nothing can be judged); skipped_budget (beyond ``limit``
+    judged tasks, cached ones counted: ``budget.max_tasks``, less what the run's earlier weeks took;
+    None: no cap); pending (to judge, in
     ``judge_priority`` order: each agent's and day's floor first, then by the sampling hash).
     """
     plan = pd.DataFrame(index=tasks.index)
@@ -42,7 +44,6 @@ def plan_judging(tasks: pd.DataFrame, cached: pd.Series, config: JudgeConfig, ha
         [CACHED, SKIPPED_NO_CONTENT, SKIPPED_SAMPLING, SKIPPED_NO_KEY], default=PENDING)
     plan["judge_status"] = pd.Series(status, index=tasks.index, dtype=object)
     plan["judge_priority"] = np.where(floor, 0.0, 1.0) + unit
-    limit = config.budget.max_tasks
     if limit is not None:
         # The cap is on the run's judged set, cached tasks included, in priority order: a re-run after
         # a crash judges the same tasks a clean run would, no more.

@@ -55,13 +55,13 @@ def run(tasks: int, concurrency: int, latency_ms: float) -> str:
                                    price=JudgePrice(0.40, 1.60))
         frame = synthetic_tasks(tasks)
         started = time.perf_counter()
-        result = judge_tasks(engine, frame, config, client, "bench-model", "benchmark")
+        result = judge_tasks(engine, frame, config, client, "bench-model", "benchmark", None)
         seconds = time.perf_counter() - started
         with engine.connect() as conn:
             stored = conn.execute(sa.select(sa.func.count()).select_from(llm_judgements)).scalar_one()
             latencies = pd.Series(conn.execute(sa.select(llm_judge_calls.c.latency_ms)).scalars().all())
         rerun_started = time.perf_counter()
-        cached = judge_tasks(engine, frame, config, client, "bench-model", "benchmark")
+        cached = judge_tasks(engine, frame, config, client, "bench-model", "benchmark", None)
         rerun_seconds = time.perf_counter() - rerun_started
     finally:
         server.stdin.close()

@@ -279,7 +279,7 @@ def test_the_sampling_floor_counts_only_tasks_with_something_to_judge() -> None:
     ids = pd.Series(["a", "b", "c"])
     lowest = ids[stable_unit(ids).idxmin()]
     tasks = pd.DataFrame({"task_id": ids, "agent_id": "x", "partition_date": D, "has_content": ids != lowest})
-    plan = plan_judging(tasks, pd.Series(False, index=tasks.index), config, has_key=True)
+    plan = plan_judging(tasks, pd.Series(False, index=tasks.index), config, has_key=True, limit=None)
     statuses = dict(zip(ids, plan["judge_status"], strict=True))
     assert statuses[lowest] == "skipped_no_content"
     assert sorted(statuses.values()) == ["pending", "skipped_no_content", "skipped_sampling"]

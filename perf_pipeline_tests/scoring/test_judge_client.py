@@ -103,6 +103,21 @@ def test_usd_budget_stops_new_calls(judge_server: FakeOpenAIServer) -> None:
     assert "max_usd" in outcomes[-1].error
 
 
+def test_usd_budget_holds_across_the_clients_calls(judge_server: FakeOpenAIServer) -> None:
+    """A run makes one client and judges a range a week at a time: max_usd is the run's."""
+    price = JudgePrice(1000.0, 1000.0)
+    [probe] = client(judge_server, price=price).judge([item("t-probe", "output probe")])
+    judge_server.reset()
+    budget = 3.5 * probe.cost_usd
+    run = client(judge_server, price=price, max_usd=budget, concurrency=1)
+    weeks = [run.judge([item(f"t-{week}-{i}", f"output {week} {i}") for i in range(4)]) for week in range(3)]
+    statuses = [outcome.status for week in weeks for outcome in week]
+    scored = statuses.count("scored")
+    assert 1 <= scored < 8 and statuses == ["scored"] * scored + ["skipped_budget"] * (12 - scored)
+    assert all(outcome.status == "skipped_budget" for outcome in weeks[2])  # nothing left for the third week
+    assert sum(o.cost_usd for week in weeks for o in week if o.calls) <= budget
+
+
 def test_usd_budget_without_a_price_sends_nothing(judge_server: FakeOpenAIServer) -> None:
     [outcome] = client(judge_server, price=None, max_usd=1.0).judge([item("t-1", "x")])
     assert outcome.status == "skipped_budget" and "no price" in outcome.error

@@ -201,6 +201,25 @@ def test_sampling_floor_and_task_budget(warehouse_url: str, landing: Path, judge
     assert judge_server.answered == 2
 
 
+def test_the_task_budget_is_the_runs_not_each_weeks(tmp_path: Path, landing: Path,
+                                                    judge_server: FakeOpenAIServer, config_file,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """A range is judged a week at a time: budget.max_tasks caps the run's judged tasks, each week
+    taking what the weeks before left."""
+    two_days_of_tasks(landing)
+    url = f"sqlite:///{tmp_path / 'warehouse.db'}"
+    ingest_and_build(url, landing, "2026-03-01", "2026-03-02")
+    config = config_file(judge={"sampling": {"rate": 1.0, "min_per_agent_day": 0}, "budget": {"max_tasks": 5}})
+    monkeypatch.setattr("perf_pipeline.daily.CHUNK_DAYS", 1)  # a chunk a day: the budget spans two chunks
+    meta = metadata(score(url, landing, "2026-03-01", "2026-03-02", server=judge_server, config=config))
+    assert (meta["judge_scored"], meta["judge_skipped_budget"]) == (5, 7) and judge_server.answered == 5
+    judged = rows(url, task_scores, "partition_date", "judge_status")
+    assert sorted(str(day) for day, status in judged if status == "scored") == ["2026-03-01"] * 5
+    # A re-run finds the 5 in the cache and judges no more: they are the run's 5.
+    meta = metadata(score(url, landing, "2026-03-01", "2026-03-02", server=judge_server, config=config))
+    assert (meta["judge_cached"], meta["judge_skipped_budget"]) == (5, 7) and judge_server.answered == 5
+
+
 def test_failures_end_as_failed_and_the_run_goes_on(warehouse_url: str, landing: Path,
                                                     judge_server: FakeOpenAIServer) -> None:
     write_jsonl(landing / "tasks.jsonl", [
