@@ -28,8 +28,8 @@ def plan_judging(tasks: pd.DataFrame, cached: pd.Series, config: JudgeConfig, ha
     exists. Statuses: cached; skipped_no_content (no output to judge); skipped_sampling (not in the
     sample); skipped_no_key (no API key: nothing can be judged); skipped_budget (beyond ``limit``
     judged tasks, cached ones counted: ``budget.max_tasks``, less what the run's earlier weeks took;
-    None: no cap); pending (to judge, in
-    ``judge_priority`` order: each agent's and day's floor first, then by the sampling hash).
+    None: no cap); pending (to judge, in ``judge_priority`` order: each agent's and day's floor
+    first, then by the sampling hash).
     """
     plan = pd.DataFrame(index=tasks.index)
     unit = stable_unit(tasks["task_id"])
