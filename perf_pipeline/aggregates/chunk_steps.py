@@ -5,8 +5,8 @@ trailing window of history with them), compute its rows and replace them, in the
 a module-level function of a connection, the chunk's first and last day and picklable arguments,
 returning only what the asset reports: the rows written per day (the figures per day) and a few
 counts. A chunk reads its whole trailing span: the workers share the chunks, so none could carry
-the history of the chunk before; reading the 89 days before four weeks of
-as-of days again costs a fraction of computing them.
+the history of the chunk before; reading the 89 days before four weeks of as-of days again costs a
+fraction of computing them.
 """
 
 from __future__ import annotations
