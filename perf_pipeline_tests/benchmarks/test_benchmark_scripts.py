@@ -3,6 +3,7 @@ each finishes and reports its figures."""
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import re
 import subprocess
@@ -10,6 +11,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 
 pytestmark = pytest.mark.slow
 
@@ -35,7 +37,52 @@ def test_aggregate_scaling_times_each_aggregate_of_a_new_day(tmp_path: Path) -> 
     steps = re.findall(r"^ {4}(\w+) +\d+\.\d\d s$", out, re.MULTILINE)
     assert {"daily_rollups", "window_stats", "trends", "node_performance"} <= set(steps), out
     assert re.search(r"one new day with 4 days of history / with 2 days: \d+\.\d\dx", out), out
+    assert len(re.findall(r"^  the same day again, its rows replaced \(late data\), median of 1: \d+\.\d\d s$",
+                          out, re.MULTILINE)) == 2, out
     assert len(list((tmp_path / "histories").glob("history-*.db"))) == 2  # kept for a re-run to reuse
+
+
+def test_a_forgotten_day_is_a_new_day_to_the_aggregates(tmp_path: Path) -> None:
+    """What the timed runs start from: the day's aggregate rows and blocks gone, the rest kept."""
+    from dagster import materialize
+
+    from perf_pipeline.aggregates.assets import AGGREGATE_ASSETS
+    from perf_pipeline.resources import AggregatesResource, LandingZoneResource, WarehouseResource
+    from perf_pipeline.warehouse.db import warehouse_engine
+    from perf_pipeline.warehouse.schema import day_blocks, task_events
+    from perf_pipeline_tests.benchmarks.aggregate_scaling import (
+        AGGREGATE_TABLES,
+        NEW_DAY,
+        build_history,
+        date_column,
+        forget_day,
+    )
+
+    url = f"sqlite:///{tmp_path / 'history.db'}"
+    build_history(url, 3, agents=4, tasks_per_day=20)
+    resources = {"warehouse": WarehouseResource(url=url), "landing": LandingZoneResource(path=str(tmp_path)),
+                 "aggregates": AggregatesResource()}
+    assert materialize(AGGREGATE_ASSETS, resources=resources, partition_key=NEW_DAY.isoformat()).success
+
+    def rows_of(day):
+        with warehouse_engine(url).connect() as conn:
+            tables = {t.name: conn.execute(sa.select(sa.func.count()).where(t.c[date_column(t)] == day)).scalar()
+                      for t in AGGREGATE_TABLES}
+            tables["day_blocks"] = conn.execute(sa.select(sa.func.count()).where(
+                day_blocks.c.date == day, day_blocks.c.table_name.in_([t.name for t in AGGREGATE_TABLES]))).scalar()
+            tables["other_blocks"] = conn.execute(sa.select(sa.func.count()).where(
+                day_blocks.c.date == day, day_blocks.c.table_name.not_in([t.name for t in AGGREGATE_TABLES]))).scalar()
+            tables["task_events"] = conn.execute(
+                sa.select(sa.func.count()).where(task_events.c.partition_date == day)).scalar()
+            return tables
+
+    before, earlier = rows_of(NEW_DAY), rows_of(NEW_DAY - dt.timedelta(days=1))
+    assert before["daily_rollups"] and before["trends"] and before["node_performance"] and before["day_blocks"]
+    forget_day(url, NEW_DAY)
+    assert before["other_blocks"]  # prompt_quality's, written with the day's scores
+    kept = ("task_events", "other_blocks")
+    assert rows_of(NEW_DAY) == {**{name: 0 for name in before}, **{name: before[name] for name in kept}}
+    assert rows_of(NEW_DAY - dt.timedelta(days=1)) == earlier
 
 
 def test_ingest_stages_reports_the_time_per_line_of_each_stage(tmp_path: Path) -> None:
