@@ -11,6 +11,7 @@ request. Feedback and reviews that arrive after a day was scored are found by ``
 """
 
 import datetime as dt
+from collections import Counter
 from collections.abc import Iterator
 
 import pandas as pd
@@ -32,10 +33,10 @@ from perf_pipeline.resources import ScoringResource, WarehouseResource
 from perf_pipeline.scoring.checks import (
     collaboration_check,
     collaboration_check_spec,
-    judge_and_cost_checks,
+    judge_and_cost_results,
     judge_failures_check_spec,
-    scores_check,
     scores_check_spec,
+    scores_result,
     unknown_cost_check_spec,
 )
 from perf_pipeline.scoring.chunk_step import PANEL_WINDOW_COLUMNS, score_chunk
@@ -133,9 +134,12 @@ def task_scores_asset(context: AssetExecutionContext, warehouse: WarehouseResour
     scores = pd.concat([part.scores for part in parts if not part.scores.empty] or [parts[0].scores],
                        ignore_index=True)
     in_range = pd.concat([part.reviews for part in parts], ignore_index=True)
+    check: Counter[str] = Counter()
+    shares: Counter[str] = Counter()
+    for part in parts:  # each chunk counted in its own transaction
+        check.update(part.check)
+        shares.update(part.shares)
     with engine.connect() as conn:
-        check = scores_check(conn, first, last)
-        warnings = judge_and_cost_checks(conn, first, last)
         orphans = orphan_counts(conn)
         judge_cost = judge_cost_by_day(conn, context.run.run_id, first, last)
     context.log.info(f"{first}..{last}: scored {len(scores)} tasks; judge {dict(judged.statuses)}; "
@@ -144,8 +148,8 @@ def task_scores_asset(context: AssetExecutionContext, warehouse: WarehouseResour
                 lambda day, rows: {**score_day_figures(rows), "judge_cost_usd": round(judge_cost.get(day, 0.0), 6)})
     yield MaterializeResult(metadata=range_metadata(context, _score_metadata(
         first, last, scores, judged, in_range, orphans, client)))
-    yield check
-    yield from warnings
+    yield scores_result(check, first, last)
+    yield from judge_and_cost_results(shares, first, last)
 
 
 def score_day_figures(scores: pd.DataFrame) -> dict[str, object]:

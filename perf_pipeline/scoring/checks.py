@@ -1,10 +1,12 @@
-"""Checks of the scoring assets over a run's range: the scores' once its weekly chunks are committed, the
-collaboration scores' inside their write's transaction.
+"""Checks of the scoring assets over a run's range, each counted inside the transaction that wrote what it
+checks: the scores' in each weekly chunk's (``*_counts``, summed over the range's chunks, then judged by
+``*_result``), the collaboration scores' in their write's.
 Blocking: windows, trends and leaderboards never read scores that lost tasks or left 0..1."""
 
 from __future__ import annotations
 
 import datetime as dt
+from collections import Counter
 
 import sqlalchemy as sa
 from dagster import AssetCheckResult, AssetCheckSeverity, AssetCheckSpec
@@ -31,7 +33,12 @@ def _out_of_range(table: sa.Table, columns: list[str]) -> sa.ColumnElement[bool]
     return sa.or_(*[sa.or_(table.c[c] < 0, table.c[c] > 1) for c in columns])
 
 
-def scores_check(conn: sa.Connection, first: dt.date, last: dt.date) -> AssetCheckResult:
+SCORE_PROBLEMS = ["scores_outside_0_1", "unknown_judge_status", "quality_inconsistent_with_components"]
+
+
+def scores_counts(conn: sa.Connection, first: dt.date, last: dt.date) -> Counter[str]:
+    """Of days [first, last]: the tasks, their score rows and distinct scored tasks (a task's score row
+    has its task's day, so each adds up over a range's chunks), and the rows with each problem."""
     tasks = EVENT_TABLES["task"]
     in_range = task_scores.c.partition_date.between(first, last)
     count = sa.select(sa.func.count()).select_from(task_scores)
@@ -39,17 +46,25 @@ def scores_check(conn: sa.Connection, first: dt.date, last: dt.date) -> AssetChe
                               .where(tasks.c.partition_date.between(first, last))).scalar_one()
     rows, distinct = conn.execute(sa.select(sa.func.count(), sa.func.count(sa.distinct(task_scores.c.task_id)))
                                   .where(in_range)).one()
-    out_of_range = conn.execute(count.where(in_range, _out_of_range(task_scores, TASK_SCORE_COLUMNS))).scalar_one()
-    bad_status = conn.execute(count.where(in_range, task_scores.c.judge_status.not_in(JUDGE_STATUSES))).scalar_one()
-    inconsistent = conn.execute(count.where(in_range, sa.or_(
-        sa.and_(task_scores.c.quality_score.is_(None), task_scores.c.components_used > 0),
-        sa.and_(task_scores.c.quality_score.isnot(None), task_scores.c.components_used == 0)))).scalar_one()
-    passed = rows == distinct == task_count and out_of_range == bad_status == inconsistent == 0
+    problems = {
+        "scores_outside_0_1": _out_of_range(task_scores, TASK_SCORE_COLUMNS),
+        "unknown_judge_status": task_scores.c.judge_status.not_in(JUDGE_STATUSES),
+        "quality_inconsistent_with_components": sa.or_(
+            sa.and_(task_scores.c.quality_score.is_(None), task_scores.c.components_used > 0),
+            sa.and_(task_scores.c.quality_score.isnot(None), task_scores.c.components_used == 0)),
+    }
+    found = {name: conn.execute(count.where(in_range, condition)).scalar_one() for name, condition in problems.items()}
+    return Counter({"tasks": task_count, "score_rows": rows, "distinct_tasks": distinct, **found})
+
+
+def scores_result(counts: Counter[str], first: dt.date, last: dt.date) -> AssetCheckResult:
+    """The check of a range from its chunks' ``scores_counts``."""
+    found = {name: counts[name] for name in SCORE_PROBLEMS}
+    passed = counts["score_rows"] == counts["distinct_tasks"] == counts["tasks"] and not any(found.values())
     return AssetCheckResult(asset_key="task_scores", check_name=SCORES_CHECK, passed=passed,
                             severity=AssetCheckSeverity.ERROR, metadata={
-                                "tasks": task_count, "score_rows": rows, "distinct_tasks": distinct,
-                                "scores_outside_0_1": out_of_range, "unknown_judge_status": bad_status,
-                                "quality_inconsistent_with_components": inconsistent,
+                                "tasks": counts["tasks"], "score_rows": counts["score_rows"],
+                                "distinct_tasks": counts["distinct_tasks"], **found,
                                 "partition_range": f"{first}..{last}"})
 
 
@@ -102,13 +117,23 @@ def share_check(check_name: str, part: int, whole: int, limit: float, first: dt.
                                 "partition_range": f"{first}..{last}"})
 
 
-def judge_and_cost_checks(conn: sa.Connection, first: dt.date, last: dt.date) -> list[AssetCheckResult]:
+def judge_and_cost_counts(conn: sa.Connection, first: dt.date, last: dt.date) -> Counter[str]:
+    """Of days [first, last]: the scored tasks, those sent to the judge, its failures, and the tasks
+    of unknown cost (summed over a range's chunks)."""
     in_range = task_scores.c.partition_date.between(first, last)
     tasks, failed, sent, unknown = conn.execute(sa.select(
         sa.func.count(),
         sa.func.count().filter(task_scores.c.judge_status == "failed"),
         sa.func.count().filter(task_scores.c.judge_status.in_(["scored", "failed"])),
         sa.func.count().filter(task_scores.c.cost_source == "unknown")).where(in_range)).one()
+    return Counter({"tasks": tasks, "judge_failures": failed, "tasks_sent_to_judge": sent,
+                    "tasks_with_unknown_cost": unknown})
+
+
+def judge_and_cost_results(counts: Counter[str], first: dt.date, last: dt.date) -> list[AssetCheckResult]:
+    """The two warnings of a range from its chunks' ``judge_and_cost_counts``."""
+    failed, sent = counts["judge_failures"], counts["tasks_sent_to_judge"]
+    tasks, unknown = counts["tasks"], counts["tasks_with_unknown_cost"]
     return [share_check(JUDGE_FAILURES_CHECK, failed, sent, MAX_JUDGE_FAILURE_RATE, first, last,
                         tasks_sent_to_judge=sent, judge_failures=failed),
             share_check(UNKNOWN_COST_CHECK, unknown, tasks, MAX_UNKNOWN_COST_SHARE, first, last,

@@ -1,6 +1,7 @@
 """What ``task_scores`` does to each chunk (a week) of its range, in the chunk's transaction: read the
 chunk's tasks, feedback and reviews, score them with the judge's results against their trailing
-baselines, and replace the chunk's scores, prompt_quality rows and panel reviews.
+baselines, replace the chunk's scores, prompt_quality rows and panel reviews, and count what the
+asset's checks count of them (``checks.py``).
 
 ``warehouse.chunks.each_chunk`` runs it, in two worker processes at once in a backfill. The judge
 does not run here: its client, its cache writes and its task budget belong to the run's process,
@@ -19,11 +20,13 @@ run again (its re-run gives what a clean run gives, as after any failure).
 from __future__ import annotations
 
 import datetime as dt
+from collections import Counter
 from dataclasses import dataclass
 
 import pandas as pd
 from sqlalchemy import Connection
 
+from perf_pipeline.scoring.checks import judge_and_cost_counts, scores_counts
 from perf_pipeline.scoring.components import EVALUATION_DIMENSIONS
 from perf_pipeline.scoring.config import ScoringConfig
 from perf_pipeline.scoring.store import (
@@ -46,11 +49,13 @@ SCORE_FIGURES = ["quality_score", "overall_score", "efficiency_score", "cost_usd
 
 @dataclass
 class ScoredChunk:
-    """What a chunk sends back: its scored tasks' figures and its days' reviews (for the reviewer
-    agreement of the range), not its rows."""
+    """What a chunk sends back: its scored tasks' figures, its days' reviews (for the reviewer
+    agreement of the range) and what the checks count of its days, not its rows."""
 
     scores: pd.DataFrame  # partition_date, agent_id and SCORE_FIGURES per task scored
     reviews: pd.DataFrame  # task_id and the dimensions of each review of the chunk's tasks
+    check: Counter[str]  # checks.scores_counts
+    shares: Counter[str]  # checks.judge_and_cost_counts
 
 
 def score_chunk(conn: Connection, first: dt.date, last: dt.date, config: ScoringConfig, prices: pd.DataFrame,
@@ -76,4 +81,5 @@ def score_chunk(conn: Connection, first: dt.date, last: dt.date, config: Scoring
     replace_partition(conn, prompt_quality, first, last, prompt_quality_rows(tasks, rows), date_column="date")
     figures = ["partition_date", "agent_id", *SCORE_FIGURES]
     return ScoredChunk(scores=scores[figures] if not scores.empty else pd.DataFrame(columns=figures),
-                       reviews=in_range[["task_id", *EVALUATION_DIMENSIONS]].reset_index(drop=True))
+                       reviews=in_range[["task_id", *EVALUATION_DIMENSIONS]].reset_index(drop=True),
+                       check=scores_counts(conn, first, last), shares=judge_and_cost_counts(conn, first, last))
