@@ -33,28 +33,29 @@ def _out_of_range(table: sa.Table, columns: list[str]) -> sa.ColumnElement[bool]
     return sa.or_(*[sa.or_(table.c[c] < 0, table.c[c] > 1) for c in columns])
 
 
-SCORE_PROBLEMS = ["scores_outside_0_1", "unknown_judge_status", "quality_inconsistent_with_components"]
+# The score rows each problem of ``one_valid_score_per_task`` counts.
+SCORE_PROBLEMS: dict[str, sa.ColumnElement[bool]] = {
+    "scores_outside_0_1": _out_of_range(task_scores, TASK_SCORE_COLUMNS),
+    "unknown_judge_status": task_scores.c.judge_status.not_in(JUDGE_STATUSES),
+    "quality_inconsistent_with_components": sa.or_(
+        sa.and_(task_scores.c.quality_score.is_(None), task_scores.c.components_used > 0),
+        sa.and_(task_scores.c.quality_score.isnot(None), task_scores.c.components_used == 0)),
+}
 
 
 def scores_counts(conn: sa.Connection, first: dt.date, last: dt.date) -> Counter[str]:
-    """Of days [first, last]: the tasks, their score rows and distinct scored tasks (a task's score row
-    has its task's day, so each adds up over a range's chunks), and the rows with each problem."""
+    """Of days [first, last]: the tasks, their score rows and distinct scored tasks, and the rows with
+    each problem (one pass over the score rows). Each adds up over a range's chunks: a day's rows are
+    its own, and a task id is the primary key of task_events and task_scores alike."""
     tasks = EVENT_TABLES["task"]
-    in_range = task_scores.c.partition_date.between(first, last)
-    count = sa.select(sa.func.count()).select_from(task_scores)
     task_count = conn.execute(sa.select(sa.func.count()).select_from(tasks)
                               .where(tasks.c.partition_date.between(first, last))).scalar_one()
-    rows, distinct = conn.execute(sa.select(sa.func.count(), sa.func.count(sa.distinct(task_scores.c.task_id)))
-                                  .where(in_range)).one()
-    problems = {
-        "scores_outside_0_1": _out_of_range(task_scores, TASK_SCORE_COLUMNS),
-        "unknown_judge_status": task_scores.c.judge_status.not_in(JUDGE_STATUSES),
-        "quality_inconsistent_with_components": sa.or_(
-            sa.and_(task_scores.c.quality_score.is_(None), task_scores.c.components_used > 0),
-            sa.and_(task_scores.c.quality_score.isnot(None), task_scores.c.components_used == 0)),
-    }
-    found = {name: conn.execute(count.where(in_range, condition)).scalar_one() for name, condition in problems.items()}
-    return Counter({"tasks": task_count, "score_rows": rows, "distinct_tasks": distinct, **found})
+    rows, distinct, *found = conn.execute(sa.select(
+        sa.func.count(), sa.func.count(sa.distinct(task_scores.c.task_id)),
+        *[sa.func.count().filter(condition) for condition in SCORE_PROBLEMS.values()])
+        .where(task_scores.c.partition_date.between(first, last))).one()
+    return Counter({"tasks": task_count, "score_rows": rows, "distinct_tasks": distinct,
+                    **dict(zip(SCORE_PROBLEMS, found, strict=True))})
 
 
 def scores_result(counts: Counter[str], first: dt.date, last: dt.date) -> AssetCheckResult:

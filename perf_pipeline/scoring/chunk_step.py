@@ -63,6 +63,7 @@ def score_chunk(conn: Connection, first: dt.date, last: dt.date, config: Scoring
                 history: pd.DataFrame) -> ScoredChunk:
     """Score the tasks of [first, last] and replace their rows, reading everything before writing:
     SQLite's write lock is taken by the first write, so the other worker reads and computes meanwhile.
+    The checks' counts follow the writes (two passes over the week's score rows, under the lock).
 
     ``judged``: the judge's results (``tasks.JUDGE_COLUMNS``) by task id; ``panel``: the chunk's panel
     reviews (``panel_reviews`` rows); ``window``: the ``PANEL_WINDOW_COLUMNS`` of the panel reviews the

@@ -116,7 +116,7 @@ class Population:
         return frame, steps
 
 
-def _write_raw(conn, tasks: pd.DataFrame, steps: pd.DataFrame) -> None:
+def write_raw(conn, tasks: pd.DataFrame, steps: pd.DataFrame) -> None:
     """Task, step and score rows of a day (the columns the aggregates read, and the required ones),
     and the day's prompt_quality rows with their day block, as scoring writes them."""
     events = tasks[[c.name for c in task_events.columns if c.name in tasks]].assign(
@@ -143,7 +143,7 @@ def build_history(url: str, days: int, agents: int, tasks_per_day: int) -> float
         tasks, steps = population.day(day, tasks_per_day)
         with engine.begin() as conn:
             if k < RAW_DAYS or k == 0:
-                _write_raw(conn, tasks, steps)
+                write_raw(conn, tasks, steps)
             if k > 0:  # the new day's rollups are what the benchmark materializes
                 rollups = daily_rollups(tasks, empty_collaboration)
                 windowed = rollups[rollups["entity_type"].isin(WINDOWED_ENTITY_TYPES)]
@@ -157,9 +157,10 @@ def build_history(url: str, days: int, agents: int, tasks_per_day: int) -> float
 
 def time_new_day(url: str, folder: Path, repeats: int, again: bool = False) -> tuple[float, dict[str, float]]:
     """Median seconds of one run materializing every aggregate asset for NEW_DAY, as the automation
-    requests a new day's aggregates, and of each of its steps (Dagster's step statistics). Each run
-    finds the day new (``forget_day``, untimed, before it); with ``again``, each run replaces the
-    day's rows that the run before wrote, as a run after late data does. The run's instance is the
+    requests a new day's aggregates, and of each of its steps (Dagster's step statistics). Each timed
+    run finds the day new (``forget_day``, untimed, before it); with ``again``, each replaces the
+    day's rows that the run before wrote, as a run after late data does. One untimed run comes first
+    either way (the process's first run loads what later runs find loaded). The run's instance is the
     project's local one (its dagster.yaml, the event log in SQLite), in a temporary DAGSTER_HOME, as
     ``perf-pipeline run`` makes it."""
     resources = {"warehouse": WarehouseResource(url=url), "landing": LandingZoneResource(path=str(folder)),
@@ -167,7 +168,7 @@ def time_new_day(url: str, folder: Path, repeats: int, again: bool = False) -> t
     runs: list[float] = []
     steps: dict[str, list[float]] = {}
     with tempfile.TemporaryDirectory(dir=folder) as home, _dagster_home(home), DagsterInstance.get() as instance:
-        for repeat in range(repeats + (1 if again else 0)):
+        for repeat in range(repeats + 1):
             if not again:
                 forget_day(url, NEW_DAY)
             started = time.perf_counter()
@@ -175,8 +176,8 @@ def time_new_day(url: str, folder: Path, repeats: int, again: bool = False) -> t
                                  partition_key=NEW_DAY.isoformat())
             seconds = time.perf_counter() - started
             assert result.success
-            if again and repeat == 0:
-                continue  # it wrote the day's rows that the timed runs replace
+            if repeat == 0:
+                continue
             runs.append(seconds)
             for stat in instance.get_run_step_stats(result.run_id):
                 steps.setdefault(stat.step_key, []).append(stat.end_time - stat.start_time)

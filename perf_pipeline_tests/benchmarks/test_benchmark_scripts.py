@@ -43,65 +43,39 @@ def test_aggregate_scaling_times_each_aggregate_of_a_new_day(tmp_path: Path) -> 
 
 
 def test_a_forgotten_day_is_a_new_day_to_the_aggregates(tmp_path: Path) -> None:
-    """What the timed runs start from: the day's aggregate rows and blocks gone, the rest kept."""
+    """What the timed runs start from: every table's rows and day blocks of the day as before the
+    aggregates first ran (the day's tasks and scores kept), and the days before untouched."""
     from dagster import materialize
 
     from perf_pipeline.aggregates.assets import AGGREGATE_ASSETS
     from perf_pipeline.resources import AggregatesResource, LandingZoneResource, WarehouseResource
     from perf_pipeline.warehouse.db import warehouse_engine
-    from perf_pipeline.warehouse.schema import day_blocks, task_events
-    from perf_pipeline_tests.benchmarks.aggregate_scaling import (
-        AGGREGATE_TABLES,
-        NEW_DAY,
-        build_history,
-        date_column,
-        forget_day,
-    )
+    from perf_pipeline.warehouse.schema import day_blocks, metadata
+    from perf_pipeline_tests.benchmarks.aggregate_scaling import NEW_DAY, build_history, forget_day
 
     url = f"sqlite:///{tmp_path / 'history.db'}"
     build_history(url, 3, agents=4, tasks_per_day=20)
+    dated = {table: next(table.c[name] for name in ("partition_date", "date", "as_of_date") if name in table.c)
+             for table in metadata.sorted_tables
+             if table is not day_blocks and {"partition_date", "date", "as_of_date"} & set(table.c.keys())}
+
+    def rows_of(day: dt.date) -> dict[str, int]:
+        """Every dated table's rows of ``day``, and its day blocks per table."""
+        with warehouse_engine(url).connect() as conn:
+            counts = {table.name: conn.execute(sa.select(sa.func.count()).select_from(table).where(column == day))
+                      .scalar_one() for table, column in dated.items()}
+            blocks = conn.execute(sa.select(day_blocks.c.table_name, sa.func.count()).where(day_blocks.c.date == day)
+                                  .group_by(day_blocks.c.table_name)).all()
+        return {**counts, **{f"blocks of {name}": n for name, n in blocks}}
+
+    new, earlier = rows_of(NEW_DAY), rows_of(NEW_DAY - dt.timedelta(days=1))
+    assert new["task_events"] and new["task_scores"] and new["blocks of prompt_quality"]
     resources = {"warehouse": WarehouseResource(url=url), "landing": LandingZoneResource(path=str(tmp_path)),
                  "aggregates": AggregatesResource()}
     assert materialize(AGGREGATE_ASSETS, resources=resources, partition_key=NEW_DAY.isoformat()).success
-
-    def rows_of(day):
-        with warehouse_engine(url).connect() as conn:
-            tables = {t.name: conn.execute(sa.select(sa.func.count()).where(t.c[date_column(t)] == day)).scalar()
-                      for t in AGGREGATE_TABLES}
-            tables["day_blocks"] = conn.execute(sa.select(sa.func.count()).where(
-                day_blocks.c.date == day, day_blocks.c.table_name.in_([t.name for t in AGGREGATE_TABLES]))).scalar()
-            tables["other_blocks"] = conn.execute(sa.select(sa.func.count()).where(
-                day_blocks.c.date == day, day_blocks.c.table_name.not_in([t.name for t in AGGREGATE_TABLES]))).scalar()
-            tables["task_events"] = conn.execute(
-                sa.select(sa.func.count()).where(task_events.c.partition_date == day)).scalar()
-            return tables
-
-    before, earlier = rows_of(NEW_DAY), rows_of(NEW_DAY - dt.timedelta(days=1))
-    assert before["daily_rollups"] and before["trends"] and before["node_performance"] and before["day_blocks"]
+    built = rows_of(NEW_DAY)
+    written = {name for name, n in built.items() if n != new.get(name, 0)}
+    assert {"daily_rollups", "window_stats", "trends", "node_performance", "blocks of daily_rollups"} <= written
     forget_day(url, NEW_DAY)
-    assert before["other_blocks"]  # prompt_quality's, written with the day's scores
-    kept = ("task_events", "other_blocks")
-    assert rows_of(NEW_DAY) == {**{name: 0 for name in before}, **{name: before[name] for name in kept}}
+    assert rows_of(NEW_DAY) == new
     assert rows_of(NEW_DAY - dt.timedelta(days=1)) == earlier
-
-
-def test_ingest_stages_reports_the_time_per_line_of_each_stage(tmp_path: Path) -> None:
-    out = run_module("ingest_stages", "--lines", "400", "--folder", str(tmp_path / "logs"), home=tmp_path)
-    assert re.search(r"one unit of \d+ files, [\d,]+ lines, screened in this process", out), out
-    assert len(re.findall(r"us per line$", out, re.MULTILINE)) >= 3, out
-
-
-def test_judge_throughput_reports_tasks_per_second_and_the_cached_re_run(tmp_path: Path) -> None:
-    out = run_module("judge_throughput", "--tasks", "40", "--concurrency", "8", "--latency-ms", "20", home=tmp_path)
-    assert re.search(r"^judged 40 of 40 tasks in [\d.]+s with 8 in flight", out, re.MULTILINE), out
-    assert re.search(r"^throughput: [\d,.]+ tasks/s \(ceiling 400/s\)", out, re.MULTILINE), out
-    assert "judgements stored: 40;" in out and re.search(r"re-run: 40 cached, 0 calls", out), out
-
-
-def test_backfill_compares_one_run_over_the_range_with_one_run_per_day(tmp_path: Path) -> None:
-    out = run_module("backfill", "--days", "2", "--tasks-per-day", "12", "--agents", "3", home=tmp_path)
-    assert "tables after both ways, settled:" in out, out
-    assert re.search(r"^task_events +[\d,]+ rows +equal$", out.replace("    task_events", "task_events"),
-                     re.MULTILINE), out
-    assert re.search(r"^per-partition / single +[\d.]+x$", out, re.MULTILINE), out
-    assert re.search(r"^equal +yes$", out, re.MULTILINE), out

@@ -16,7 +16,7 @@ from perf_pipeline.scoring.checks import (
 )
 from perf_pipeline.warehouse.db import warehouse_engine
 from perf_pipeline.warehouse.schema import task_scores
-from perf_pipeline_tests.benchmarks.aggregate_scaling import Population, _write_raw
+from perf_pipeline_tests.benchmarks.aggregate_scaling import Population, write_raw
 
 FIRST = dt.date(2026, 3, 1)
 DAYS = [FIRST + dt.timedelta(days=d) for d in range(3)]
@@ -39,7 +39,7 @@ def test_counts_of_the_days_add_up_and_name_each_problem(warehouse_url: str) -> 
     population = Population(4)
     with engine.begin() as conn:
         for day in DAYS:
-            _write_raw(conn, *population.day(day, 10))
+            write_raw(conn, *population.day(day, 10))
     first, last = DAYS[0], DAYS[-1]
     with engine.connect() as conn:
         clean = scores_counts(conn, first, last)
