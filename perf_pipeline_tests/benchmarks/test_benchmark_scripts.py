@@ -79,3 +79,25 @@ def test_a_forgotten_day_is_a_new_day_to_the_aggregates(tmp_path: Path) -> None:
     forget_day(url, NEW_DAY)
     assert rows_of(NEW_DAY) == new
     assert rows_of(NEW_DAY - dt.timedelta(days=1)) == earlier
+
+
+def test_ingest_stages_reports_the_time_per_line_of_each_stage(tmp_path: Path) -> None:
+    out = run_module("ingest_stages", "--lines", "400", "--folder", str(tmp_path / "logs"), home=tmp_path)
+    assert re.search(r"one unit of \d+ files, [\d,]+ lines, screened in this process", out), out
+    assert len(re.findall(r"us per line$", out, re.MULTILINE)) >= 3, out
+
+
+def test_judge_throughput_reports_tasks_per_second_and_the_cached_re_run(tmp_path: Path) -> None:
+    out = run_module("judge_throughput", "--tasks", "40", "--concurrency", "8", "--latency-ms", "20", home=tmp_path)
+    assert re.search(r"^judged 40 of 40 tasks in [\d.]+s with 8 in flight", out, re.MULTILINE), out
+    assert re.search(r"^throughput: [\d,.]+ tasks/s \(ceiling 400/s\)", out, re.MULTILINE), out
+    assert "judgements stored: 40;" in out and re.search(r"re-run: 40 cached, 0 calls", out), out
+
+
+def test_backfill_compares_one_run_over_the_range_with_one_run_per_day(tmp_path: Path) -> None:
+    out = run_module("backfill", "--days", "2", "--tasks-per-day", "12", "--agents", "3", home=tmp_path)
+    assert "tables after both ways, settled:" in out, out
+    assert re.search(r"^task_events +[\d,]+ rows +equal$", out.replace("    task_events", "task_events"),
+                     re.MULTILINE), out
+    assert re.search(r"^per-partition / single +[\d.]+x$", out, re.MULTILINE), out
+    assert re.search(r"^equal +yes$", out, re.MULTILINE), out
