@@ -135,10 +135,8 @@ def task_scores_asset(context: AssetExecutionContext, warehouse: WarehouseResour
                        ignore_index=True)
     in_range = pd.concat([part.reviews for part in parts], ignore_index=True)
     check: Counter[str] = Counter()
-    shares: Counter[str] = Counter()
     for part in parts:  # each chunk counted in its own transaction
         check.update(part.check)
-        shares.update(part.shares)
     with engine.connect() as conn:
         orphans = orphan_counts(conn)
         judge_cost = judge_cost_by_day(conn, context.run.run_id, first, last)
@@ -149,7 +147,7 @@ def task_scores_asset(context: AssetExecutionContext, warehouse: WarehouseResour
     yield MaterializeResult(metadata=range_metadata(context, _score_metadata(
         first, last, scores, judged, in_range, orphans, client)))
     yield scores_result(check, first, last)
-    yield from judge_and_cost_results(shares, first, last)
+    yield from judge_and_cost_results(check, first, last)
 
 
 def score_day_figures(scores: pd.DataFrame) -> dict[str, object]:

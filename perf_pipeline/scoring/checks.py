@@ -1,6 +1,6 @@
 """Checks of the scoring assets over a run's range, each counted inside the transaction that wrote what it
-checks: the scores' in each weekly chunk's (``*_counts``, summed over the range's chunks, then judged by
-``*_result``), the collaboration scores' in their write's.
+checks: the scores' in each weekly chunk's (``scores_counts``, summed over the range's chunks, then judged
+by ``scores_result`` and ``judge_and_cost_results``), the collaboration scores' in their write's.
 Blocking: windows, trends and leaderboards never read scores that lost tasks or left 0..1."""
 
 from __future__ import annotations
@@ -44,18 +44,23 @@ SCORE_PROBLEMS: dict[str, sa.ColumnElement[bool]] = {
 
 
 def scores_counts(conn: sa.Connection, first: dt.date, last: dt.date) -> Counter[str]:
-    """Of days [first, last]: the tasks, their score rows and distinct scored tasks, and the rows with
-    each problem (one pass over the score rows). Each adds up over a range's chunks: a day's rows are
-    its own, and a task id is the primary key of task_events and task_scores alike."""
+    """What the scores' checks count of days [first, last], in one pass over their score rows: the
+    tasks, their score rows and distinct scored tasks, the rows with each problem, the tasks sent to
+    the judge and its failures, and the tasks of unknown cost. Each adds up over a range's chunks: a
+    day's rows are its own, and a task id is the primary key of task_events and task_scores alike."""
     tasks = EVENT_TABLES["task"]
     task_count = conn.execute(sa.select(sa.func.count()).select_from(tasks)
                               .where(tasks.c.partition_date.between(first, last))).scalar_one()
+    shares = {"judge_failures": task_scores.c.judge_status == "failed",
+              "tasks_sent_to_judge": task_scores.c.judge_status.in_(["scored", "failed"]),
+              "tasks_with_unknown_cost": task_scores.c.cost_source == "unknown"}
+    conditions = {**SCORE_PROBLEMS, **shares}
     rows, distinct, *found = conn.execute(sa.select(
         sa.func.count(), sa.func.count(sa.distinct(task_scores.c.task_id)),
-        *[sa.func.count().filter(condition) for condition in SCORE_PROBLEMS.values()])
+        *[sa.func.count().filter(condition) for condition in conditions.values()])
         .where(task_scores.c.partition_date.between(first, last))).one()
     return Counter({"tasks": task_count, "score_rows": rows, "distinct_tasks": distinct,
-                    **dict(zip(SCORE_PROBLEMS, found, strict=True))})
+                    **dict(zip(conditions, found, strict=True))})
 
 
 def scores_result(counts: Counter[str], first: dt.date, last: dt.date) -> AssetCheckResult:
@@ -118,23 +123,11 @@ def share_check(check_name: str, part: int, whole: int, limit: float, first: dt.
                                 "partition_range": f"{first}..{last}"})
 
 
-def judge_and_cost_counts(conn: sa.Connection, first: dt.date, last: dt.date) -> Counter[str]:
-    """Of days [first, last]: the scored tasks, those sent to the judge, its failures, and the tasks
-    of unknown cost (summed over a range's chunks)."""
-    in_range = task_scores.c.partition_date.between(first, last)
-    tasks, failed, sent, unknown = conn.execute(sa.select(
-        sa.func.count(),
-        sa.func.count().filter(task_scores.c.judge_status == "failed"),
-        sa.func.count().filter(task_scores.c.judge_status.in_(["scored", "failed"])),
-        sa.func.count().filter(task_scores.c.cost_source == "unknown")).where(in_range)).one()
-    return Counter({"tasks": tasks, "judge_failures": failed, "tasks_sent_to_judge": sent,
-                    "tasks_with_unknown_cost": unknown})
-
-
 def judge_and_cost_results(counts: Counter[str], first: dt.date, last: dt.date) -> list[AssetCheckResult]:
-    """The two warnings of a range from its chunks' ``judge_and_cost_counts``."""
+    """The two warnings of a range from its chunks' ``scores_counts`` (the unknown costs' share of the
+    scored tasks)."""
     failed, sent = counts["judge_failures"], counts["tasks_sent_to_judge"]
-    tasks, unknown = counts["tasks"], counts["tasks_with_unknown_cost"]
+    tasks, unknown = counts["score_rows"], counts["tasks_with_unknown_cost"]
     return [share_check(JUDGE_FAILURES_CHECK, failed, sent, MAX_JUDGE_FAILURE_RATE, first, last,
                         tasks_sent_to_judge=sent, judge_failures=failed),
             share_check(UNKNOWN_COST_CHECK, unknown, tasks, MAX_UNKNOWN_COST_SHARE, first, last,

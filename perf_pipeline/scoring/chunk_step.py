@@ -26,7 +26,7 @@ from dataclasses import dataclass
 import pandas as pd
 from sqlalchemy import Connection
 
-from perf_pipeline.scoring.checks import judge_and_cost_counts, scores_counts
+from perf_pipeline.scoring.checks import scores_counts
 from perf_pipeline.scoring.components import EVALUATION_DIMENSIONS
 from perf_pipeline.scoring.config import ScoringConfig
 from perf_pipeline.scoring.store import (
@@ -55,7 +55,6 @@ class ScoredChunk:
     scores: pd.DataFrame  # partition_date, agent_id and SCORE_FIGURES per task scored
     reviews: pd.DataFrame  # task_id and the dimensions of each review of the chunk's tasks
     check: Counter[str]  # checks.scores_counts
-    shares: Counter[str]  # checks.judge_and_cost_counts
 
 
 def score_chunk(conn: Connection, first: dt.date, last: dt.date, config: ScoringConfig, prices: pd.DataFrame,
@@ -63,7 +62,7 @@ def score_chunk(conn: Connection, first: dt.date, last: dt.date, config: Scoring
                 history: pd.DataFrame) -> ScoredChunk:
     """Score the tasks of [first, last] and replace their rows, reading everything before writing:
     SQLite's write lock is taken by the first write, so the other worker reads and computes meanwhile.
-    The checks' counts follow the writes (two passes over the week's score rows, under the lock).
+    The checks' counts follow the writes (one pass over the week's score rows, under the lock).
 
     ``judged``: the judge's results (``tasks.JUDGE_COLUMNS``) by task id; ``panel``: the chunk's panel
     reviews (``panel_reviews`` rows); ``window``: the ``PANEL_WINDOW_COLUMNS`` of the panel reviews the
@@ -83,4 +82,4 @@ def score_chunk(conn: Connection, first: dt.date, last: dt.date, config: Scoring
     figures = ["partition_date", "agent_id", *SCORE_FIGURES]
     return ScoredChunk(scores=scores[figures] if not scores.empty else pd.DataFrame(columns=figures),
                        reviews=in_range[["task_id", *EVALUATION_DIMENSIONS]].reset_index(drop=True),
-                       check=scores_counts(conn, first, last), shares=judge_and_cost_counts(conn, first, last))
+                       check=scores_counts(conn, first, last))

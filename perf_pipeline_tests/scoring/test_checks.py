@@ -8,12 +8,7 @@ from collections import Counter
 
 import sqlalchemy as sa
 
-from perf_pipeline.scoring.checks import (
-    judge_and_cost_counts,
-    judge_and_cost_results,
-    scores_counts,
-    scores_result,
-)
+from perf_pipeline.scoring.checks import judge_and_cost_results, scores_counts, scores_result
 from perf_pipeline.warehouse.db import warehouse_engine
 from perf_pipeline.warehouse.schema import task_scores
 from perf_pipeline_tests.benchmarks.aggregate_scaling import Population, write_raw
@@ -46,8 +41,7 @@ def test_counts_of_the_days_add_up_and_name_each_problem(warehouse_url: str) -> 
         assert clean == _by_days(conn, scores_counts, DAYS)
         assert clean["tasks"] == clean["score_rows"] == clean["distinct_tasks"] == 30
         assert scores_result(clean, first, last).passed
-        assert all(result.passed for result in judge_and_cost_results(judge_and_cost_counts(conn, first, last),
-                                                                        first, last))
+        assert all(result.passed for result in judge_and_cost_results(clean, first, last))
     day0, day1, day2 = (_task_ids(day) for day in DAYS)
     scores = task_scores.c
     with engine.begin() as conn:
@@ -61,8 +55,6 @@ def test_counts_of_the_days_add_up_and_name_each_problem(warehouse_url: str) -> 
     with engine.connect() as conn:
         counts = _by_days(conn, scores_counts, DAYS)
         assert counts == scores_counts(conn, first, last)
-        shares = _by_days(conn, judge_and_cost_counts, DAYS)
-        assert shares == judge_and_cost_counts(conn, first, last)
     result = scores_result(counts, first, last)
     assert not result.passed
     assert {name: result.metadata[name].value for name in (
@@ -70,7 +62,7 @@ def test_counts_of_the_days_add_up_and_name_each_problem(warehouse_url: str) -> 
         "quality_inconsistent_with_components")} == {
         "tasks": 30, "score_rows": 29, "distinct_tasks": 29, "scores_outside_0_1": 1, "unknown_judge_status": 1,
         "quality_inconsistent_with_components": 1}
-    judge, cost = judge_and_cost_results(shares, first, last)
+    judge, cost = judge_and_cost_results(counts, first, last)
     assert not judge.passed and judge.metadata["judge_failures"].value == 3
     assert judge.metadata["tasks_sent_to_judge"].value == 5
     assert not cost.passed and cost.metadata["tasks_with_unknown_cost"].value == 7
