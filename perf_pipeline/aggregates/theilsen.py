@@ -38,6 +38,13 @@ MAX_PAIR_ELEMENTS = 262_144
 # runs of trends at once, or a run beside an ingest's workers, share the CPUs: each still gets its
 # figures, only later.)
 PARALLEL_MIN_PAIRS = 150_000
+# From this many pairwise slopes per series on, the interval's and the median's order statistics are
+# selected rather than read from every slope sorted (``order_statistics``): a sample of every
+# ``SAMPLE_STRIDE``-th slope brackets the ranks needed, and only the slopes inside the bracket are
+# sorted. 4,000 series of 90 points were fitted in 0.19 s instead of 0.40 s, of 48 points in 0.055 s
+# instead of 0.080 s; with fewer slopes the gain was within the noise.
+SELECT_MIN_PAIRS = 1_100
+SAMPLE_STRIDE = 8
 _threads: ThreadPoolExecutor | None = None
 _threads_lock = threading.Lock()
 
@@ -179,17 +186,72 @@ def _theil_sen(x: np.ndarray, y: np.ndarray, alpha: float) -> TheilSenBatch:
         sigma = np.sqrt(sigsq)
         upper = np.minimum(np.round((pairs - z * sigma) / 2.).astype(np.int64), pairs - 1)
         lower = np.maximum(np.round((pairs + z * sigma) / 2.).astype(np.int64) - 1, 0)
-        # The order statistics by a full sort of each row: NumPy's vectorized sort ordered a chunk of
-        # 90-point fits' slopes in 2.5 ms where partitioning around the four ranks took 6.5 ms.
-        slopes.sort(axis=1)
-        row = np.arange(stop - start)
-        slope = _median_sorted(slopes)
+        # The ranks of the interval's bounds and of the median (the middle two slopes: equal ranks
+        # for an odd number of pairs), as ``np.median`` takes them.
+        middle = np.broadcast_to([(pairs - 1) // 2, pairs // 2], (stop - start, 2))
+        low, median_low, median_high, high = order_statistics(slopes, np.column_stack([lower, middle, upper])).T
+        slope = median_low if pairs % 2 else (median_low + median_high) / 2
         out["slope"][start:stop] = slope
         out["intercept"][start:stop] = _median_sorted(sorted_y) - slope * _median_sorted(xs)
-        out["low"][start:stop] = slopes[row, lower]
-        out["high"][start:stop] = slopes[row, upper]
+        out["low"][start:stop] = low
+        out["high"][start:stop] = high
         out["mann_kendall_p"][start:stop] = _mann_kendall_p(discordant, n, tie_pairs, tie_sen)
     return TheilSenBatch(**out)
+
+
+def order_statistics(slopes: np.ndarray, ranks: np.ndarray) -> np.ndarray:
+    """``np.sort(slopes, axis=1)[row, ranks[row]]`` for each row: the values of the given ranks (0 the
+    smallest; NaN after every number, as ``np.sort`` places it). ``slopes`` may be left reordered.
+
+    Sorting every slope is most of a long fit's work; numpy's sort takes about 20 ns a slope here. From
+    ``SELECT_MIN_PAIRS`` on, a sorted sample of every ``SAMPLE_STRIDE``-th slope gives each row a
+    bracket [a, b] around its ranks, with a margin for what the sample misses (a few rows in a
+    thousand need more). Counting the slopes below a and up to b shows whether the bracket holds the ranks:
+    when it does, only its slopes are sorted (a quarter of a 90-point fit's), and a rank's value is
+    the bracket's value of that rank less the count below a. The other rows are sorted whole."""
+    rows, pairs = slopes.shape
+    if pairs < SELECT_MIN_PAIRS:
+        slopes.sort(axis=1)
+        return slopes[np.arange(rows)[:, None], ranks]
+    first, last = ranks.min(axis=1), ranks.max(axis=1)
+    sample = slopes[:, ::SAMPLE_STRIDE].copy()
+    sample.sort(axis=1)
+    size = sample.shape[1]
+    lo_at, hi_at = bracket_ranks(first, last, size, pairs)
+    row = np.arange(rows)
+    a = np.where(lo_at < 0, -np.inf, sample[row, np.clip(lo_at, 0, size - 1)])[:, None]
+    b = np.where(hi_at >= size, np.inf, sample[row, np.clip(hi_at, 0, size - 1)])[:, None]
+    below = slopes < a
+    inside = slopes <= b
+    inside &= ~below  # a <= b (a NaN bound fails the test below)
+    n_below, n_inside = np.count_nonzero(below, axis=1), np.count_nonzero(inside, axis=1)
+    # The slopes below a are the n_below smallest and those inside the next n_inside; a bracket
+    # holding half a row's slopes or more (ties) saves nothing.
+    held = (n_below <= first) & (n_below + n_inside > last) & (n_inside <= pairs // 2)
+    out = np.empty(ranks.shape)
+    kept = np.flatnonzero(held)
+    if kept.size:
+        inside[~held] = False
+        values = np.compress(inside.ravel(), slopes.ravel())  # row after row (faster than slopes[inside])
+        counts = n_inside[kept]
+        bracket = np.full((kept.size, counts.max()), np.inf)  # after every value, NaN aside: none is inside
+        starts = np.cumsum(counts) - counts
+        bracket[np.repeat(np.arange(kept.size), counts), np.arange(values.size) - np.repeat(starts, counts)] = values
+        bracket.sort(axis=1)
+        out[kept] = bracket[np.arange(kept.size)[:, None], ranks[kept] - n_below[kept, None]]
+    missed = np.flatnonzero(~held)
+    if missed.size:
+        whole = np.sort(slopes[missed], axis=1)
+        out[missed] = whole[np.arange(missed.size)[:, None], ranks[missed]]
+    return out
+
+
+def bracket_ranks(first: np.ndarray, last: np.ndarray, size: int, pairs: int) -> tuple[np.ndarray, np.ndarray]:
+    """The ranks, in a sorted sample of ``size`` of ``pairs`` slopes, of the bounds of the bracket
+    around the ranks [first, last] of all slopes: where the sample would put them, widened by a
+    margin for its error (below 0 or from ``size`` on: no bound on that side)."""
+    margin = int(0.75 * math.sqrt(size)) + 2
+    return first * size // pairs - margin, -(-(last + 1) * size // pairs) + margin
 
 
 def _mann_kendall_p(discordant: np.ndarray, n: int, tie_pairs: np.ndarray, tie_sen: np.ndarray) -> np.ndarray:

@@ -21,7 +21,14 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 from scipy import stats
 
-from perf_pipeline.aggregates.theilsen import kendall_p_exact, theil_sen
+from perf_pipeline.aggregates.theilsen import (
+    SAMPLE_STRIDE,
+    SELECT_MIN_PAIRS,
+    bracket_ranks,
+    kendall_p_exact,
+    order_statistics,
+    theil_sen,
+)
 from perf_pipeline.aggregates.trends import (
     DECLINING,
     IMPROVING,
@@ -103,6 +110,47 @@ def test_batches_larger_than_one_chunk_give_the_same_figures(monkeypatch) -> Non
     chunked = theil_sen(days, values)
     for name in ("slope", "intercept", "low", "high", "mann_kendall_p"):
         np.testing.assert_array_equal(getattr(whole, name), getattr(chunked, name))
+
+
+@pytest.mark.parametrize("pairs", [300, SELECT_MIN_PAIRS, 4005])
+def test_order_statistics_are_those_of_the_sorted_rows(pairs: int) -> None:
+    """The values of the ranks asked are the sorted rows', whatever the rows: continuous values, a few
+    levels (ties), a constant row, tiny values, NaN and infinities; ranks in the middle, as a fit's
+    (a sample's bracket holds them), near either end (it cannot) and differing by row; rows short
+    enough to be sorted whole, and long ones."""
+    rng = np.random.default_rng(pairs)
+    with_gaps = rng.normal(size=pairs)
+    with_gaps[rng.choice(pairs, pairs // 20, replace=False)] = np.nan
+    with_gaps[:3] = [np.inf, -np.inf, np.inf]
+    rows = np.array([rng.normal(size=pairs), rng.integers(0, 5, pairs) / 4, np.full(pairs, 0.25),
+                     rng.normal(size=pairs) * 1e-310, with_gaps, np.cumsum(rng.normal(size=pairs))])
+    central = [int(pairs * 0.43), (pairs - 1) // 2, pairs // 2, int(pairs * 0.57)]
+    ends = [0, 1, pairs - 2, pairs - 1]
+    for ranks in (np.tile(central, (len(rows), 1)), np.tile(ends, (len(rows), 1)),
+                  np.array([central, ends] * (len(rows) // 2))):
+        expected = np.sort(rows, axis=1)[np.arange(len(rows))[:, None], ranks]
+        np.testing.assert_array_equal(order_statistics(rows.copy(), ranks), expected)
+
+
+@pytest.mark.parametrize("miss", ["first", "last", "neither"])
+def test_a_bracket_missing_a_rank_by_one_is_not_used(miss: str) -> None:
+    """Rows whose sample puts a bound of the bracket one rank inside the ranks asked (the value of
+    rank first + 1 as the lower bound, or of rank last - 1 as the upper), or exactly on them: the
+    values are still the sorted rows'."""
+    pairs, first, last = 4005, 1720, 2284
+    positions = np.arange(0, pairs, SAMPLE_STRIDE)
+    lo_at, hi_at = (int(k[0]) for k in bracket_ranks(np.array([first]), np.array([last]), len(positions), pairs))
+    low, high = {"first": (first + 1, last + 40), "last": (first - 40, last - 1), "neither": (first, last)}[miss]
+    rng = np.random.default_rng(5)
+    # Values are their ranks; the sample's sorted values have ``low`` at lo_at and ``high`` at hi_at.
+    sample = np.concatenate([rng.choice(low, lo_at, replace=False), [low],
+                             low + 1 + rng.choice(high - low - 1, hi_at - lo_at - 1, replace=False), [high],
+                             high + 1 + rng.choice(pairs - high - 1, len(positions) - hi_at - 1, replace=False)])
+    row = np.empty(pairs)
+    row[positions] = rng.permutation(sample)
+    row[np.setdiff1d(np.arange(pairs), positions)] = rng.permutation(np.setdiff1d(np.arange(pairs), sample))
+    ranks = np.array([[first, (pairs - 1) // 2, pairs // 2, last]])
+    np.testing.assert_array_equal(order_statistics(row[None, :].copy(), ranks), ranks.astype(float))
 
 
 FIGURES = ("slope", "intercept", "low", "high", "mann_kendall_p")
