@@ -1,0 +1,79 @@
+"""``insert_frame`` on SQLite puts many rows in each INSERT statement (``insert_columns``): the rows
+stored are those SQLAlchemy's own insert stores one at a time, however their number falls against
+the rows of a statement, with every kind of value the warehouse holds, and within the driver's
+limit of parameters however low it is set."""
+
+from __future__ import annotations
+
+import datetime as dt
+import sqlite3
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import sqlalchemy as sa
+
+from perf_pipeline.warehouse import db
+
+METADATA = sa.MetaData()
+
+
+def _table(name: str) -> sa.Table:
+    return sa.Table(name, METADATA, sa.Column("id", sa.Integer(), primary_key=True),
+                    sa.Column("count", sa.BigInteger()), sa.Column("share", sa.Float()),
+                    sa.Column("label", sa.Text()), sa.Column("day", sa.Date()),
+                    sa.Column("at", sa.DateTime(timezone=True)), sa.Column("weights", sa.JSON()))
+
+
+FAST, BY_SQLALCHEMY = _table("rows_fast"), _table("rows_by_sqlalchemy")
+PER_STATEMENT = db.STATEMENT_PARAMETERS // len(FAST.columns)
+
+
+def _frame(rows: int) -> pd.DataFrame:
+    rng = np.random.default_rng(rows)
+    share = rng.normal(size=rows) * 10.0 ** rng.integers(-300, 300, rows)
+    share[rng.random(rows) < 0.1] = np.nan
+    at = pd.Series(pd.to_datetime(rng.integers(0, 4 * 10**18, rows), unit="ns", utc=True))
+    at[rng.random(rows) < 0.1] = pd.NaT
+    return pd.DataFrame({
+        "id": np.arange(rows), "count": rng.integers(-(2**62), 2**62, rows), "share": share,
+        "label": rng.choice(np.array(["a", "é", None, "agent-007"], dtype=object), rows),
+        "day": [dt.date(2026, 1, 1) + dt.timedelta(days=int(k)) for k in rng.integers(0, 400, rows)],
+        "at": at, "weights": rng.choice(np.array([{"quality": 0.5}, None, [1, "x"]], dtype=object), rows)})
+
+
+def _stored(engine: sa.Engine, frame: pd.DataFrame) -> list[list[tuple]]:
+    with engine.begin() as conn:
+        db.insert_frame(conn, FAST, frame)
+        records = [dict(zip(frame.columns, values, strict=True))
+                   for values in zip(*(db.column_values(frame[name]) for name in frame.columns), strict=True)]
+        if records:
+            conn.execute(BY_SQLALCHEMY.insert(), records)  # SQLAlchemy's bind processors, a row at a time
+        return [conn.exec_driver_sql(f"SELECT * FROM {table.name} ORDER BY id").all()
+                for table in (FAST, BY_SQLALCHEMY)]
+
+
+@pytest.mark.parametrize("rows", [1, PER_STATEMENT - 1, PER_STATEMENT, PER_STATEMENT + 1, 3 * PER_STATEMENT + 7])
+def test_rows_are_stored_as_sqlalchemy_stores_them(tmp_path: Path, rows: int) -> None:
+    engine = db.create_warehouse_engine(f"sqlite:///{tmp_path / 'warehouse.db'}")
+    METADATA.create_all(engine)
+    fast, by_sqlalchemy = _stored(engine, _frame(rows))
+    assert len(fast) == rows
+    assert fast == by_sqlalchemy
+
+
+def test_statements_stay_within_the_drivers_limit_of_parameters(tmp_path: Path) -> None:
+    """With the limit set to 20 parameters (SQLite before 3.32 allowed 999), 7 columns go 2 rows a
+    statement."""
+    engine = db.create_warehouse_engine(f"sqlite:///{tmp_path / 'warehouse.db'}")
+    METADATA.create_all(engine)
+
+    @sa.event.listens_for(engine, "connect")
+    def _low_limit(dbapi_connection: sqlite3.Connection, _record: object) -> None:
+        dbapi_connection.setlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER, 20)
+
+    engine.dispose()  # connections made from here on have the limit
+    fast, by_sqlalchemy = _stored(engine, _frame(PER_STATEMENT + 5))
+    assert len(fast) == PER_STATEMENT + 5
+    assert fast == by_sqlalchemy
