@@ -205,8 +205,8 @@ def order_statistics(slopes: np.ndarray, ranks: np.ndarray) -> np.ndarray:
 
     Sorting every slope is most of a long fit's work; numpy's sort takes about 20 ns a slope here. From
     ``SELECT_MIN_PAIRS`` on, a sorted sample of every ``SAMPLE_STRIDE``-th slope gives each row a
-    bracket [a, b] around its ranks, with a margin for what the sample misses (a few rows in a
-    thousand need more). Counting the slopes below a and up to b shows whether the bracket holds the ranks:
+    bracket [a, b] around its ranks, with a margin for what the sample misses (one or two rows in a
+    hundred need more). Counting the slopes below a and up to b shows whether the bracket holds the ranks:
     when it does, only its slopes are sorted (a quarter of a 90-point fit's), and a rank's value is
     the bracket's value of that rank less the count below a. The other rows are sorted whole."""
     rows, pairs = slopes.shape
@@ -234,6 +234,17 @@ def order_statistics(slopes: np.ndarray, ranks: np.ndarray) -> np.ndarray:
         inside[~held] = False
         values = np.compress(inside.ravel(), slopes.ravel())  # row after row (faster than slopes[inside])
         counts = n_inside[kept]
+        negative_zero = (values == 0) & np.signbit(values)
+        if negative_zero.any():
+            # -0.0 and 0.0 are equal to a sort, which may order them otherwise in the bracket than in
+            # the whole row: such rows are sorted whole, so that even the sign of a zero is the sort's.
+            mixed = np.unique(np.repeat(np.arange(kept.size), counts)[negative_zero])
+            held[kept[mixed]] = False
+            keep = np.ones(kept.size, dtype=bool)
+            keep[mixed] = False
+            values = values[np.repeat(keep, counts)]
+            kept, counts = kept[keep], counts[keep]
+    if kept.size:
         bracket = np.full((kept.size, counts.max()), np.inf)  # after every value, NaN aside: none is inside
         starts = np.cumsum(counts) - counts
         bracket[np.repeat(np.arange(kept.size), counts), np.arange(values.size) - np.repeat(starts, counts)] = values

@@ -114,22 +114,26 @@ def test_batches_larger_than_one_chunk_give_the_same_figures(monkeypatch) -> Non
 
 @pytest.mark.parametrize("pairs", [300, SELECT_MIN_PAIRS, 4005])
 def test_order_statistics_are_those_of_the_sorted_rows(pairs: int) -> None:
-    """The values of the ranks asked are the sorted rows', whatever the rows: continuous values, a few
-    levels (ties), a constant row, tiny values, NaN and infinities; ranks in the middle, as a fit's
-    (a sample's bracket holds them), near either end (it cannot) and differing by row; rows short
-    enough to be sorted whole, and long ones."""
+    """The values of the ranks asked are the sorted rows', to the sign of a zero, whatever the rows:
+    continuous values, a few levels (ties), a constant row, tiny values, NaN and infinities, zeros of
+    both signs; ranks in the middle, as a fit's (a sample's bracket holds them), near either end (it
+    cannot) and differing by row; rows short enough to be sorted whole, and long ones."""
     rng = np.random.default_rng(pairs)
     with_gaps = rng.normal(size=pairs)
     with_gaps[rng.choice(pairs, pairs // 20, replace=False)] = np.nan
     with_gaps[:3] = [np.inf, -np.inf, np.inf]
+    signed_zeros = rng.normal(size=pairs)
+    signed_zeros[rng.choice(pairs, pairs // 6, replace=False)] = rng.choice([0.0, -0.0], pairs // 6)
     rows = np.array([rng.normal(size=pairs), rng.integers(0, 5, pairs) / 4, np.full(pairs, 0.25),
-                     rng.normal(size=pairs) * 1e-310, with_gaps, np.cumsum(rng.normal(size=pairs))])
+                     rng.normal(size=pairs) * 1e-310, with_gaps, np.cumsum(rng.normal(size=pairs)), signed_zeros])
     central = [int(pairs * 0.43), (pairs - 1) // 2, pairs // 2, int(pairs * 0.57)]
     ends = [0, 1, pairs - 2, pairs - 1]
     for ranks in (np.tile(central, (len(rows), 1)), np.tile(ends, (len(rows), 1)),
-                  np.array([central, ends] * (len(rows) // 2))):
+                  np.array([central, ends] * (len(rows) // 2) + [central])):
         expected = np.sort(rows, axis=1)[np.arange(len(rows))[:, None], ranks]
-        np.testing.assert_array_equal(order_statistics(rows.copy(), ranks), expected)
+        selected = order_statistics(rows.copy(), ranks)
+        np.testing.assert_array_equal(selected, expected)
+        np.testing.assert_array_equal(np.signbit(selected), np.signbit(expected))
 
 
 @pytest.mark.parametrize("miss", ["first", "last", "neither"])

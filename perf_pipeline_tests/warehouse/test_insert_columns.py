@@ -54,7 +54,8 @@ def _stored(engine: sa.Engine, frame: pd.DataFrame) -> list[list[tuple]]:
                 for table in (FAST, BY_SQLALCHEMY)]
 
 
-@pytest.mark.parametrize("rows", [1, PER_STATEMENT - 1, PER_STATEMENT, PER_STATEMENT + 1, 3 * PER_STATEMENT + 7])
+@pytest.mark.parametrize("rows", [1, PER_STATEMENT - 1, PER_STATEMENT, PER_STATEMENT + 1, 3 * PER_STATEMENT + 7,
+                                  db.INSERT_BATCH_ROWS + PER_STATEMENT + 3])
 def test_rows_are_stored_as_sqlalchemy_stores_them(tmp_path: Path, rows: int) -> None:
     engine = db.create_warehouse_engine(f"sqlite:///{tmp_path / 'warehouse.db'}")
     METADATA.create_all(engine)
@@ -65,7 +66,7 @@ def test_rows_are_stored_as_sqlalchemy_stores_them(tmp_path: Path, rows: int) ->
 
 def test_statements_stay_within_the_drivers_limit_of_parameters(tmp_path: Path) -> None:
     """With the limit set to 20 parameters (SQLite before 3.32 allowed 999), 7 columns go 2 rows a
-    statement."""
+    statement, the odd row one."""
     engine = db.create_warehouse_engine(f"sqlite:///{tmp_path / 'warehouse.db'}")
     METADATA.create_all(engine)
 
@@ -73,7 +74,15 @@ def test_statements_stay_within_the_drivers_limit_of_parameters(tmp_path: Path) 
     def _low_limit(dbapi_connection: sqlite3.Connection, _record: object) -> None:
         dbapi_connection.setlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER, 20)
 
+    parameters: list[int] = []
+
+    @sa.event.listens_for(engine, "before_cursor_execute")
+    def _count(_conn, _cursor, statement: str, _parameters, _context, _executemany) -> None:
+        if statement.startswith(f"INSERT INTO {FAST.name} "):
+            parameters.append(statement.count("?"))
+
     engine.dispose()  # connections made from here on have the limit
-    fast, by_sqlalchemy = _stored(engine, _frame(PER_STATEMENT + 5))
-    assert len(fast) == PER_STATEMENT + 5
+    fast, by_sqlalchemy = _stored(engine, _frame(11))
+    assert len(fast) == 11
     assert fast == by_sqlalchemy
+    assert parameters == [14, 7]
