@@ -17,11 +17,11 @@ FIRST = dt.date(2026, 3, 1)
 DAYS = [FIRST + dt.timedelta(days=d) for d in range(3)]
 
 
-def _by_days(conn: sa.Connection, counts, days: list[dt.date]) -> Counter[str]:
-    """``counts`` of each day, added up (as the asset adds up its chunks')."""
+def _by_days(conn: sa.Connection) -> Counter[str]:
+    """``scores_counts`` of each day, added up (as the asset adds up its chunks')."""
     total: Counter[str] = Counter()
-    for day in days:
-        total.update(counts(conn, day, day))
+    for day in DAYS:
+        total.update(scores_counts(conn, day, day))
     return total
 
 
@@ -38,7 +38,7 @@ def test_counts_of_the_days_add_up_and_name_each_problem(warehouse_url: str) -> 
     first, last = DAYS[0], DAYS[-1]
     with engine.connect() as conn:
         clean = scores_counts(conn, first, last)
-        assert clean == _by_days(conn, scores_counts, DAYS)
+        assert clean == _by_days(conn)
         assert clean["tasks"] == clean["score_rows"] == clean["distinct_tasks"] == 30
         assert scores_result(clean, first, last).passed
         assert all(result.passed for result in judge_and_cost_results(clean, first, last))
@@ -53,7 +53,7 @@ def test_counts_of_the_days_add_up_and_name_each_problem(warehouse_url: str) -> 
         conn.execute(task_scores.update().where(scores.task_id.in_(day2[4:6])).values(judge_status="scored"))
         conn.execute(task_scores.update().where(scores.task_id.in_(day1[1:8])).values(cost_source="unknown"))
     with engine.connect() as conn:
-        counts = _by_days(conn, scores_counts, DAYS)
+        counts = _by_days(conn)
         assert counts == scores_counts(conn, first, last)
     result = scores_result(counts, first, last)
     assert not result.passed
