@@ -31,6 +31,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import itertools
+import math
 from collections.abc import Sequence
 
 import numpy as np
@@ -219,26 +220,43 @@ def _row_counts(conn: Connection, table: sa.Table, first: dt.date, last: dt.date
 
 def _sort_indices(rows: pa.Table, order: Sequence[str]) -> np.ndarray:
     """The permutation that orders ``rows`` by ``order`` (ascending, stable), as
-    ``pc.sort_indices(rows, order)`` gives it: each text column replaced by the rank of its value
-    among the column's distinct values (Arrow orders text by bytes: UTF-8 code points), then one
-    ``np.lexsort`` of integer keys. 90 days of a fleet's node rollups (367,000 rows by agent, node
-    and day) were ordered in 0.23 s by Arrow's comparisons of text, in 0.06 s so."""
+    ``pc.sort_indices(rows, order)`` gives it: each key column replaced by a code that orders as its
+    values do (text: the rank of its value among the column's distinct values, as Arrow orders text,
+    by bytes: UTF-8 code points), then one stable sort of the codes combined into one integer. A
+    last key that is in order already (the day, in rows read day after day, each day's block sorted
+    by the other keys) is left out: a stable sort by the others keeps its order. 90 days of a
+    fleet's node rollups (367,000 rows by agent, node and day) were ordered in 0.23 s by Arrow's
+    comparisons of text, in 0.05 s by a lexsort of the three keys' ranks, and in 0.02 s so."""
     columns = [rows.column(name).combine_chunks() for name in order]
     if any(column.null_count or not (pa.types.is_string(column.type) or pa.types.is_date32(column.type)
                                      or pa.types.is_integer(column.type)) for column in columns):
         # Key columns are text, dates and integers without nulls; anything else: Arrow's own way.
         return pc.sort_indices(rows, [(key, "ascending") for key in order]).to_numpy()
-    keys = []
-    for column in columns:
-        if pa.types.is_string(column.type):
-            distinct = pc.unique(column)
-            distinct = distinct.take(pc.sort_indices(distinct))
-            keys.append(pc.index_in(column, value_set=distinct).to_numpy())
-        elif pa.types.is_date32(column.type):
-            keys.append(column.cast(pa.int32()).to_numpy())
-        else:
-            keys.append(column.to_numpy())
-    return np.lexsort(keys[::-1])
+    if not rows.num_rows:
+        return np.array([], dtype=np.int64)
+    codes = [_order_code(column) for column in columns]
+    if len(codes) > 1 and (np.diff(codes[-1][0]) >= 0).all():
+        codes = codes[:-1]
+    if math.prod(size for _, size in codes) < 2**62:
+        combined = np.zeros(rows.num_rows, dtype=np.int64)
+        for code, size in codes:
+            combined = combined * size + code
+        return np.argsort(combined, kind="stable")
+    return np.lexsort([code for code, _ in codes][::-1])
+
+
+def _order_code(column: pa.Array) -> tuple[np.ndarray, int]:
+    """Codes (int64, from 0) ordering as ``column``'s values order, and their number of possible values."""
+    if pa.types.is_string(column.type):
+        encoded = column.dictionary_encode()
+        rank = np.empty(len(encoded.dictionary), dtype=np.int64)
+        rank[pc.sort_indices(encoded.dictionary).to_numpy()] = np.arange(len(rank))
+        return rank[encoded.indices.to_numpy()], len(rank)
+    values = (column.cast(pa.int32()) if pa.types.is_date32(column.type) else column).to_numpy().astype(np.int64)
+    low, high = int(values.min()), int(values.max())
+    if high - low >= 2**62:  # codes would not fit: the values themselves order the rows
+        return values, 2**62
+    return values - low, high - low + 1
 
 
 def _frame(rows: pa.Table) -> pd.DataFrame:

@@ -320,8 +320,9 @@ def test_histograms_encode_as_the_list_of_their_entries(histograms: list[dict[st
 @settings(max_examples=80, deadline=None)
 @given(data=st.data())
 def test_rows_are_ordered_as_arrow_orders_them(data: st.DataObject) -> None:
-    """``blocks._sort_indices`` (ranks of text values, one lexsort) is Arrow's ``sort_indices``:
-    text by code point (accents, symbols, characters beyond the BMP), dates, integers, repeated keys."""
+    """``blocks._sort_indices`` (codes of the keys' values, one stable sort) is Arrow's ``sort_indices``:
+    text by code point (accents, symbols, characters beyond the BMP), dates, integers, repeated keys,
+    a last key in order already (rows read day after day) or not, codes too many for one integer."""
     n = data.draw(st.integers(0, 60))
     text = st.text(alphabet=st.sampled_from(["a", "B", "z", "é", "ü", "/", "-", " ", "\U0001f600", "日"]), max_size=3)
     rows = pa.table({
@@ -329,12 +330,15 @@ def test_rows_are_ordered_as_arrow_orders_them(data: st.DataObject) -> None:
         "node": pa.array(data.draw(st.lists(st.sampled_from(["plan", "act", "Act"]), min_size=n, max_size=n))),
         "date": pa.array(data.draw(st.lists(st.dates(dt.date(2020, 1, 1), dt.date(2030, 1, 1)), min_size=n,
                                             max_size=n)), pa.date32()),
-        "window_days": pa.array(data.draw(st.lists(st.integers(-5, 90), min_size=n, max_size=n)), pa.int64())})
+        "window_days": pa.array(data.draw(st.lists(st.integers(-5, 90), min_size=n, max_size=n)), pa.int64()),
+        "wide": pa.array(data.draw(st.lists(st.integers(-(2**63), 2**63 - 1), min_size=n, max_size=n)), pa.int64())})
     if n and data.draw(st.booleans()):  # a null key: Arrow's own way
         rows = rows.set_column(0, "entity_id", pa.array([None, *rows.column(0).to_pylist()[1:]], pa.string()))
     if n > 1:  # a span is many blocks joined: chunked columns
         cut = data.draw(st.integers(1, n - 1))
         rows = pa.concat_tables([rows.slice(0, cut), rows.slice(cut)])
-    order = data.draw(st.permutations(rows.column_names))[:data.draw(st.integers(1, 4))]
+    order = data.draw(st.permutations(rows.column_names))[:data.draw(st.integers(1, 5))]
+    if data.draw(st.booleans()):  # the last key in order already, as days read one after the other
+        rows = rows.take(pc.sort_indices(rows, [(order[-1], "ascending")]))
     expected = pc.sort_indices(rows, [(key, "ascending") for key in order]).to_numpy()
     np.testing.assert_array_equal(blocks._sort_indices(rows, order), expected)
