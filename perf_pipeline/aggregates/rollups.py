@@ -91,58 +91,71 @@ def task_facts(tasks: pd.DataFrame) -> pd.DataFrame:
     return facts
 
 
-def entity_ids(tasks: pd.DataFrame, entity_type: str) -> pd.Series:
-    """The entity each task belongs to; missing values (no prompt_version, say) give no entity."""
+TEXT = pd.Series([""], dtype=object).astype(str).dtype  # what ``astype(str)`` makes: pandas' default strings
+
+
+def as_text(values: pd.Series) -> pd.Series:
+    """A column's values as text (``TEXT``), missing ones kept missing; a text column as it is."""
+    if values.dtype == TEXT:
+        return values
+    present = values.astype(object).where(values.notna())
+    return present.astype(str).where(present.notna())
+
+
+def entity_ids(texts: dict[str, pd.Series], entity_type: str) -> pd.Series:
+    """The entity each task belongs to, from its columns as text (``as_text``): their values joined
+    by "/"; a missing value (no prompt_version, say) gives no entity."""
     columns = ENTITY_TYPES[entity_type]
-    parts = [tasks[c].astype(object).where(tasks[c].notna()) for c in columns]
-    ids = parts[0].astype(str).where(parts[0].notna())
-    for part in parts[1:]:
-        ids = (ids + "/" + part.astype(str)).where(ids.notna() & part.notna())
+    ids = texts[columns[0]]
+    for column in columns[1:]:
+        part = texts[column]
+        ids = (ids + "/" + part).where(ids.notna() & part.notna())
     return ids
-
-
-def describe(tasks: pd.DataFrame, codes: np.ndarray, entity_type: str) -> pd.DataFrame:
-    """Per group of ``tasks`` (numbered by ``codes``, 0 ..), in group order: the first known value
-    of each of the entity type's columns and the earliest assigned_at and latest completed_at
-    (missing values skipped, as ``agg(first, min, max)`` skips them). Grouped by the codes already
-    computed rather than by the entity and day again: the 11 entity types of a day of 6,500 tasks,
-    0.118 s with pandas' named aggregation, 0.065 s so."""
-    columns = ENTITY_TYPES[entity_type]
-    grouped = tasks[[*columns, "assigned_at", "completed_at"]].groupby(codes, sort=True)
-    return pd.concat([grouped[columns].first(), grouped["assigned_at"].min().rename("first_task_at"),
-                      grouped["completed_at"].max().rename("last_task_at")], axis=1)
 
 
 def daily_rollups(tasks: pd.DataFrame, collaboration: pd.DataFrame,
                   entity_types: Sequence[str] = tuple(ENTITY_TYPES)) -> pd.DataFrame:
     """Rollup rows for ``tasks`` (task_events joined with task_scores, with ``partition_date``) and
     ``collaboration`` (collaboration_scores: agent_id, date, collaboration_score), of ``entity_types``
-    (by default every one)."""
+    (by default every one) in that order, each by entity and day.
+
+    The tasks of every entity type (those naming an entity of it) are put one type after the other
+    and grouped once, by type, entity and day: a day of 6,600 tasks took 0.29 s grouped type by
+    type (pandas' work per call, eleven times over), 0.13 s so (``test_rolling.py`` compares the two)."""
     if tasks.empty:
         return pd.DataFrame(columns=ROLLUP_COLUMNS)
     tasks = tasks.assign(department=tasks["department"].fillna("unassigned"),
-                         project_id=tasks["project_id"].fillna("unassigned"))
+                         project_id=tasks["project_id"].fillna("unassigned")).reset_index(drop=True)
     facts = task_facts(tasks)
-    numeric = [c for c in facts.columns if c != "latency_bin"]
-    frames = []
-    bins = facts["latency_bin"].to_numpy()
-    for entity_type in entity_types:
-        ids = entity_ids(tasks, entity_type)
-        keep = ids.notna()
-        keys = [ids[keep].rename("entity_id"), tasks.loc[keep, "partition_date"].rename("date")]
-        by_entity_day = facts[keep].groupby(keys, sort=True)
-        codes = by_entity_day.ngroup().to_numpy()
-        frame = pd.concat([exact_sums(by_entity_day, numeric), describe(tasks.loc[keep], codes, entity_type)
-                           .set_axis(by_entity_day.size().index)], axis=1).assign(
-            response_time_histogram=latency.histograms(codes, bins[keep.to_numpy()], by_entity_day.ngroups)
-        ).reset_index()
-        frame.insert(0, "entity_type", entity_type)
-        frames.append(frame)
-    rollups = pd.concat(frames, ignore_index=True)
+    texts = {column: as_text(tasks[column]) for column in DIMENSIONS}
+    named = [entity_ids(texts, entity_type) for entity_type in entity_types]
+    kept = [np.flatnonzero(ids.notna().to_numpy()) for ids in named]
+    rows = np.concatenate(kept)
+    grouped = pd.DataFrame({
+        "kind": np.repeat(np.arange(len(entity_types)), [len(k) for k in kept]),
+        "entity_id": pd.concat([ids.iloc[k] for ids, k in zip(named, kept, strict=True)], ignore_index=True),
+        "date": tasks["partition_date"].to_numpy()[rows]}).groupby(["kind", "entity_id", "date"], sort=True)
+    codes = grouped.ngroup().to_numpy()
+    in_group = np.flatnonzero(codes >= 0)  # a task without a day belongs to no group
+    codes, rows = codes[in_group].astype(np.int64), rows[in_group]
+    order = np.argsort(codes, kind="stable")  # each group's tasks together, in their order
+    rows, codes = rows[order], codes[order]
+    bounds = np.flatnonzero(np.r_[True, codes[1:] != codes[:-1], True]) if len(rows) else np.array([0])
+    groups = grouped.size().index.to_frame(index=False)
+    kind = groups["kind"].to_numpy()
+    rollups = pd.DataFrame({"entity_type": np.asarray(entity_types, dtype=object)[kind],
+                            "entity_id": groups["entity_id"], "date": groups["date"]})
+    first = rows[bounds[:-1]]  # a group's first task: its entity's columns, never missing there
     for column in DIMENSIONS:
-        if column not in rollups:
-            rollups[column] = None
-        rollups[column] = rollups[column].astype(object).where(rollups[column].notna(), None)
+        own = np.isin(kind, [k for k, name in enumerate(entity_types) if column in ENTITY_TYPES[name]])
+        rollups[column] = pd.Series(np.where(own, tasks[column].to_numpy(dtype=object)[first], None), dtype=object)
+    rollups["first_task_at"] = tasks["assigned_at"].take(rows).groupby(codes).min().to_numpy()
+    rollups["last_task_at"] = tasks["completed_at"].take(rows).groupby(codes).max().to_numpy()
+    numeric = [c for c in facts.columns if c != "latency_bin"]
+    sums = range_sums(facts.take(rows), numeric, bounds[:-1], bounds[1:])
+    rollups = pd.concat([rollups, sums], axis=1)
+    rollups["response_time_histogram"] = latency.histograms(codes, facts["latency_bin"].to_numpy()[rows],
+                                                            len(groups))
     scored = collaboration.dropna(subset=["collaboration_score"]) if not collaboration.empty else collaboration
     agents = rollups["entity_type"] == "agent"
     if not scored.empty:
