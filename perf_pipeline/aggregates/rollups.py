@@ -95,8 +95,9 @@ TEXT = pd.Series([""], dtype=object).astype(str).dtype  # what ``astype(str)`` m
 
 
 def as_text(values: pd.Series) -> pd.Series:
-    """A column's values as text (``TEXT``), missing ones kept missing; a text column as it is."""
-    if values.dtype == TEXT:
+    """A column's values as text (``astype(str)``), missing ones kept missing; a column of pandas'
+    default strings as it is (under pandas 2, ``astype(str)`` makes objects: every column is converted)."""
+    if isinstance(values.dtype, pd.StringDtype) and values.dtype == TEXT:
         return values
     present = values.astype(object).where(values.notna())
     return present.astype(str).where(present.notna())
