@@ -144,14 +144,15 @@ def daily_rollups(tasks: pd.DataFrame, collaboration: pd.DataFrame,
     bounds = np.flatnonzero(np.r_[True, codes[1:] != codes[:-1], True]) if len(rows) else np.array([0])
     groups = grouped.size().index.to_frame(index=False)
     kind = groups["kind"].to_numpy()
-    rollups = pd.DataFrame({"entity_type": np.asarray(entity_types, dtype=object)[kind],
+    rollups = pd.DataFrame({"entity_type": pd.Series(np.asarray(entity_types, dtype=object)[kind], dtype=TEXT),
                             "entity_id": groups["entity_id"], "date": groups["date"]})
     first = rows[bounds[:-1]]  # a group's first task: its entity's columns, never missing there
     for column in DIMENSIONS:
         own = np.isin(kind, [k for k, name in enumerate(entity_types) if column in ENTITY_TYPES[name]])
         rollups[column] = pd.Series(np.where(own, tasks[column].to_numpy(dtype=object)[first], None), dtype=object)
-    rollups["first_task_at"] = tasks["assigned_at"].take(rows).groupby(codes).min().to_numpy()
-    rollups["last_task_at"] = tasks["completed_at"].take(rows).groupby(codes).max().to_numpy()
+    # As series, whose time zone stays even when every value is missing.
+    rollups["first_task_at"] = tasks["assigned_at"].take(rows).groupby(codes).min().set_axis(rollups.index)
+    rollups["last_task_at"] = tasks["completed_at"].take(rows).groupby(codes).max().set_axis(rollups.index)
     numeric = [c for c in facts.columns if c != "latency_bin"]
     sums = range_sums(facts.take(rows), numeric, bounds[:-1], bounds[1:])
     rollups = pd.concat([rollups, sums], axis=1)

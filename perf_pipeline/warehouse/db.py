@@ -218,11 +218,13 @@ def column_values(series: pd.Series) -> list[Any]:
         if not missing.any():
             return values.tolist()
         boxed = values.astype(object)
-    else:
+    elif (isinstance(dtype, np.dtype) and dtype.kind in "OM") or isinstance(dtype, pd.StringDtype | pd.DatetimeTZDtype):
         missing = series.isna().to_numpy()
         if not missing.any():
             return series.to_numpy(dtype=object).tolist()
         boxed = series.to_numpy(dtype=object, copy=True)
+    else:  # other kinds (categories, nullable numbers...): their own conversion to objects
+        return series.astype(object).where(series.notna(), None).tolist()
     boxed[missing] = None
     return boxed.tolist()
 

@@ -191,7 +191,8 @@ def old_entity_ids(tasks: pd.DataFrame, entity_type: str) -> pd.Series:
     return ids
 
 
-def old_daily_rollups(tasks: pd.DataFrame, collaboration: pd.DataFrame) -> pd.DataFrame:
+def old_daily_rollups(tasks: pd.DataFrame, collaboration: pd.DataFrame,
+                      entity_types: Sequence[str] = tuple(ENTITY_TYPES)) -> pd.DataFrame:
     """The rollups as they were computed: each entity type grouped on its own, named aggregations,
     a histogram counted per group."""
     tasks = tasks.assign(department=tasks["department"].fillna("unassigned"),
@@ -199,7 +200,8 @@ def old_daily_rollups(tasks: pd.DataFrame, collaboration: pd.DataFrame) -> pd.Da
     facts = task_facts(tasks)
     numeric = [c for c in facts.columns if c != "latency_bin"]
     frames = []
-    for entity_type, columns in ENTITY_TYPES.items():
+    for entity_type in entity_types:
+        columns = ENTITY_TYPES[entity_type]
         ids = old_entity_ids(tasks, entity_type)
         keep = ids.notna()
         keys = [ids[keep].rename("entity_id"), tasks.loc[keep, "partition_date"].rename("date")]
@@ -208,12 +210,14 @@ def old_daily_rollups(tasks: pd.DataFrame, collaboration: pd.DataFrame) -> pd.Da
             **{column: (column, "first") for column in columns},
             first_task_at=("assigned_at", "min"), last_task_at=("completed_at", "max"))
         bins = grouped["latency_bin"].agg(lambda b: {str(k): int(n) for k, n in sorted(Counter(b[b >= 0]).items())})
-        frame = pd.concat([old_exact_sums(grouped, numeric), described, bins.rename("response_time_histogram")],
-                          axis=1).reset_index()
+        frame = pd.concat([old_exact_sums(grouped, numeric), described], axis=1).assign(
+            response_time_histogram=bins.tolist()).reset_index()
         frame.insert(0, "entity_type", entity_type)
         frames.append(frame)
     rollups = pd.concat(frames, ignore_index=True)
     for column in DIMENSIONS:
+        if column not in rollups:
+            rollups[column] = None
         rollups[column] = rollups[column].astype(object).where(rollups[column].notna(), None)
     scores = {} if collaboration.empty else collaboration.set_index(["agent_id", "date"])["collaboration_score"]
     agents = rollups["entity_type"] == "agent"
@@ -253,6 +257,23 @@ def test_rollups_are_the_per_entity_type_group_bys(seed: int) -> None:
     for scores in (collaboration, collaboration.iloc[:0]):
         pd.testing.assert_frame_equal(daily_rollups(tasks, scores), old_daily_rollups(tasks, scores),
                                       check_exact=True)
+    some = ["prompt_version", "model_task_type", "agent"]  # a subset, in another order
+    pd.testing.assert_frame_equal(daily_rollups(tasks, collaboration, some),
+                                  old_daily_rollups(tasks, collaboration, some), check_exact=True)
+
+
+def test_rollups_of_tasks_without_timestamps_or_entities_keep_their_types() -> None:
+    """Timestamps all missing keep their time zone; no entity of the types asked for gives no row,
+    with the columns' types of the per-entity-type group-bys."""
+    tasks = random_tasks(np.random.default_rng(3), days=3)
+    for column in ("assigned_at", "completed_at"):
+        tasks[column] = pd.to_datetime(pd.Series([None] * len(tasks), dtype=object), utc=True, format="mixed")
+    pd.testing.assert_frame_equal(daily_rollups(tasks, pd.DataFrame()), old_daily_rollups(tasks, pd.DataFrame()),
+                                  check_exact=True)
+    tasks["prompt_version"] = None
+    got = daily_rollups(tasks, pd.DataFrame(), ["prompt_version"])
+    assert got.empty
+    pd.testing.assert_frame_equal(got, old_daily_rollups(tasks, pd.DataFrame(), ["prompt_version"]), check_exact=True)
 
 
 @pytest.mark.parametrize("seed", range(12))

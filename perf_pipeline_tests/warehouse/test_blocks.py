@@ -317,6 +317,19 @@ def test_histograms_encode_as_the_list_of_their_entries(histograms: list[dict[st
     assert blocks._ipc(pa.table({"h": made})) == blocks._ipc(pa.table({"h": entries}))
 
 
+@pytest.mark.parametrize("keys", [
+    {"a": pa.array([0, 0]), "w": pa.array([2**62, -(2**62) - 1], pa.int64())},  # a last key too wide to diff
+    {"t": pa.array(["x", "x", "x"]), "w": pa.array([2**63 - 1, -2, 5], pa.int64())},
+    {"k": pa.array([2**63, 1], pa.uint64())},  # beyond int64
+    {"k": pa.array([2**64 - 1, 2**64 - 3, 2**64 - 2], pa.uint64()), "j": pa.array([3, 2, 1], pa.int8())},
+    {"k": pa.array([127, -128, 0], pa.int8()), "d": pa.array([dt.date(1960, 1, 1)] * 3, pa.date32())},
+])
+def test_wide_and_unsigned_keys_are_ordered_as_arrow_orders_them(keys: dict[str, pa.Array]) -> None:
+    rows = pa.table(keys)
+    expected = pc.sort_indices(rows, [(key, "ascending") for key in keys]).to_numpy()
+    np.testing.assert_array_equal(blocks._sort_indices(rows, list(keys)), expected)
+
+
 @settings(max_examples=80, deadline=None)
 @given(data=st.data())
 def test_rows_are_ordered_as_arrow_orders_them(data: st.DataObject) -> None:

@@ -59,6 +59,8 @@ def _columns(rows: int, seed: int) -> dict[str, pd.Series]:
         "datetime naive": at.dt.tz_localize(None),
         "datetime microseconds": at.astype("datetime64[us, UTC]"),
         "category": pd.Series(pd.Categorical(text)),
+        "category of numbers": pd.Series(pd.Categorical(np.where(gone, None, rng.integers(0, 5, rows)))),
+        "timedelta": pd.Series(pd.to_timedelta(np.where(gone, None, rng.integers(0, 10**6, rows)), unit="s")),
     }
 
 
