@@ -311,7 +311,7 @@ def insert_columns(conn: Connection, table: sa.Table, names: Sequence[str], colu
     insert = f"INSERT INTO {quote(table.name)} ({', '.join(map(quote, names))}) VALUES "
     one_row = f"({', '.join('?' * len(names))})"
     per_statement = max(1, _parameter_limit(conn) // len(names))
-    whole = len(rows) // per_statement * per_statement
+    whole = len(rows) // per_statement * per_statement if per_statement > 1 else 0  # rows in multi-row statements
     many_rows = insert + ", ".join([one_row] * per_statement)
     # INSERT_BATCH_ROWS rows' statements at a time: their parameters are a second copy of the rows.
     batch = max(1, INSERT_BATCH_ROWS // per_statement) * per_statement

@@ -14,6 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from perf_pipeline.warehouse.db import column_values, create_warehouse_engine, insert_frame, sqlite_datetime_text
+from perf_pipeline_tests.warehouse.stored import stored_both_ways
 
 METADATA = sa.MetaData()
 COLUMNS = ("aware", "naive", "day")
@@ -47,12 +48,7 @@ def test_timestamps_are_stored_as_sqlalchemy_stores_them(tmp_path_factory, seed:
     METADATA.create_all(engine)
     frame = _frame(seed, rows, zone)
     with engine.begin() as conn:
-        insert_frame(conn, FAST, frame)
-        records = [dict(zip(frame.columns, values, strict=True))
-                   for values in zip(*(column_values(frame[name]) for name in frame.columns), strict=True)]
-        conn.execute(BY_SQLALCHEMY.insert(), records)  # SQLAlchemy's bind processors, one value at a time
-        stored = [conn.exec_driver_sql(f"SELECT {', '.join(COLUMNS)} FROM {table.name} ORDER BY id").all()
-                  for table in (FAST, BY_SQLALCHEMY)]
+        stored = stored_both_ways(conn, FAST, BY_SQLALCHEMY, frame, ", ".join(COLUMNS))
     assert stored[0] == stored[1]
     assert any(value is not None for row in stored[0] for value in row[:2])
 

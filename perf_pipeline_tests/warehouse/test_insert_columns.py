@@ -15,6 +15,7 @@ import pytest
 import sqlalchemy as sa
 
 from perf_pipeline.warehouse import db
+from perf_pipeline_tests.warehouse.stored import stored_both_ways
 
 METADATA = sa.MetaData()
 
@@ -43,15 +44,9 @@ def _frame(rows: int) -> pd.DataFrame:
         "at": at, "weights": rng.choice(np.array([{"quality": 0.5}, None, [1, "x"]], dtype=object), rows)})
 
 
-def _stored(engine: sa.Engine, frame: pd.DataFrame) -> list[list[tuple]]:
+def _stored(engine: sa.Engine, frame: pd.DataFrame) -> tuple[list[tuple], list[tuple]]:
     with engine.begin() as conn:
-        db.insert_frame(conn, FAST, frame)
-        records = [dict(zip(frame.columns, values, strict=True))
-                   for values in zip(*(db.column_values(frame[name]) for name in frame.columns), strict=True)]
-        if records:
-            conn.execute(BY_SQLALCHEMY.insert(), records)  # SQLAlchemy's bind processors, a row at a time
-        return [conn.exec_driver_sql(f"SELECT * FROM {table.name} ORDER BY id").all()
-                for table in (FAST, BY_SQLALCHEMY)]
+        return stored_both_ways(conn, FAST, BY_SQLALCHEMY, frame)
 
 
 @pytest.mark.parametrize("rows", [1, PER_STATEMENT - 1, PER_STATEMENT, PER_STATEMENT + 1, 3 * PER_STATEMENT + 7,
