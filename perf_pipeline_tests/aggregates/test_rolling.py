@@ -25,7 +25,7 @@ from perf_pipeline.aggregates.rankings import (
     provider_rankings,
     utility,
 )
-from perf_pipeline.aggregates.rolling import Groups, range_sums, windows
+from perf_pipeline.aggregates.rolling import Groups, exact_range_sums, fsum_ranges, range_sums, windows
 from perf_pipeline.aggregates.rollups import (
     AVERAGED,
     COUNTS,
@@ -322,6 +322,77 @@ def test_range_sums_are_fsums_and_whole_numbers_stay_exact() -> None:
         assert sums["small"][i] == math.fsum(part["small"]) and sums["mixed"][i] == math.fsum(part["mixed"])
         assert sums["whole"][i] == math.fsum(part["whole"]) and sums["count"][i] == part["count"].sum()
     assert sums["count"].dtype == np.int64
+
+
+def assert_fsums(values: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray | None:
+    """exact_range_sums of the ranges, checked to be math.fsum's, bit for bit (sign of zero included)."""
+    got = exact_range_sums(values, lo, hi)
+    if got is not None:
+        expected = [math.fsum(values[i:j].tolist()) for i, j in zip(lo, hi, strict=True)]
+        assert [x.hex() for x in got.tolist()] == [x.hex() for x in expected]
+    return got
+
+
+@settings(max_examples=300, deadline=None)
+@given(values=st.lists(st.floats(allow_nan=False, allow_infinity=False, allow_subnormal=False, min_value=-1e30,
+                                 max_value=1e30), min_size=1, max_size=60),
+       bounds=st.lists(st.tuples(st.integers(0, 60), st.integers(0, 60)), min_size=1, max_size=20))
+def test_exact_range_sums_are_fsums(values: list[float], bounds: list[tuple[int, int]]) -> None:
+    array = np.array(values)
+    lo = np.array([min(a, b, len(values)) for a, b in bounds])
+    hi = np.array([min(max(a, b), len(values)) for a, b in bounds])
+    assert_fsums(array, lo, hi)
+
+
+@settings(max_examples=200, deadline=None)
+@given(mantissas=st.lists(st.integers(-2**53 + 1, 2**53 - 1), min_size=1, max_size=40),
+       exponents=st.lists(st.integers(-120, 60), min_size=40, max_size=40), seed=st.integers(0, 2**32 - 1))
+def test_exact_range_sums_round_ties_and_cancellations_as_fsum(mantissas: list[int], exponents: list[int],
+                                                              seed: int) -> None:
+    """Values of full 53-bit mantissas over a spread of exponents: sums that land on ties between two
+    doubles, cancel to zero or to a few bits, all taking the fast path (within MAX_LIMBS)."""
+    values = np.ldexp(np.array(mantissas, dtype=np.float64), np.array(exponents[:len(mantissas)]))
+    rng = np.random.default_rng(seed)
+    values = np.concatenate([values, (0.0 - values[rng.permutation(len(values))])[: len(values) // 2]])  # no -0.0
+    lo = rng.integers(0, len(values), 30)
+    hi = np.minimum(len(values), lo + rng.integers(0, len(values) + 1, 30))
+    assert assert_fsums(values, np.r_[lo, 0], np.r_[hi, len(values)]) is not None
+
+
+def test_exact_range_sums_round_to_nearest_ties_to_even() -> None:
+    big = 2.0 ** 53
+    cases = [[big, 1.0], [big + 2, 1.0], [big, 1.0, 2.0 ** -40], [big, -1.0, -2.0 ** -40], [1e16, 1.0, -1e16, -1.0],
+             [0.1] * 10, [-0.1, -0.2, -0.3], [2.0 ** 60, -(2.0 ** 60), 2.0 ** -60], [0.0, 0.0], [3.0, -3.0]]
+    for values in cases:
+        array = np.array(values)
+        assert assert_fsums(array, np.array([0, 0, 1]), np.array([len(values), 0, len(values)])) is not None
+    assert exact_range_sums(np.array([big, 1.0]), np.array([0]), np.array([2]))[0] == big  # tie: to even
+    assert exact_range_sums(np.array([big + 2, 1.0]), np.array([0]), np.array([2]))[0] == big + 4
+    assert exact_range_sums(np.array([big, 1.0, 2.0 ** -40]), np.array([0]), np.array([3]))[0] == big + 2
+
+
+def test_exact_range_sums_leave_to_fsum_what_they_do_not_take() -> None:
+    """Non-finite values, negative zeros, subnormal or huge magnitudes and exponents spread over more
+    than MAX_LIMBS limbs go to math.fsum, whose results range_sums then gives."""
+    everything = np.array([0, 0]), np.array([2, 1])
+    for values in ([1.0, np.nan], [1.0, np.inf], [1.0, -0.0], [5e-324, 1.0], [1e300, 1.0], [1e-100, 1e100]):
+        assert exact_range_sums(np.array(values), *everything) is None
+    frame = pd.DataFrame({"v": [1.0, -0.0, 2.5]})
+    assert range_sums(frame, ["v"], np.array([0, 1]), np.array([3, 2]))["v"].tolist() == [3.5, math.fsum([-0.0])]
+    assert exact_range_sums(np.zeros(3), np.array([0, 1]), np.array([3, 1])).tolist() == [0.0, 0.0]
+    assert exact_range_sums(np.ones(3), np.array([], dtype=np.int64), np.array([], dtype=np.int64)).size == 0
+
+
+def test_exact_range_sums_take_a_fleet_s_rollup_sums() -> None:
+    """Sums of the kind rollups hold (scores, costs, seconds) take the fast path and equal fsum's."""
+    rng = np.random.default_rng(11)
+    n = 5_000
+    lo = rng.integers(0, n, 2_000)
+    hi = np.minimum(n, lo + rng.integers(0, 90, 2_000))
+    for values in (rng.random(n) * 40, rng.lognormal(5, 1, n) * 30, rng.integers(0, 20_000, n) * 2e-6,
+                   np.where(rng.random(n) < 0.3, 0.0, rng.random(n))):
+        assert assert_fsums(values, lo, hi) is not None
+        assert fsum_ranges(values, lo, hi).tolist() == exact_range_sums(values, lo, hi).tolist()
 
 
 @pytest.mark.parametrize("seed", range(6))

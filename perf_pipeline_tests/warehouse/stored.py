@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import sqlalchemy as sa
 
-from perf_pipeline.warehouse.db import column_values, insert_frame
+from perf_pipeline.warehouse.db import column_objects, insert_frame
 
 
 def stored_both_ways(conn: sa.Connection, fast: sa.Table, by_sqlalchemy: sa.Table, frame: pd.DataFrame,
@@ -15,7 +15,7 @@ def stored_both_ways(conn: sa.Connection, fast: sa.Table, by_sqlalchemy: sa.Tabl
     table's ``columns`` read back in ``id`` order."""
     insert_frame(conn, fast, frame)
     records = [dict(zip(frame.columns, values, strict=True))
-               for values in zip(*(column_values(frame[name]) for name in frame.columns), strict=True)]
+               for values in zip(*(column_objects(frame[name]) for name in frame.columns), strict=True)]
     if records:
         conn.execute(by_sqlalchemy.insert(), records)
     fast_rows, reference_rows = (conn.exec_driver_sql(f"SELECT {columns} FROM {table.name} ORDER BY id").all()

@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from perf_pipeline.warehouse.db import column_values, create_warehouse_engine, insert_frame, sqlite_datetime_text
+from perf_pipeline.warehouse.db import column_objects, create_warehouse_engine, insert_frame, sqlite_datetime_text
 from perf_pipeline_tests.warehouse.stored import stored_both_ways
 
 METADATA = sa.MetaData()
@@ -59,7 +59,7 @@ def test_the_column_text_is_the_processors_text() -> None:
     for name, column_type in (("aware", sa.DateTime(timezone=True)), ("naive", sa.DateTime())):
         process = column_type.dialect_impl(dialect).bind_processor(dialect)
         assert sqlite_datetime_text(frame[name]) == [None if value is None else process(value)
-                                                     for value in column_values(frame[name])]
+                                                     for value in column_objects(frame[name])]
     assert sqlite_datetime_text(pd.Series(pd.to_datetime(["2026-03-01 12:00:00.1234567"]))) == [
         "2026-03-01 12:00:00.123456"]
 

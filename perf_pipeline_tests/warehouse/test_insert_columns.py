@@ -40,7 +40,8 @@ def _frame(rows: int) -> pd.DataFrame:
     return pd.DataFrame({
         "id": np.arange(rows), "count": rng.integers(-(2**62), 2**62, rows), "share": share,
         "label": rng.choice(np.array(["a", "é", None, "agent-007"], dtype=object), rows),
-        "day": [dt.date(2026, 1, 1) + dt.timedelta(days=int(k)) for k in rng.integers(0, 400, rows)],
+        "day": [None if gone else dt.date(2026, 1, 1) + dt.timedelta(days=int(k))
+                for k, gone in zip(rng.integers(0, 400, rows), rng.random(rows) < 0.1, strict=True)],
         "at": at, "weights": rng.choice(np.array([{"quality": 0.5}, None, [1, "x"]], dtype=object), rows)})
 
 
@@ -81,3 +82,18 @@ def test_statements_stay_within_the_drivers_limit_of_parameters(tmp_path: Path) 
     assert len(fast) == 11
     assert fast == by_sqlalchemy
     assert parameters == [14, 7]
+
+
+def test_values_converted_one_by_one_are_stored_as_sqlalchemy_stores_them(tmp_path: Path) -> None:
+    """Dates are converted once per distinct day; a column of other values (datetimes in a date
+    column, which SQLAlchemy stores as their day) or of JSON rows sharing no object is converted
+    value by value, and stored the same."""
+    engine = db.create_warehouse_engine(f"sqlite:///{tmp_path / 'warehouse.db'}")
+    METADATA.create_all(engine)
+    frame = _frame(PER_STATEMENT + 5)
+    frame["day"] = [dt.datetime(2026, 3, 1, k % 24) if k % 3 else dt.date(2026, 3, 1) + dt.timedelta(days=k % 7)
+                    for k in range(len(frame))]
+    frame["weights"] = [{"quality": k / 7} for k in range(len(frame))]
+    fast, by_sqlalchemy = _stored(engine, frame)
+    assert len(fast) == len(frame)
+    assert fast == by_sqlalchemy

@@ -1,4 +1,4 @@
-"""``column_values`` gives, for every kind of column a frame of the warehouse holds, the values (and
+"""``column_objects`` gives, for every kind of column a frame of the warehouse holds, the values (and
 the types of the values) that ``series.astype(object).where(series.notna(), None).tolist()`` gives,
 None for each missing value."""
 
@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from perf_pipeline.warehouse.db import column_values
+from perf_pipeline.warehouse.db import column_objects
 
 
 def _reference(series: pd.Series) -> list[object]:
@@ -20,7 +20,9 @@ def _reference(series: pd.Series) -> list[object]:
 
 
 def _same(series: pd.Series) -> None:
-    got, expected = column_values(series), _reference(series)
+    objects, expected = column_objects(series), _reference(series)
+    assert objects.dtype == object and objects.shape == (len(series),)
+    got = objects.tolist()
     assert [type(value) for value in got] == [type(value) for value in expected]
     assert [repr(value) for value in got] == [repr(value) for value in expected]  # NaN-free: None stands for it
 
