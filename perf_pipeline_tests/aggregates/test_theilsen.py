@@ -27,6 +27,7 @@ from perf_pipeline.aggregates.theilsen import (
     bracket_ranks,
     kendall_p_exact,
     order_statistics,
+    selecting_pays,
     theil_sen,
 )
 from perf_pipeline.aggregates.trends import (
@@ -110,6 +111,26 @@ def test_batches_larger_than_one_chunk_give_the_same_figures(monkeypatch) -> Non
     chunked = theil_sen(days, values)
     for name in ("slope", "intercept", "low", "high", "mann_kendall_p"):
         np.testing.assert_array_equal(getattr(whole, name), getattr(chunked, name))
+
+
+@pytest.mark.parametrize("n", [48, 90])
+def test_fits_are_the_same_whether_slopes_are_selected_or_sorted(monkeypatch, n: int) -> None:
+    """``selecting_pays`` only chooses how the order statistics are found (it times both ways on the
+    machine): the fits, to the last bit, and the sign of a zero slope, are the same either way."""
+    assert isinstance(selecting_pays(), bool)
+    rng = np.random.default_rng(n)
+    days = np.sort(rng.choice(np.arange(739_000, 739_200), size=(60, n)), axis=1).astype("float64")
+    days = np.maximum.accumulate(days + np.arange(n), axis=1)  # strictly increasing, with gaps
+    values = np.concatenate([rng.normal(size=(20, n)), rng.integers(0, 4, (20, n)) / 4,
+                             np.cumsum(rng.normal(size=(19, n)), axis=1), np.zeros((1, n))])
+    fits = {}
+    for choice in (True, False):
+        monkeypatch.setattr("perf_pipeline.aggregates.theilsen.selecting_pays", lambda choice=choice: choice)
+        fits[choice] = theil_sen(days, values)
+    for name in FIGURES:
+        selected, sorted_ = getattr(fits[True], name), getattr(fits[False], name)
+        np.testing.assert_array_equal(selected, sorted_)
+        np.testing.assert_array_equal(np.signbit(selected), np.signbit(sorted_))
 
 
 @pytest.mark.parametrize("pairs", [300, SELECT_MIN_PAIRS, 4005])
