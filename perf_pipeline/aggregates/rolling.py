@@ -135,10 +135,11 @@ def fsum_ranges(values: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarra
 
 
 def exact_range_sums(values: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray | None:
-    """The correctly rounded sum of each range [lo, hi) of ``values`` (float64): ``math.fsum``'s
-    result (to nearest, ties to even), without a Python call per range. None when the values are not
-    all finite, positive zeros or of magnitudes in [2 ** -EXPONENT_LIMIT, 2 ** EXPONENT_LIMIT], or
-    when their exponents span more than ``MAX_LIMBS`` limbs: ``fsum_ranges`` sums those.
+    """The correctly rounded sum of each range [lo, hi) of ``values`` (float64; 0 <= lo <= hi <=
+    len(values)): ``math.fsum``'s result (to nearest, ties to even), without a Python call per
+    range. None when the values are not all finite, positive zeros or of magnitudes in
+    [2 ** -EXPONENT_LIMIT, 2 ** EXPONENT_LIMIT], or when their bits span more than ``MAX_LIMBS``
+    limbs: ``fsum_ranges`` sums those.
 
     Every value is an integer multiple of 2 ** q0, q0 the lowest exponent of a bit among them, so
     each is written exactly as limbs of ``LIMB_BITS`` bits of that integer (signed as the value),

@@ -51,6 +51,8 @@ SELECT_MIN_PAIRS = 1_100
 SAMPLE_STRIDE = 8
 _threads: ThreadPoolExecutor | None = None
 _threads_lock = threading.Lock()
+_selection_pays: bool | None = None  # selecting_pays(), once timed
+_selection_lock = threading.Lock()
 
 
 @dataclass(frozen=True)
@@ -139,6 +141,8 @@ def theil_sen(x: np.ndarray, y: np.ndarray, alpha: float = 0.95) -> TheilSenBatc
     if parts < 2:
         return _theil_sen(x, y, alpha)
     bounds = np.linspace(0, rows, parts + 1).astype(int)
+    if n * (n - 1) // 2 >= SELECT_MIN_PAIRS:
+        selecting_pays()  # timed here, before the threads start fitting
     pool = _pool()
     others = [pool.submit(_theil_sen, x[start:stop], y[start:stop], alpha)
               for start, stop in itertools.pairwise(bounds[1:])]
@@ -266,11 +270,20 @@ def order_statistics(slopes: np.ndarray, ranks: np.ndarray) -> np.ndarray:
     return out
 
 
-@cache
 def selecting_pays() -> bool:
     """Whether ``order_statistics`` gets a 90-point fit's ranks faster than sorting every slope, on this
-    machine's numpy: timed once per process (about 30 ms), on the slopes of 64 random series, the
-    best of three runs each. The figures are the same either way (those of the sort)."""
+    machine's numpy: timed once per process (about 15 ms; ``theil_sen`` asks before its threads start
+    fitting), on the slopes of 64 random series, the best of three runs each. The figures are the
+    same either way (those of the sort). 48-point fits (1,128 pairs) were faster the same way on the
+    three kinds of sort measured (README: *Trends*)."""
+    global _selection_pays
+    with _selection_lock:
+        if _selection_pays is None:
+            _selection_pays = _time_selection()
+        return _selection_pays
+
+
+def _time_selection() -> bool:
     rng = np.random.default_rng(0)
     n = 90
     slopes = _pairwise_differences(np.cumsum(rng.normal(size=(64, n)), axis=1)) / _pairwise_differences(

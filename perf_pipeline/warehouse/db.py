@@ -296,6 +296,8 @@ def insert_columns(conn: Connection, table: sa.Table, names: Sequence[str], colu
     rows through ``insert_rows``.
     """
     n_rows = len(columns[0]) if columns else 0
+    if any(len(column) != n_rows for column in columns):
+        raise ValueError(f"insert_columns into {table.name}: columns of {sorted({len(c) for c in columns})} values")
     if not n_rows:
         return 0
     dialect = conn.dialect
@@ -351,9 +353,10 @@ def _processed(process: Callable[[Any], Any], column: Sequence[Any], kind: sa.ty
             return _objects([by_id[id(value)] for value in column])
     elif isinstance(kind, sa.Date):
         values = _objects(column)
-        starts = np.flatnonzero(np.r_[True, values[1:] != values[:-1]])  # where each run of equal values starts
-        firsts = values[starts].tolist()
-        if all(type(value) is dt.date or value is None for value in firsts):
+        if all(type(value) is dt.date or value is None for value in values.tolist()):
+            # Dates and None compare equal only to their own kind: a run of equal values converts as its first.
+            starts = np.flatnonzero(np.r_[True, values[1:] != values[:-1]])
+            firsts = values[starts].tolist()
             converted = {value: process(value) for value in set(firsts)}
             return np.repeat(_objects([converted[value] for value in firsts]), np.diff(np.r_[starts, len(values)]))
     return _objects(list(map(process, column)))

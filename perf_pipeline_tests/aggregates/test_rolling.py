@@ -380,6 +380,14 @@ def test_exact_range_sums_leave_to_fsum_what_they_do_not_take() -> None:
     frame = pd.DataFrame({"v": [1.0, -0.0, 2.5]})
     assert range_sums(frame, ["v"], np.array([0, 1]), np.array([3, 2]))["v"].tolist() == [3.5, math.fsum([-0.0])]
     assert exact_range_sums(np.zeros(3), np.array([0, 1]), np.array([3, 1])).tolist() == [0.0, 0.0]
+    # The bounds: magnitudes of 2 ** +-900 are taken, beyond them not; 12 limbs are taken, 13 not.
+    assert assert_fsums(np.array([2.0 ** 900, -(2.0 ** 899), 3.0 * 2.0 ** 898]), *everything) is not None
+    assert assert_fsums(np.array([2.0 ** -900, 2.0 ** -899, -(2.0 ** -898)]), *everything) is not None
+    assert exact_range_sums(np.array([2.0 ** 901, 1.0]), *everything) is None
+    assert exact_range_sums(np.array([2.0 ** -901, 1.0]), *everything) is None
+    twelve = np.array([1.0 + 2.0 ** -52, 2.0 ** 307])  # 53 + 307 = 360 bits
+    assert assert_fsums(twelve, *everything) is not None
+    assert exact_range_sums(np.array([1.0 + 2.0 ** -52, 2.0 ** 308]), *everything) is None
     assert exact_range_sums(np.ones(3), np.array([], dtype=np.int64), np.array([], dtype=np.int64)).size == 0
 
 

@@ -85,9 +85,11 @@ def test_statements_stay_within_the_drivers_limit_of_parameters(tmp_path: Path) 
 
 
 def test_values_converted_one_by_one_are_stored_as_sqlalchemy_stores_them(tmp_path: Path) -> None:
-    """Dates are converted once per distinct day; a column of other values (datetimes in a date
+    """Dates are converted once per run of equal days; a column of other values (datetimes in a date
     column, which SQLAlchemy stores as their day) or of JSON rows sharing no object is converted
-    value by value, and stored the same."""
+    value by value, and stored the same. A value that only compares equal to a date (a NumPy
+    datetime64 after the same day) is refused as SQLAlchemy refuses it, and columns of different
+    lengths are refused."""
     engine = db.create_warehouse_engine(f"sqlite:///{tmp_path / 'warehouse.db'}")
     METADATA.create_all(engine)
     frame = _frame(PER_STATEMENT + 5)
@@ -97,3 +99,7 @@ def test_values_converted_one_by_one_are_stored_as_sqlalchemy_stores_them(tmp_pa
     fast, by_sqlalchemy = _stored(engine, frame)
     assert len(fast) == len(frame)
     assert fast == by_sqlalchemy
+    with engine.begin() as conn, pytest.raises(TypeError, match="date objects"):
+        db.insert_many(conn, FAST, ["id", "day"], [(1, dt.date(2026, 3, 1)), (2, np.datetime64("2026-03-01"))])
+    with engine.begin() as conn, pytest.raises(ValueError, match="columns of"):
+        db.insert_columns(conn, FAST, ["id", "label"], [[1, 2, 3], ["only"]])
