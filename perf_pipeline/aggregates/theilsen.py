@@ -198,11 +198,8 @@ def _theil_sen(x: np.ndarray, y: np.ndarray, alpha: float) -> TheilSenBatch:
         # for an odd number of pairs), as ``np.median`` takes them.
         middle = np.broadcast_to([(pairs - 1) // 2, pairs // 2], (stop - start, 2))
         ranks = np.column_stack([lower, middle, upper])
-        if pairs >= SELECT_MIN_PAIRS and selecting_pays():
-            low, median_low, median_high, high = order_statistics(slopes, ranks).T
-        else:
-            slopes.sort(axis=1)
-            low, median_low, median_high, high = slopes[np.arange(stop - start)[:, None], ranks].T
+        chosen = order_statistics if pairs >= SELECT_MIN_PAIRS and selecting_pays() else sorted_ranks
+        low, median_low, median_high, high = chosen(slopes, ranks).T
         slope = median_low if pairs % 2 else (median_low + median_high) / 2
         out["slope"][start:stop] = slope
         out["intercept"][start:stop] = _median_sorted(sorted_y) - slope * _median_sorted(xs)
@@ -224,8 +221,7 @@ def order_statistics(slopes: np.ndarray, ranks: np.ndarray) -> np.ndarray:
     the bracket's value of that rank less the count below a. The other rows are sorted whole."""
     rows, pairs = slopes.shape
     if pairs < SELECT_MIN_PAIRS:
-        slopes.sort(axis=1)
-        return slopes[np.arange(rows)[:, None], ranks]
+        return sorted_ranks(slopes, ranks)
     first, last = ranks.min(axis=1), ranks.max(axis=1)
     sample = slopes[:, ::SAMPLE_STRIDE].copy()
     sample.sort(axis=1)
@@ -265,9 +261,14 @@ def order_statistics(slopes: np.ndarray, ranks: np.ndarray) -> np.ndarray:
         out[kept] = bracket[np.arange(kept.size)[:, None], ranks[kept] - n_below[kept, None]]
     missed = np.flatnonzero(~held)
     if missed.size:
-        whole = np.sort(slopes[missed], axis=1)
-        out[missed] = whole[np.arange(missed.size)[:, None], ranks[missed]]
+        out[missed] = sorted_ranks(slopes[missed], ranks[missed])
     return out
+
+
+def sorted_ranks(slopes: np.ndarray, ranks: np.ndarray) -> np.ndarray:
+    """``np.sort(slopes, axis=1)[row, ranks[row]]`` for each row, ``slopes`` sorted in place."""
+    slopes.sort(axis=1)
+    return slopes[np.arange(len(slopes))[:, None], ranks]
 
 
 def selecting_pays() -> bool:

@@ -341,7 +341,11 @@ def test_exact_range_sums_are_fsums(values: list[float], bounds: list[tuple[int,
     array = np.array(values)
     lo = np.array([min(a, b, len(values)) for a, b in bounds])
     hi = np.array([min(max(a, b), len(values)) for a, b in bounds])
-    assert_fsums(array, lo, hi)
+    if assert_fsums(array, lo, hi) is None:  # left to math.fsum only for what the fast path does not take
+        present = array[array != 0]
+        exponents = np.frexp(present)[1]
+        assert (np.signbit(array[array == 0]).any() or np.abs(present).min() < 2.0 ** -900
+                or 53 + int(exponents.max()) - int(exponents.min()) > 360)
 
 
 @settings(max_examples=200, deadline=None)
