@@ -215,6 +215,8 @@ def _parser() -> argparse.ArgumentParser:
     pipeline.add_argument("--no-reference", dest="reference", action="store_false",
                           help="time the pipeline alone, without the DuckDB reference (whose trends of a year of "
                                "logs pair every two days of every agent: billions of rows)")
+    pipeline.add_argument("--warehouse-url", help="an empty warehouse to run the pipeline into, such as a new "
+                                                  "PostgreSQL database (default: a SQLite file in the run's folder)")
     pipeline.set_defaults(handler=cmd_benchmark_pipeline)
     return parser
 
@@ -539,9 +541,19 @@ def cmd_benchmark_pipeline(args: argparse.Namespace) -> int:
             raise UserError("the pipeline benchmark lives in perf_pipeline_tests/: run it from a source checkout "
                             "installed with pip install -e '.[test]'") from exc
         raise
+    import sqlalchemy as sa
+
+    if args.warehouse_url is not None:
+        try:
+            sa.engine.make_url(args.warehouse_url)
+        except sa.exc.ArgumentError as exc:
+            raise UserError(f"--warehouse-url: {exc}") from exc
     try:
         print(benchmark_pipeline(args.agents, args.days, args.tasks_per_day, args.out, args.keep_dir,
-                                 args.reference))
+                                 args.reference, args.warehouse_url))
     except FileExistsError as exc:
         raise UserError(str(exc)) from exc
+    except sa.exc.OperationalError as exc:
+        raise UserError(f"--warehouse-url {settings.redact_url(args.warehouse_url or '')}: cannot connect: "
+                        f"{str(exc.orig).strip()}") from exc
     return 0

@@ -292,8 +292,9 @@ def insert_columns(conn: Connection, table: sa.Table, names: Sequence[str], colu
     executemany, each column converted by its type's own bind processor (where it has one): the
     stored values are the same. The columns are laid side by side in one object array, whose rows,
     many to a statement (``STATEMENT_PARAMETERS``, within the connection's limit), are each
-    statement's parameters in one piece; the rest go one row to a statement. Other drivers get the
-    rows through ``insert_rows``.
+    statement's parameters in one piece; the rest go one row to a statement. On PostgreSQL through
+    psycopg (3) the rows are streamed into the table by COPY (``_copy_rows``); other drivers get
+    the rows through ``insert_rows``.
     """
     n_rows = len(columns[0]) if columns else 0
     if any(len(column) != n_rows for column in columns):
@@ -301,12 +302,15 @@ def insert_columns(conn: Connection, table: sa.Table, names: Sequence[str], colu
     if not n_rows:
         return 0
     dialect = conn.dialect
-    if dialect.paramstyle != "qmark":
+    copies = _copies(conn)
+    if dialect.paramstyle != "qmark" and not copies:
         return insert_rows(conn, table, [dict(zip(names, row, strict=True)) for row in zip(*columns, strict=True)])
     grid = np.empty((n_rows, len(names)), dtype=object)
     for k, (name, column) in enumerate(zip(names, columns, strict=True)):
         process = None if name in bound else table.c[name].type.dialect_impl(dialect).bind_processor(dialect)
         grid[:, k] = _processed(process, column, table.c[name].type) if process else _objects(column)
+    if copies:
+        return _copy_rows(conn, table, names, grid)
     quote = dialect.identifier_preparer.quote
     insert = f"INSERT INTO {quote(table.name)} ({', '.join(map(quote, names))}) VALUES "
     one_row = f"({', '.join('?' * len(names))})"
@@ -321,6 +325,43 @@ def insert_columns(conn: Connection, table: sa.Table, names: Sequence[str], colu
     if whole < n_rows:
         conn.exec_driver_sql(insert + one_row, list(map(tuple, grid[whole:].tolist())))
     return n_rows
+
+
+def _copies(conn: Connection) -> bool:
+    """Whether ``insert_columns`` streams rows by COPY: on PostgreSQL through psycopg (3)."""
+    return conn.dialect.name == "postgresql" and conn.dialect.driver == "psycopg"
+
+
+def _copy_rows(conn: Connection, table: sa.Table, names: Sequence[str], grid: np.ndarray) -> int:
+    """The rows of ``grid`` (one column per name, each value what the driver takes as a parameter)
+    streamed into ``table`` by ``COPY ... FROM STDIN``, in the connection's transaction.
+
+    An executemany through SQLAlchemy costs 34 to 38 microseconds a row on PostgreSQL (a new day's
+    45,015 project-agent rows: 1.7 s); COPY, each value written by psycopg's own adapter of its type
+    (those that bind it as a parameter), costs a fraction of it. The text a value is written as is
+    then parsed by its column's type, as a parameter's is, with two differences, each made up for
+    here so that the stored values are the same:
+    - a parameter is cast to its column's type, a COPY field is read as that type: a float going
+      into an integer column (a column of whole numbers with a missing value, which pandas holds as
+      floats) is written as the integer PostgreSQL's cast gives (rounded to nearest, ties to even,
+      as ``round``);
+    - psycopg binds a timestamp parameter in binary, from its fields, to the microsecond; written as
+      text, a pandas Timestamp would keep its nanoseconds, which PostgreSQL rounds: it is written as
+      the datetime of its fields (``to_pydatetime``, which drops the nanoseconds).
+    """
+    for k, name in enumerate(names):
+        kind, values = table.c[name].type, grid[:, k].tolist()
+        if isinstance(kind, sa.Integer) and any(isinstance(value, float) for value in values):
+            grid[:, k] = _objects([round(value) if isinstance(value, float) else value for value in values])
+        elif isinstance(kind, sa.DateTime) and any(isinstance(value, pd.Timestamp) for value in values):
+            grid[:, k] = _objects([value.to_pydatetime(warn=False) if isinstance(value, pd.Timestamp) else value
+                                   for value in values])
+    quote = conn.dialect.identifier_preparer.quote
+    statement = f"COPY {quote(table.name)} ({', '.join(map(quote, names))}) FROM STDIN"
+    with conn.connection.driver_connection.cursor() as cursor, cursor.copy(statement) as copy:
+        for row in grid.tolist():
+            copy.write_row(row)
+    return len(grid)
 
 
 def _objects(values: Sequence[Any]) -> np.ndarray:

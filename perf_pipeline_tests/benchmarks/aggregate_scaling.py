@@ -2,6 +2,8 @@
 
     python -m perf_pipeline_tests.benchmarks.aggregate_scaling --history-days 365 120 30 --agents 1100 \\
         --tasks-per-day 6600
+    python -m perf_pipeline_tests.benchmarks.aggregate_scaling --history-days 365 --agents 1100 \\
+        --tasks-per-day 6600 --warehouse-url postgresql+psycopg://USER@HOST:5432/EMPTY_DATABASE
 
 For each history length, a fresh SQLite warehouse gets synthetic scored tasks: the daily rollups,
 daily metrics and node rollups of every history day, built with the pipeline's own rollup code and
@@ -12,6 +14,9 @@ new day's tasks are written and every aggregate asset is materialized for that o
 Dagster run (as the automation requests a new day's aggregates), timed as a whole and step by step.
 Each timed run finds the day new: what the run before wrote of it is deleted first, untimed. A run of
 the day again (late data: its rows replaced) is timed too, and reported apart.
+With ``--warehouse-url`` (one history length), the warehouse is that database instead of a SQLite
+file: empty, it gets the history; holding this history already (built by the same options), it is
+reused.
 Windows read rollups, never tasks, so past the longest window (90 days) the new day's cost should
 follow the day's work, not the history: the report gives the ratio of each total to the shortest
 history's (a history shorter than 90 days has fewer points in the 90-day windows, and so costs less).
@@ -31,6 +36,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import sqlalchemy as sa
 from dagster import DagsterInstance, materialize
 
 from perf_pipeline import settings
@@ -42,6 +48,7 @@ from perf_pipeline.aggregates.trends import daily_metric_values
 from perf_pipeline.cli import ensure_dagster_home
 from perf_pipeline.resources import AggregatesResource, LandingZoneResource, WarehouseResource
 from perf_pipeline.scoring.store import prompt_quality_rows
+from perf_pipeline.settings import redact_url
 from perf_pipeline.warehouse.db import insert_frame, replace_partition, warehouse_engine
 from perf_pipeline.warehouse.schema import (
     daily_metrics,
@@ -184,6 +191,22 @@ def time_new_day(url: str, folder: Path, repeats: int, again: bool = False) -> t
     return statistics.median(runs), {name: statistics.median(values) for name, values in steps.items()}
 
 
+def history_days_held(url: str) -> int | None:
+    """The days of history ``url`` holds (rollup days before NEW_DAY, ending the day before it, and
+    NEW_DAY's tasks; NEW_DAY's aggregates are what the timed runs write), 0 for an empty warehouse,
+    None for anything else (refused)."""
+    with warehouse_engine(url).connect() as conn:
+        days, last = conn.execute(sa.select(sa.func.count(sa.distinct(rollups_table.c.date)),
+                                            sa.func.max(rollups_table.c.date))
+                                  .where(rollups_table.c.date < NEW_DAY)).one()
+        tasks = conn.execute(sa.select(sa.func.count()).select_from(task_events)
+                             .where(task_events.c.partition_date == NEW_DAY)).scalar()
+    if not days and not tasks:
+        return 0
+    last = last if isinstance(last, dt.date) or last is None else dt.date.fromisoformat(str(last)[:10])
+    return days if last == NEW_DAY - dt.timedelta(days=1) and tasks else None
+
+
 def forget_day(url: str, day: dt.date) -> None:
     """Delete what the aggregate assets wrote of ``day`` (their tables' rows and day blocks), so that a
     run materializes it as a new day."""
@@ -217,7 +240,11 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3, help="materializations of the new day (median kept)")
     parser.add_argument("--folder", type=Path, help="keep the warehouses here, and reuse those built before "
                                                     "(same options); default: a temporary folder")
+    parser.add_argument("--warehouse-url", help="the warehouse of the one history length (such as an empty "
+                                                "PostgreSQL database), instead of a SQLite file")
     args = parser.parse_args()
+    if args.warehouse_url and len(args.history_days) != 1:
+        parser.error("--warehouse-url holds one history: give one --history-days")
     settings.tune_garbage_collection()  # as in the processes that load the code location and run the steps
     totals = {}
     with tempfile.TemporaryDirectory(prefix="perf-aggregates-") as tmp:
@@ -225,18 +252,24 @@ def main() -> None:
         folder.mkdir(parents=True, exist_ok=True)
         for days in args.history_days:
             path = folder / f"history-{days}-{args.agents}-{args.tasks_per_day}.db"
-            print(f"{days} days of history, {args.agents} agents, {args.tasks_per_day:,} tasks a day:", flush=True)
-            if path.exists():
-                print(f"  reusing {path}")
-            else:
-                seconds = build_history(f"sqlite:///{path}", days, args.agents, args.tasks_per_day)
+            url = args.warehouse_url or f"sqlite:///{path}"
+            print(f"{days} days of history, {args.agents} agents, {args.tasks_per_day:,} tasks a day, "
+                  f"{sa.engine.make_url(url).get_backend_name()}:", flush=True)
+            held = history_days_held(url) if args.warehouse_url else (days if path.exists() else 0)
+            if held == days:
+                print(f"  reusing {redact_url(url)}")
+            elif held == 0:
+                seconds = build_history(url, days, args.agents, args.tasks_per_day)
                 print(f"  history built in {seconds:.0f} s")
-            totals[days], steps = time_new_day(f"sqlite:///{path}", folder, args.repeats)
+            else:
+                parser.error(f"--warehouse-url {redact_url(url)} holds something else than {days} days of this "
+                             "history: give an empty database")
+            totals[days], steps = time_new_day(url, folder, args.repeats)
             print(f"  one new day, one run of every aggregate, median of {args.repeats}:")
             for name, seconds in steps.items():
                 print(f"    {name:32s} {seconds:6.2f} s")
             print(f"    {'total (the run)':32s} {totals[days]:6.2f} s", flush=True)
-            again, _ = time_new_day(f"sqlite:///{path}", folder, args.repeats, again=True)
+            again, _ = time_new_day(url, folder, args.repeats, again=True)
             print(f"  the same day again, its rows replaced (late data), median of {args.repeats}: {again:.2f} s",
                   flush=True)
     shortest = min(totals)

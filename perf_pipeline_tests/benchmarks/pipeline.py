@@ -1,10 +1,12 @@
 """Pipeline benchmark: the whole pipeline on a fleet's logs, stage by stage, against a DuckDB SQL reference.
 
     perf-pipeline benchmark pipeline --agents 1100 --days 30 [--tasks-per-day 6600] [--out results.json]
+        [--warehouse-url postgresql+psycopg://USER@HOST:5432/EMPTY_DATABASE]
 
 Synthetic logs (the project's generator, a fixed seed) are written into a temporary folder. A fresh
-process then runs the pipeline as ``perf-pipeline run`` does (the judge off, a SQLite warehouse and
-its own DAGSTER_HOME in that folder, the daily partitions starting with the first generated day):
+process then runs the pipeline as ``perf-pipeline run`` does (the judge off, a SQLite warehouse, or
+the empty warehouse ``--warehouse-url`` names, its own DAGSTER_HOME in that folder, the daily
+partitions starting with the first generated day):
 ``Launcher.run()`` ticks the landing sensor (the ingest) and follows the automation conditions
 until nothing more is requested, as the daemon would. Each run
 it launches is timed and counted in its stage (the ingest, or the asset groups of its assets:
@@ -55,6 +57,7 @@ import duckdb
 import sqlalchemy as sa
 
 from perf_pipeline.benchmark import SAMPLE_SECONDS, _MemorySampler
+from perf_pipeline.settings import redact_url
 from perf_pipeline.synthetic.generator import generate_logs
 from perf_pipeline.warehouse.db import warehouse_engine
 from perf_pipeline.warehouse.schema import staged_events, trends, window_stats
@@ -79,11 +82,12 @@ def stage_of(timing: Any, graph: Any) -> str:
     return " + ".join(groups)
 
 
-def _run_pipeline(work: Path, generated: Path) -> dict[str, Any]:
-    """In a fresh process: the pipeline over the files of ``generated``, timed stage by stage."""
+def _run_pipeline(work: Path, generated: Path, warehouse: str) -> dict[str, Any]:
+    """In a fresh process: the pipeline over the files of ``generated`` into ``warehouse``, timed
+    stage by stage."""
     for name in UNSET:
         os.environ.pop(name, None)
-    os.environ.update(PERF_HOME=str(work), PERF_WAREHOUSE_URL=f"sqlite:///{work / 'warehouse.db'}",
+    os.environ.update(PERF_HOME=str(work), PERF_WAREHOUSE_URL=warehouse,
                       PERF_LANDING_DIR=str(work / "landing"), PERF_REPORTS_DIR=str(work / "reports"),
                       DAGSTER_HOME=str(work / "dagster"))
     (work / "landing").mkdir(parents=True, exist_ok=True)
@@ -284,13 +288,19 @@ def _environment(**variables: str) -> Iterator[None]:
 
 
 def run_pipeline_benchmark(agents: int, days: int, tasks_per_day: int = TASKS_PER_DAY,
-                           keep: Path | None = None, reference: bool = True) -> dict[str, Any]:
+                           keep: Path | None = None, reference: bool = True,
+                           warehouse_url: str | None = None) -> dict[str, Any]:
     """Generate, run the pipeline in a fresh process and (unless ``reference`` is False) the reference
-    here; every figure, as a dict. Without the reference, its figures and the agreement are None."""
+    here; every figure, as a dict. Without the reference, its figures and the agreement are None.
+    The warehouse is ``warehouse_url`` (which must hold no task yet), or a SQLite file in the work
+    folder."""
+    if warehouse_url is not None:
+        _check_empty(warehouse_url)
     work = keep.resolve() if keep else Path(tempfile.mkdtemp(prefix="perf-bench-pipeline-"))
     generated = work / "generated"
     if keep and any(work.iterdir() if work.exists() else ()):
         raise FileExistsError(f"--keep {work}: the folder must be new or empty")
+    warehouse = warehouse_url or f"sqlite:///{work / 'warehouse.db'}"
     try:
         start = dt.datetime.now(dt.UTC).date() - dt.timedelta(days=days)
         started = time.perf_counter()
@@ -302,8 +312,7 @@ def run_pipeline_benchmark(agents: int, days: int, tasks_per_day: int = TASKS_PE
         # the first partition from the environment: the partitions are defined when it imports them.
         with (_environment(PERF_PARTITION_START=start.isoformat()), _MemorySampler() as memory,
               ProcessPoolExecutor(1, mp_context=get_context("spawn")) as pool):
-            pipeline = pool.submit(_run_pipeline, work, generated).result()
-        warehouse = f"sqlite:///{work / 'warehouse.db'}"
+            pipeline = pool.submit(_run_pipeline, work, generated, warehouse).result()
         checked = compared = None
         if reference:
             timings = []
@@ -335,8 +344,19 @@ def run_pipeline_benchmark(agents: int, days: int, tasks_per_day: int = TASKS_PE
                             "pipeline_workers_max_rss": pipeline["workers_max_rss_mib"]},
         "agreement": checked,
         "workdir": str(work) if keep else None,
-        "warehouse": warehouse if keep else None,
+        "warehouse": warehouse if keep or warehouse_url else None,
+        "warehouse_backend": sa.engine.make_url(warehouse).get_backend_name(),
     }
+
+
+def _check_empty(url: str) -> None:
+    """Refuse a warehouse that holds tasks already: the benchmark's figures are those of its own logs
+    into an empty warehouse (its schema is created if missing)."""
+    with warehouse_engine(url).connect() as conn:
+        if conn.execute(sa.select(staged_events.c.event_id).limit(1)).first() is not None:
+            raise FileExistsError(f"--warehouse-url {redact_url(url)}: the warehouse must be empty "
+                                  "(a new database or schema)")
+
 
 
 def render(result: dict[str, Any]) -> str:
@@ -345,7 +365,8 @@ def render(result: dict[str, Any]) -> str:
     checked = result["agreement"]
     tree = (f"{memory['process_tree_pss']:,.0f} MiB" if memory["process_tree_pss"] else "not measured (no /proc)")
     lines = [f"{result['agents']:,} agents, {result['days']} days, {result['tasks_per_day']:,} tasks a day "
-             f"({result['first_day']}..{result['last_day']}); generated in {result['generate']['seconds']:.1f} s",
+             f"({result['first_day']}..{result['last_day']}); generated in {result['generate']['seconds']:.1f} s; "
+             f"warehouse: {result['warehouse_backend']}",
              f"task events staged      {result['tasks']:,}"]
     lines += [f"{name:23s} {seconds:9.1f} s" for name, seconds in stages.items()]
     lines.append(f"pipeline end to end     {result['pipeline_seconds']:9.1f} s   ({result['pipeline_runs']} runs)")
@@ -373,10 +394,14 @@ def render(result: dict[str, Any]) -> str:
 
 
 def benchmark_pipeline(agents: int, days: int, tasks_per_day: int, out: Path, keep: Path | None,
-                       reference: bool = True) -> str:
-    """Run the benchmark, write ``out`` (JSON) and return the printed report."""
-    result = run_pipeline_benchmark(agents, days, tasks_per_day, keep, reference)
-    result["command"] = " ".join([Path(sys.argv[0]).name, *sys.argv[1:]])
+                       reference: bool = True, warehouse_url: str | None = None) -> str:
+    """Run the benchmark, write ``out`` (JSON) and return the printed report. The warehouse's URL is
+    written with its password hidden, in the figures and in the command."""
+    result = run_pipeline_benchmark(agents, days, tasks_per_day, keep, reference, warehouse_url)
+    if result["warehouse"]:
+        result["warehouse"] = redact_url(result["warehouse"])
+    result["command"] = " ".join([Path(sys.argv[0]).name, *(
+        redact_url(arg) if arg == warehouse_url else arg for arg in sys.argv[1:])])
     out.write_text(json.dumps(result, indent=2, default=str) + "\n", encoding="utf-8")
     return render(result) + f"\nwrote {out}"
 
@@ -389,8 +414,10 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("benchmark-pipeline.json"))
     parser.add_argument("--keep", type=Path)
     parser.add_argument("--no-reference", dest="reference", action="store_false")
+    parser.add_argument("--warehouse-url")
     args = parser.parse_args()
-    print(benchmark_pipeline(args.agents, args.days, args.tasks_per_day, args.out, args.keep, args.reference))
+    print(benchmark_pipeline(args.agents, args.days, args.tasks_per_day, args.out, args.keep, args.reference,
+                             args.warehouse_url))
 
 
 if __name__ == "__main__":

@@ -42,6 +42,26 @@ def test_aggregate_scaling_times_each_aggregate_of_a_new_day(tmp_path: Path) -> 
     assert len(list((tmp_path / "histories").glob("history-*.db"))) == 2  # kept for a re-run to reuse
 
 
+@pytest.mark.postgres
+def test_aggregate_scaling_builds_and_reuses_a_history_in_the_warehouse_it_is_given(
+        tmp_path: Path, postgres_url: str) -> None:
+    """``--warehouse-url``: an empty database gets the history, then a run with the same options reuses
+    it; a history of another length is refused, as is a URL with several history lengths."""
+    args = ["--agents", "4", "--tasks-per-day", "20", "--repeats", "1", "--warehouse-url", postgres_url]
+    built = run_module("aggregate_scaling", "--history-days", "3", *args, home=tmp_path)
+    assert "3 days of history, 4 agents, 20 tasks a day, postgresql:" in built
+    assert re.search(r"history built in \d+ s", built), built
+    assert re.search(r"^ {4}total \(the run\) +\d+\.\d\d s$", built, re.MULTILINE), built
+    reused = run_module("aggregate_scaling", "--history-days", "3", *args, home=tmp_path)
+    assert "  reusing postgresql" in reused and "history built" not in reused, reused
+    for history_days, expected in ((["2"], "holds something else than 2 days of this history"),
+                                   (["3", "2"], "--warehouse-url holds one history: give one --history-days")):
+        done = subprocess.run([sys.executable, "-m", "perf_pipeline_tests.benchmarks.aggregate_scaling",
+                               "--history-days", *history_days, *args], cwd=ROOT, capture_output=True, text=True,
+                              env={**os.environ, "PERF_HOME": str(tmp_path / "home")}, timeout=600)
+        assert done.returncode == 2 and expected in done.stderr, done.stdout + done.stderr
+
+
 def test_a_forgotten_day_is_a_new_day_to_the_aggregates(tmp_path: Path) -> None:
     """What the timed runs start from: every table's rows and day blocks of the day as before the
     aggregates first ran (the day's tasks and scores kept), and the days before untouched."""

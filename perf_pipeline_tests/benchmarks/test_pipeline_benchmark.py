@@ -77,3 +77,41 @@ def test_without_the_reference_the_pipeline_is_timed_alone(tmp_path: Path) -> No
     result = json.loads(out.read_text())
     assert result["reference"] is None and result["agreement"] is None and result["ratio_pipeline_to_reference"] is None
     assert result["pipeline_seconds"] > 0 and result["tasks"] > 0
+
+
+@pytest.mark.postgres
+def test_the_pipeline_benchmark_runs_into_the_empty_warehouse_it_is_given(tmp_path: Path, postgres_url: str) -> None:
+    """``--warehouse-url``: the pipeline's tables are in that warehouse, the figures name its backend
+    and never its password; a warehouse holding tasks already, a URL that does not parse and a server
+    that does not answer are refused with a message naming the option."""
+    command = shutil.which("perf-pipeline", path=str(Path(sys.executable).parent)) or "perf-pipeline"
+    url = sa.engine.make_url(postgres_url).set(password="not-a-real-secret")  # the server trusts: ignored
+    given = url.render_as_string(hide_password=False)
+    out = tmp_path / "r.json"
+    env = {**os.environ, "PERF_HOME": str(tmp_path / "home")}
+    done = subprocess.run([command, "benchmark", "pipeline", "--agents", "3", "--days", "2", "--tasks-per-day", "20",
+                           "--out", str(out), "--no-reference", "--warehouse-url", given],
+                          env=env, cwd=tmp_path, timeout=600, capture_output=True, text=True)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "warehouse: postgresql" in done.stdout
+    assert "not-a-real-secret" not in done.stdout + done.stderr + out.read_text()
+    result = json.loads(out.read_text())
+    assert result["warehouse_backend"] == "postgresql"
+    assert result["warehouse"] == url.render_as_string(hide_password=True)
+    assert "***" in result["command"] and result["tasks"] > 0
+    with warehouse_engine(postgres_url).connect() as conn:
+        stored = conn.execute(sa.select(sa.func.count()).select_from(window_stats)).scalar_one()
+    assert stored > 0  # the pipeline's rows are in the warehouse given
+
+    refused = [
+        (given, "the warehouse must be empty (a new database or schema)"),
+        ("not a url", "error: --warehouse-url: Could not parse SQLAlchemy URL"),
+        (url.set(port=1).render_as_string(hide_password=False), "cannot connect"),
+    ]
+    for warehouse, message in refused:
+        again = subprocess.run([command, "benchmark", "pipeline", "--agents", "3", "--days", "2", "--tasks-per-day",
+                                "20", "--out", str(tmp_path / "again.json"), "--no-reference", "--warehouse-url",
+                                warehouse], env=env, cwd=tmp_path, timeout=600, capture_output=True, text=True)
+        assert again.returncode == 1 and message in again.stderr, again.stdout + again.stderr
+        assert "not-a-real-secret" not in again.stdout + again.stderr
+        assert not (tmp_path / "again.json").exists()

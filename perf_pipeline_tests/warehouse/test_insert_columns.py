@@ -1,7 +1,9 @@
 """``insert_frame`` on SQLite puts many rows in each INSERT statement (``insert_columns``): the rows
 stored are those SQLAlchemy's own insert stores one at a time, however their number falls against
 the rows of a statement, with every kind of value the warehouse holds, and within the driver's
-limit of parameters however low it is set."""
+limit of parameters however low it is set. On PostgreSQL it streams the rows by COPY: the rows
+stored are again SQLAlchemy's, text that COPY's format escapes and floats going into integer
+columns included."""
 
 from __future__ import annotations
 
@@ -103,3 +105,55 @@ def test_values_converted_one_by_one_are_stored_as_sqlalchemy_stores_them(tmp_pa
         db.insert_many(conn, FAST, ["id", "day"], [(1, dt.date(2026, 3, 1)), (2, np.datetime64("2026-03-01"))])
     with engine.begin() as conn, pytest.raises(ValueError, match="columns of"):
         db.insert_columns(conn, FAST, ["id", "label"], [[1, 2, 3], ["only"]])
+
+
+def _copied(postgres_url: str, frame: pd.DataFrame, monkeypatch: pytest.MonkeyPatch) -> tuple[list[tuple], list[tuple]]:
+    """``frame`` stored both ways on PostgreSQL, the fast way by COPY (checked: ``_copy_rows`` ran)."""
+    copies: list[int] = []
+    copy_rows = db._copy_rows
+
+    def counted(conn: sa.Connection, table: sa.Table, names, grid) -> int:
+        copies.append(len(grid))
+        return copy_rows(conn, table, names, grid)
+
+    monkeypatch.setattr(db, "_copy_rows", counted)
+    engine = db.create_warehouse_engine(postgres_url)
+    try:
+        METADATA.create_all(engine)
+        fast, by_sqlalchemy = _stored(engine, frame)
+    finally:
+        engine.dispose()
+    assert copies == [len(frame)]
+    return fast, by_sqlalchemy
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("rows", [1, 17, db.INSERT_BATCH_ROWS + 3])
+def test_rows_copied_into_postgresql_are_stored_as_sqlalchemy_stores_them(
+        postgres_url: str, rows: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    fast, by_sqlalchemy = _copied(postgres_url, _frame(rows), monkeypatch)
+    assert len(fast) == rows
+    assert fast == by_sqlalchemy
+
+
+@pytest.mark.postgres
+def test_copy_escapes_text_and_rounds_floats_into_integers_as_postgresql_casts_them(
+        postgres_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Text with COPY's own delimiters and escapes (tab, newline, backslash, a literal \\N) is stored
+    as it is; a float going into an integer column (whole numbers with a missing one, as pandas holds
+    them) is stored as PostgreSQL's cast of the parameter stores it, ties to even; infinities, -0.0
+    and extreme floats, JSON with quotes and newlines, and the dates and timestamps are stored the same."""
+    texts = ["tab\there", "line\nbreak", "back\\slash", "\\N", "", "quote ' \" ,", "carriage\rreturn", "é ✓ 🙂",
+             None, "end\\"]
+    counts = [0.5, 1.5, 2.5, -2.5, -0.5, 3.0, np.nan, 2.0**53, -(2.0**62), 7.0]
+    shares = [np.inf, -np.inf, -0.0, 5e-324, 1.7976931348623157e308, 0.1 + 0.2, np.nan, 1e-300, -1.5, 2.0]
+    frame = pd.DataFrame({
+        "id": np.arange(len(texts)), "count": counts, "share": shares, "label": texts,
+        "day": [dt.date(2026, 1, 1) + dt.timedelta(days=k) for k in range(len(texts))],
+        "at": pd.Series(pd.to_datetime(np.arange(len(texts)) * 10**15 + 123_456_789, unit="ns", utc=True)),
+        "weights": [{"say": 'he said "no"\n\tthen left\\'}, None, [1.5, "x"], {"k": None}, {}, [],
+                    {"é": "✓"}, 3, "text", {"nested": {"a": [1, 2]}}]})
+    fast, by_sqlalchemy = _copied(postgres_url, frame, monkeypatch)
+    assert fast == by_sqlalchemy
+    assert [row[1] for row in fast] == [0, 2, 2, -2, 0, 3, None, 2**53, -(2**62), 7]
+    assert [row[3] for row in fast] == texts
