@@ -171,7 +171,7 @@ def read(conn: Connection, table: sa.Table, first: dt.date, last: dt.date, colum
              .where(day_blocks.c.table_name == table.name, day_blocks.c.date.between(first, last),
                     *([day_blocks.c.part.in_(selected)] if selected is not None else []))
              .order_by(day_blocks.c.date, day_blocks.c.part))
-    found = conn.execute(query).all()
+    found = _fetch(conn, query)
     signature = _signature(table)
     # A marker of the first version of blocks has no payload (its table was created with the column
     # nullable, and CREATE TABLE IF NOT EXISTS keeps it so): such a day is unmarked.
@@ -189,6 +189,20 @@ def read(conn: Connection, table: sa.Table, first: dt.date, last: dt.date, colum
     if order:
         rows = rows.take(_sort_indices(rows, order))
     return _frame(rows)
+
+
+def _fetch(conn: Connection, query: sa.Select) -> list[tuple]:
+    """The rows of ``query`` (day blocks). On PostgreSQL through psycopg, in the binary format: the
+    payloads come as their bytes, not as the hex text of bytea's text format, which doubles them and
+    is decoded value by value (90 days of a fleet's rollup blocks, 60 MB: 0.09 s instead of 0.33 s).
+    The values are those SQLAlchemy gives (dates, text, integers and bytes, none of which it
+    converts on PostgreSQL)."""
+    if conn.dialect.name != "postgresql" or conn.dialect.driver != "psycopg":
+        return [tuple(row) for row in conn.execute(query).all()]
+    compiled = query.compile(dialect=conn.dialect, compile_kwargs={"render_postcompile": True})
+    with conn.connection.driver_connection.cursor(binary=True) as cursor:
+        cursor.execute(str(compiled), compiled.params)
+        return cursor.fetchall()
 
 
 def unwritten_days(conn: Connection, table: sa.Table, first: dt.date, last: dt.date) -> list[dt.date]:

@@ -187,8 +187,8 @@ def test_any_rows_read_from_blocks_equal_the_rows_read_from_the_table(tmp_path_f
         engine.dispose()
 
 
-def test_blocks_that_do_not_match_the_table_are_not_read(tmp_path) -> None:
-    engine = warehouse_engine(f"sqlite:///{tmp_path / 'warehouse.db'}")
+def test_blocks_that_do_not_match_the_table_are_not_read(warehouse_url: str) -> None:
+    engine = warehouse_engine(warehouse_url)
     rollups = compute_rollups(_tasks(4), pd.DataFrame(columns=["agent_id", "date", "collaboration_score"]))
     last = FIRST + dt.timedelta(days=3)
     with engine.begin() as conn:

@@ -1,9 +1,9 @@
 """``insert_frame`` on SQLite puts many rows in each INSERT statement (``insert_columns``): the rows
 stored are those SQLAlchemy's own insert stores one at a time, however their number falls against
 the rows of a statement, with every kind of value the warehouse holds, and within the driver's
-limit of parameters however low it is set. On PostgreSQL it streams the rows by COPY: the rows
-stored are again SQLAlchemy's, text that COPY's format escapes and floats going into integer
-columns included."""
+limit of parameters however low it is set. On PostgreSQL it streams the rows by COPY in its binary
+format: the rows stored are again SQLAlchemy's, floats going into integer columns and integers into
+float columns included; values of another type than their column's go as parameters."""
 
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ import pytest
 import sqlalchemy as sa
 
 from perf_pipeline.warehouse import db
+from perf_pipeline.warehouse.schema import JSON
 from perf_pipeline_tests.warehouse.stored import stored_both_ways
 
 METADATA = sa.MetaData()
@@ -107,23 +108,26 @@ def test_values_converted_one_by_one_are_stored_as_sqlalchemy_stores_them(tmp_pa
         db.insert_columns(conn, FAST, ["id", "label"], [[1, 2, 3], ["only"]])
 
 
-def _copied(postgres_url: str, frame: pd.DataFrame, monkeypatch: pytest.MonkeyPatch) -> tuple[list[tuple], list[tuple]]:
-    """``frame`` stored both ways on PostgreSQL, the fast way by COPY (checked: ``_copy_rows`` ran)."""
-    copies: list[int] = []
-    copy_rows = db._copy_rows
+def _copied(postgres_url: str, frame: pd.DataFrame, monkeypatch: pytest.MonkeyPatch,
+            binary: bool = True) -> tuple[list[tuple], list[tuple]]:
+    """``frame`` stored both ways on PostgreSQL, the fast way by COPY (checked: ``_copy_rows`` found
+    every value of its column's type) or, with ``binary`` False, as parameters (it did not)."""
+    formats: list[str] = []
+    binary_types = db._binary_types
 
-    def counted(conn: sa.Connection, table: sa.Table, names, grid) -> int:
-        copies.append(len(grid))
-        return copy_rows(conn, table, names, grid)
+    def noted(*args):
+        types = binary_types(*args)
+        formats.append("binary" if types is not None else "parameters")
+        return types
 
-    monkeypatch.setattr(db, "_copy_rows", counted)
+    monkeypatch.setattr(db, "_binary_types", noted)
     engine = db.create_warehouse_engine(postgres_url)
     try:
         METADATA.create_all(engine)
         fast, by_sqlalchemy = _stored(engine, frame)
     finally:
         engine.dispose()
-    assert copies == [len(frame)]
+    assert formats == ["binary" if binary else "parameters"]
     return fast, by_sqlalchemy
 
 
@@ -137,12 +141,14 @@ def test_rows_copied_into_postgresql_are_stored_as_sqlalchemy_stores_them(
 
 
 @pytest.mark.postgres
-def test_copy_escapes_text_and_rounds_floats_into_integers_as_postgresql_casts_them(
+def test_copy_stores_text_and_floats_into_integers_as_parameters_are_stored(
         postgres_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Text with COPY's own delimiters and escapes (tab, newline, backslash, a literal \\N) is stored
-    as it is; a float going into an integer column (whole numbers with a missing one, as pandas holds
-    them) is stored as PostgreSQL's cast of the parameter stores it, ties to even; infinities, -0.0
-    and extreme floats, JSON with quotes and newlines, and the dates and timestamps are stored the same."""
+    """Text with the delimiters and escapes of COPY's text format (tab, newline, backslash, a literal
+    \\N) is stored as it is; a float going into an integer column (whole numbers with a missing one,
+    as pandas holds them) is stored as PostgreSQL's cast of the parameter stores it, ties to even;
+    infinities, -0.0 and extreme floats, JSON with quotes and newlines, and the dates and timestamps
+    (nanoseconds dropped, as psycopg binds them) are stored the same. A number among the texts: the
+    rows go as parameters."""
     texts = ["tab\there", "line\nbreak", "back\\slash", "\\N", "", "quote ' \" ,", "carriage\rreturn", "é ✓ 🙂",
              None, "end\\"]
     counts = [0.5, 1.5, 2.5, -2.5, -0.5, 3.0, np.nan, 2.0**53, -(2.0**62), 7.0]
@@ -153,7 +159,62 @@ def test_copy_escapes_text_and_rounds_floats_into_integers_as_postgresql_casts_t
         "at": pd.Series(pd.to_datetime(np.arange(len(texts)) * 10**15 + 123_456_789, unit="ns", utc=True)),
         "weights": [{"say": 'he said "no"\n\tthen left\\'}, None, [1.5, "x"], {"k": None}, {}, [],
                     {"é": "✓"}, 3, "text", {"nested": {"a": [1, 2]}}]})
-    fast, by_sqlalchemy = _copied(postgres_url, frame, monkeypatch)
+    for binary in (True, False):
+        if not binary:  # a value psycopg binds as another type than its column's: parameters
+            frame["label"] = frame["label"].astype(object)
+            frame.loc[9, "label"] = 12345
+            texts[9] = "12345"
+        fast, by_sqlalchemy = _copied(postgres_url, frame, monkeypatch, binary)
+        assert fast == by_sqlalchemy
+        assert [row[1] for row in fast] == [0, 2, 2, -2, 0, 3, None, 2**53, -(2**62), 7]
+        assert [row[3] for row in fast] == texts
+        with db.create_warehouse_engine(postgres_url).begin() as conn:
+            METADATA.drop_all(conn)
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("change", ["integers into a float column", "a naive timestamp", "a datetime as a date",
+                                    "a text column of numbers"])
+def test_values_of_another_type_than_their_column_are_copied_as_their_parameters_are_cast(
+        postgres_url: str, monkeypatch: pytest.MonkeyPatch, change: str) -> None:
+    """Integers going into a float column are written as the floats PostgreSQL's cast gives (by COPY
+    still); a timestamp without time zone into a timestamptz column, a datetime into a date column
+    and numbers into a text column go as parameters, cast by PostgreSQL."""
+    frame = _frame(40)
+    if change == "integers into a float column":
+        frame["share"] = [2**53 + 1, -(2**60) - 3, 7, 0] * 10  # not all exact as floats: rounded
+    elif change == "a naive timestamp":  # read in the session's time zone, not UTC's
+        frame["at"] = frame["at"].dt.tz_localize(None)
+        url = sa.engine.make_url(postgres_url)
+        postgres_url = url.update_query_dict({"options": f"{url.query['options']} -ctimezone=America/New_York"}) \
+            .render_as_string(hide_password=False)
+    elif change == "a datetime as a date":
+        frame["day"] = [dt.datetime(2026, 3, 1, k % 24, 30) for k in range(len(frame))]
+    else:
+        frame["label"] = np.arange(len(frame)) * 1.5
+    fast, by_sqlalchemy = _copied(postgres_url, frame, monkeypatch, binary=change == "integers into a float column")
+    assert len(fast) == len(frame)
     assert fast == by_sqlalchemy
-    assert [row[1] for row in fast] == [0, 2, 2, -2, 0, 3, None, 2**53, -(2**62), 7]
-    assert [row[3] for row in fast] == texts
+
+
+@pytest.mark.postgres
+def test_the_warehouses_json_columns_are_copied_as_parameters_are_stored(postgres_url: str) -> None:
+    """The warehouse's JSON columns are JSONB on PostgreSQL (``schema.JSON``), whose values SQLAlchemy
+    wraps in psycopg's Jsonb: copied in binary, stored as SQLAlchemy's insert stores them (SQL NULL for
+    None, as the type says)."""
+    metadata = sa.MetaData()
+    fast, by_sqlalchemy = (sa.Table(name, metadata, sa.Column("id", sa.Integer(), primary_key=True),
+                                    sa.Column("histogram", JSON)) for name in ("jsonb_fast", "jsonb_by_sqlalchemy"))
+    frame = pd.DataFrame({"id": np.arange(6), "histogram": [{"12": 3, "400": 1}, None, {}, {"é": 'a "b"\n'},
+                                                            [1, 2.5, None], {"nested": {"k": [True, False]}}]})
+    engine = db.create_warehouse_engine(postgres_url)
+    try:
+        metadata.create_all(engine)
+        with engine.begin() as conn:
+            assert db._binary_types(conn, fast, ["id", "histogram"], np.array(
+                [[1, JSON.dialect_impl(conn.dialect).bind_processor(conn.dialect)({"a": 1})]], dtype=object))
+            stored = stored_both_ways(conn, fast, by_sqlalchemy, frame, columns="id, histogram, histogram IS NULL")
+    finally:
+        engine.dispose()
+    assert stored[0] == stored[1]
+    assert [row[2] for row in stored[0]] == [False, True, False, False, False, False]
