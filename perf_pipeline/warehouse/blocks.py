@@ -191,14 +191,14 @@ def read(conn: Connection, table: sa.Table, first: dt.date, last: dt.date, colum
     return _frame(rows)
 
 
-def _fetch(conn: Connection, query: sa.Select) -> list[tuple]:
+def _fetch(conn: Connection, query: sa.Select) -> Sequence[Sequence[object]]:
     """The rows of ``query`` (day blocks). On PostgreSQL through psycopg, in the binary format: the
     payloads come as their bytes, not as the hex text of bytea's text format, which doubles them and
     is decoded value by value (90 days of a fleet's rollup blocks, 60 MB: 0.09 s instead of 0.33 s).
     The values are those SQLAlchemy gives (dates, text, integers and bytes, none of which it
     converts on PostgreSQL)."""
     if conn.dialect.name != "postgresql" or conn.dialect.driver != "psycopg":
-        return [tuple(row) for row in conn.execute(query).all()]
+        return conn.execute(query).all()
     compiled = query.compile(dialect=conn.dialect, compile_kwargs={"render_postcompile": True})
     with conn.connection.driver_connection.cursor(binary=True) as cursor:
         cursor.execute(str(compiled), compiled.params)
