@@ -116,10 +116,14 @@ def daily_schedule_time() -> dt.time:
 
 
 def redact_url(url: str) -> str:
-    """The URL with its password masked, for messages and metadata."""
+    """The URL with its password masked, for messages and metadata: the password of its user
+    (``user:password@``), and a ``password`` in its query (``?password=...``, which drivers take too)."""
     from sqlalchemy.engine import make_url
 
-    return make_url(url).render_as_string(hide_password=True)
+    parsed = make_url(url)
+    if "password" in parsed.query:
+        parsed = parsed.update_query_dict({"password": "***"})
+    return parsed.render_as_string(hide_password=True)
 
 
 def tune_garbage_collection() -> None:

@@ -331,6 +331,9 @@ def insert_columns(conn: Connection, table: sa.Table, names: Sequence[str], colu
     return n_rows
 
 
+INTEGER_BITS = {"int2": 16, "int4": 32, "int8": 64}
+
+
 @cache
 def binary_values() -> dict[str, set[type]]:
     """The PostgreSQL types ``_copy_rows`` writes in COPY's binary format, and the Python types of the
@@ -340,7 +343,7 @@ def binary_values() -> dict[str, set[type]]:
 
     return {"int2": {int}, "int4": {int}, "int8": {int}, "float8": {float}, "text": {str}, "varchar": {str},
             "bool": {bool}, "date": {dt.date}, "timestamptz": {dt.datetime, pd.Timestamp},
-            "timestamp": {dt.datetime, pd.Timestamp}, "json": {Json}, "jsonb": {Jsonb}, "bytea": {bytes}}
+            "timestamp": {dt.datetime, pd.Timestamp}, "json": {Json}, "jsonb": {Jsonb}}
 
 
 def _copies(conn: Connection) -> bool:
@@ -375,24 +378,40 @@ def _copy_rows(conn: Connection, table: sa.Table, names: Sequence[str], grid: np
     types = _binary_types(conn, table, names, grid)
     if types is None:
         return None
-    quote = conn.dialect.identifier_preparer.quote
-    statement = f"COPY {quote(table.name)} ({', '.join(map(quote, names))}) FROM STDIN (FORMAT BINARY)"
-    with conn.connection.driver_connection.cursor() as cursor, cursor.copy(statement) as copy:
-        copy.set_types(types)
-        for row in grid.tolist():
-            copy.write_row(row)
+    import psycopg
+    from psycopg import sql
+
+    statement = sql.SQL("COPY {} ({}) FROM STDIN (FORMAT BINARY)").format(
+        _identifier(table), sql.SQL(", ").join(map(sql.Identifier, names)))
+    try:
+        with conn.connection.driver_connection.cursor() as cursor, cursor.copy(statement) as copy:
+            copy.set_types(types)
+            for row in grid.tolist():
+                copy.write_row(row)
+    except psycopg.Error as error:  # raised as SQLAlchemy raises the driver's errors (IntegrityError...)
+        raise sa.exc.DBAPIError.instance(statement.as_string(None), None, error, psycopg.Error,
+                                         dialect=conn.dialect) from error
     return len(grid)
+
+
+def _identifier(table: sa.Table) -> Any:
+    """``table``'s name (with its schema, if it has one) as an identifier of psycopg's SQL."""
+    from psycopg import sql
+
+    return sql.Identifier(*([table.schema] if table.schema else []), table.name)
 
 
 def _binary_types(conn: Connection, table: sa.Table, names: Sequence[str], grid: np.ndarray) -> list[int] | None:
     """The type of each named column of ``table`` in the database (its OID), when the values of
     ``grid`` (a column per name) can go in COPY's binary format: each column's type is one of
     ``binary_values()`` and each of its values None or of the Python types psycopg binds as that type
-    (timestamps with a time zone into ``timestamptz``, without into ``timestamp``); else None."""
-    columns = dict(((name, (oid, type_name)) for name, oid, type_name in conn.exec_driver_sql(
+    (timestamps with a time zone into ``timestamptz``, without into ``timestamp``; integers within
+    the range of their column's type, which psycopg's binary dumpers of int2 and int4 do not check:
+    a parameter out of range is refused by the server); else None."""
+    qualified = _identifier(table).as_string(conn.connection.driver_connection)
+    columns = {name: (oid, type_name) for name, oid, type_name in conn.exec_driver_sql(
         "SELECT a.attname, a.atttypid::int, t.typname FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid "
-        "WHERE a.attrelid = %(table)s::regclass AND a.attnum > 0 AND NOT a.attisdropped",
-        {"table": conn.dialect.identifier_preparer.quote(table.name)}).all()))
+        "WHERE a.attrelid = %(table)s::regclass AND a.attnum > 0 AND NOT a.attisdropped", {"table": qualified}).all()}
     types = []
     for k, name in enumerate(names):
         oid, type_name = columns[name]
@@ -403,6 +422,11 @@ def _binary_types(conn: Connection, table: sa.Table, names: Sequence[str], grid:
         if type_name in ("timestamptz", "timestamp") and any(
                 value is not None and (value.tzinfo is not None) != (type_name == "timestamptz") for value in values):
             return None
+        if type_name in INTEGER_BITS:
+            present = [value for value in values if value is not None]
+            bound = 2 ** (INTEGER_BITS[type_name] - 1)
+            if present and (min(present) < -bound or max(present) >= bound):
+                return None
         types.append(oid)
     return types
 

@@ -350,12 +350,16 @@ def run_pipeline_benchmark(agents: int, days: int, tasks_per_day: int = TASKS_PE
 
 
 def _check_empty(url: str) -> None:
-    """Refuse a warehouse that holds tasks already: the benchmark's figures are those of its own logs
-    into an empty warehouse (its schema is created if missing)."""
-    with warehouse_engine(url).connect() as conn:
-        if conn.execute(sa.select(staged_events.c.event_id).limit(1)).first() is not None:
-            raise FileExistsError(f"--warehouse-url {redact_url(url)}: the warehouse must be empty "
-                                  "(a new database or schema)")
+    """Refuse a warehouse that holds tasks already (FileExistsError), or that does not answer
+    (ConnectionError): the benchmark's figures are those of its own logs into an empty warehouse
+    (its schema is created if missing)."""
+    try:
+        with warehouse_engine(url).connect() as conn:
+            if conn.execute(sa.select(staged_events.c.event_id).limit(1)).first() is not None:
+                raise FileExistsError(f"--warehouse-url {redact_url(url)}: the warehouse must be empty "
+                                      "(a new database or schema)")
+    except sa.exc.OperationalError as exc:
+        raise ConnectionError(f"--warehouse-url {redact_url(url)}: cannot connect: {str(exc.orig).strip()}") from exc
 
 
 
@@ -401,7 +405,7 @@ def benchmark_pipeline(agents: int, days: int, tasks_per_day: int, out: Path, ke
     if result["warehouse"]:
         result["warehouse"] = redact_url(result["warehouse"])
     result["command"] = " ".join([Path(sys.argv[0]).name, *(
-        redact_url(arg) if arg == warehouse_url else arg for arg in sys.argv[1:])])
+        arg.replace(warehouse_url, redact_url(warehouse_url)) if warehouse_url else arg for arg in sys.argv[1:])])
     out.write_text(json.dumps(result, indent=2, default=str) + "\n", encoding="utf-8")
     return render(result) + f"\nwrote {out}"
 

@@ -90,7 +90,7 @@ def test_the_pipeline_benchmark_runs_into_the_empty_warehouse_it_is_given(tmp_pa
     out = tmp_path / "r.json"
     env = {**os.environ, "PERF_HOME": str(tmp_path / "home")}
     done = subprocess.run([command, "benchmark", "pipeline", "--agents", "3", "--days", "2", "--tasks-per-day", "20",
-                           "--out", str(out), "--no-reference", "--warehouse-url", given],
+                           "--out", str(out), "--no-reference", f"--warehouse-url={given}"],
                           env=env, cwd=tmp_path, timeout=600, capture_output=True, text=True)
     assert done.returncode == 0, done.stdout + done.stderr
     assert "warehouse: postgresql" in done.stdout
@@ -106,7 +106,10 @@ def test_the_pipeline_benchmark_runs_into_the_empty_warehouse_it_is_given(tmp_pa
     refused = [
         (given, "the warehouse must be empty (a new database or schema)"),
         ("not a url", "error: --warehouse-url: Could not parse SQLAlchemy URL"),
+        ("postgresql+psycopg://u@127.0.0.1:notaport/db", "error: --warehouse-url: invalid literal for int()"),
         (url.set(port=1).render_as_string(hide_password=False), "cannot connect"),
+        (url.set(port=1, password=None).update_query_dict({"password": "not-a-real-secret"})
+         .render_as_string(hide_password=False), "cannot connect"),
     ]
     for warehouse, message in refused:
         again = subprocess.run([command, "benchmark", "pipeline", "--agents", "3", "--days", "2", "--tasks-per-day",

@@ -218,3 +218,59 @@ def test_the_warehouses_json_columns_are_copied_as_parameters_are_stored(postgre
         engine.dispose()
     assert stored[0] == stored[1]
     assert [row[2] for row in stored[0]] == [False, True, False, False, False, False]
+
+
+@pytest.mark.postgres
+def test_integers_out_of_their_columns_range_are_refused_as_parameters_are(postgres_url: str) -> None:
+    """psycopg's binary dumpers of int2 and int4 do not check the range (2**31 + 7 would be stored as
+    -2147483641): rows holding such a value go as parameters, which the server refuses, with the
+    error SQLAlchemy raises; within the range they are copied. A duplicate key found by COPY is
+    SQLAlchemy's IntegrityError too, and the transaction's writes are rolled back."""
+    metadata = sa.MetaData()
+    table = sa.Table("ranges", metadata, sa.Column("id", sa.Integer(), primary_key=True),
+                     sa.Column("n", sa.Integer()), sa.Column("s", sa.SmallInteger()))
+    engine = db.create_warehouse_engine(postgres_url)
+    try:
+        metadata.create_all(engine)
+        for n, s in ((2**31 + 7, 1), (-(2**31) - 1, 1), (5, 40000.0), (5, -32769), (2**32 + 5, 1)):
+            with pytest.raises(sa.exc.DataError, match="out of range"), engine.begin() as conn:
+                db.insert_frame(conn, table, pd.DataFrame({"id": [1, 2], "n": [1, n], "s": [1, s]}))
+        edges = pd.DataFrame({"id": [1, 2], "n": [2**31 - 1, -(2**31)], "s": [32767.0, -32768]})
+        with engine.begin() as conn:
+            assert db._binary_types(conn, table, ["id", "n", "s"], np.array([[1, 2**31 - 1, 32767]], dtype=object))
+            db.insert_frame(conn, table, edges)
+        with pytest.raises(sa.exc.IntegrityError, match="duplicate key"), engine.begin() as conn:
+            db.insert_frame(conn, table, pd.DataFrame({"id": [3], "n": [3], "s": [3]}))
+            db.insert_frame(conn, table, edges)
+        with engine.connect() as conn:
+            assert conn.execute(sa.select(table.c.id, table.c.n, table.c.s).order_by(table.c.id)).all() == [
+                (1, 2**31 - 1, 32767), (2, -(2**31), -32768)]
+    finally:
+        engine.dispose()
+
+
+@pytest.mark.postgres
+def test_tables_in_a_schema_or_with_odd_names_are_copied_into_themselves(
+        postgres_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The COPY and the lookup of its columns' types name the table as SQLAlchemy's insert does: its
+    schema, quotes, and a percent sign in its name."""
+    metadata = sa.MetaData()
+    schema = sa.engine.make_url(postgres_url).query["options"].split("=", 1)[1]  # the test's own schema
+    tables = [sa.Table(name, metadata, sa.Column("id", sa.Integer(), primary_key=True), sa.Column("label", sa.Text()),
+                       schema=table_schema)
+              for name, table_schema in (("50% \"odd\" Name", None), ("in_schema", schema))]
+    engine = db.create_warehouse_engine(postgres_url)
+    copied: list[str] = []
+    copy_rows = db._copy_rows
+    monkeypatch.setattr(db, "_copy_rows", lambda conn, table, names, grid: copied.append(table.name)
+                        or copy_rows(conn, table, names, grid))
+    try:
+        metadata.create_all(engine)
+        for table in tables:
+            with engine.begin() as conn:
+                db.insert_frame(conn, table, pd.DataFrame({"id": [1, 2], "label": ["a", None]}))
+            with engine.connect() as conn:
+                assert conn.execute(sa.select(table).order_by(table.c.id)).all() == [(1, "a"), (2, None)]
+    finally:
+        engine.dispose()
+    assert copied == [table.name for table in tables]
