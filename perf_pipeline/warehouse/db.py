@@ -305,16 +305,14 @@ def insert_columns(conn: Connection, table: sa.Table, names: Sequence[str], colu
     dialect = conn.dialect
     copies = _copies(conn)
     if dialect.paramstyle != "qmark" and not copies:
-        return insert_rows(conn, table, [dict(zip(names, row, strict=True)) for row in zip(*columns, strict=True)])
+        return _insert_parameters(conn, table, names, columns)
     grid = np.empty((n_rows, len(names)), dtype=object)
     for k, (name, column) in enumerate(zip(names, columns, strict=True)):
         process = None if name in bound else table.c[name].type.dialect_impl(dialect).bind_processor(dialect)
         grid[:, k] = _processed(process, column, table.c[name].type) if process else _objects(column)
     if copies:
         copied = _copy_rows(conn, table, names, grid)
-        if copied is not None:
-            return copied
-        return insert_rows(conn, table, [dict(zip(names, row, strict=True)) for row in zip(*columns, strict=True)])
+        return copied if copied is not None else _insert_parameters(conn, table, names, columns)
     quote = dialect.identifier_preparer.quote
     insert = f"INSERT INTO {quote(table.name)} ({', '.join(map(quote, names))}) VALUES "
     one_row = f"({', '.join('?' * len(names))})"
@@ -329,6 +327,12 @@ def insert_columns(conn: Connection, table: sa.Table, names: Sequence[str], colu
     if whole < n_rows:
         conn.exec_driver_sql(insert + one_row, list(map(tuple, grid[whole:].tolist())))
     return n_rows
+
+
+def _insert_parameters(conn: Connection, table: sa.Table, names: Sequence[str],
+                       columns: Sequence[Sequence[Any]]) -> int:
+    """The rows given column by column, inserted as parameters through SQLAlchemy (``insert_rows``)."""
+    return insert_rows(conn, table, [dict(zip(names, row, strict=True)) for row in zip(*columns, strict=True)])
 
 
 INTEGER_BITS = {"int2": 16, "int4": 32, "int8": 64}
