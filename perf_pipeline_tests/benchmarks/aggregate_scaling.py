@@ -11,9 +11,10 @@ written as the assets write them (``replace_partition``, day blocks included; in
 1.8 million tasks would measure those steps, not this one), plus the task, step and score rows of
 the last 30 days (what prompt-version comparisons read). Then the
 new day's tasks are written and every aggregate asset is materialized for that one partition in one
-Dagster run (as the automation requests a new day's aggregates), timed as a whole and step by step.
-Each timed run finds the day new: what the run before wrote of it is deleted first, untimed. A run of
-the day again (late data: its rows replaced) is timed too, and reported apart.
+Dagster run (as the automation requests a new day's aggregates), timed as a whole and step by step,
+in rounds that take each history in turn (``time_new_days``: the machine's drift then weighs on every
+history alike). Each timed run finds the day new: what the run before wrote of it is deleted first,
+untimed. A run of the day again (late data: its rows replaced) is timed too, and reported apart.
 With ``--warehouse-url`` (one history length), the warehouse is that database instead of a SQLite
 file: empty, it gets the history (then, on PostgreSQL, ``VACUUM ANALYZE``, as autovacuum would
 have done by the next day); holding this history already (built by the same options), it is reused.
@@ -31,7 +32,7 @@ import os
 import statistics
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 import numpy as np
@@ -167,33 +168,53 @@ def build_history(url: str, days: int, agents: int, tasks_per_day: int) -> float
     return time.perf_counter() - started
 
 
-def time_new_day(url: str, folder: Path, repeats: int, again: bool = False) -> tuple[float, dict[str, float]]:
-    """Median seconds of one run materializing every aggregate asset for NEW_DAY, as the automation
-    requests a new day's aggregates, and of each of its steps (Dagster's step statistics). Each timed
-    run finds the day new (``forget_day``, untimed, before it); with ``again``, each replaces the
-    day's rows that the run before wrote, as a run after late data does. One untimed run comes first
-    either way (the process's first run loads what later runs find loaded). The run's instance is the
-    project's local one (its dagster.yaml, the event log in SQLite), in a temporary DAGSTER_HOME, as
-    ``perf-pipeline run`` makes it."""
-    resources = {"warehouse": WarehouseResource(url=url), "landing": LandingZoneResource(path=str(folder)),
-                 "aggregates": AggregatesResource()}
-    runs: list[float] = []
-    steps: dict[str, list[float]] = {}
-    with tempfile.TemporaryDirectory(dir=folder) as home, _dagster_home(home), DagsterInstance.get() as instance:
+def time_new_days(urls: Mapping[int, str], folder: Path, repeats: int,
+                  again: bool = False) -> dict[int, tuple[float, dict[str, float]]]:
+    """Per history (``urls``: its days and its warehouse), the median seconds of one run materializing
+    every aggregate asset for NEW_DAY, as the automation requests a new day's aggregates, and of each
+    of its steps (Dagster's step statistics). Each timed run finds the day new (``forget_day``,
+    untimed, before it); with ``again``, each replaces the day's rows that the run before wrote, as a
+    run after late data does.
+
+    The runs go in rounds, each round one run of every history in turn, so that the machine's speed,
+    which moves from one minute to the next, weighs on every history alike: timed one history after
+    the other, the same warehouses gave 1.06x and, an hour later, 1.31x between 365 and 30 days of
+    history. One untimed round comes first (the process's first run loads what later runs find
+    loaded, and each warehouse's first run its pages). Each history's runs have their own instance,
+    the project's local one (its dagster.yaml, the event log in SQLite) in a temporary DAGSTER_HOME,
+    as ``perf-pipeline run`` makes it."""
+    resources = {days: {"warehouse": WarehouseResource(url=url), "landing": LandingZoneResource(path=str(folder)),
+                        "aggregates": AggregatesResource()} for days, url in urls.items()}
+    runs: dict[int, list[float]] = {days: [] for days in urls}
+    steps: dict[int, dict[str, list[float]]] = {days: {} for days in urls}
+    with contextlib.ExitStack() as stack:
+        instances = {days: stack.enter_context(_local_instance(folder)) for days in urls}
         for repeat in range(repeats + 1):
-            if not again:
-                forget_day(url, NEW_DAY)
-            started = time.perf_counter()
-            result = materialize(AGGREGATE_ASSETS, instance=instance, resources=resources,
-                                 partition_key=NEW_DAY.isoformat())
-            seconds = time.perf_counter() - started
-            assert result.success
-            if repeat == 0:
-                continue
-            runs.append(seconds)
-            for stat in instance.get_run_step_stats(result.run_id):
-                steps.setdefault(stat.step_key, []).append(stat.end_time - stat.start_time)
-    return statistics.median(runs), {name: statistics.median(values) for name, values in steps.items()}
+            for days, url in urls.items():
+                if not again:
+                    forget_day(url, NEW_DAY)
+                started = time.perf_counter()
+                result = materialize(AGGREGATE_ASSETS, instance=instances[days], resources=resources[days],
+                                     partition_key=NEW_DAY.isoformat())
+                seconds = time.perf_counter() - started
+                assert result.success
+                if repeat == 0:
+                    continue
+                runs[days].append(seconds)
+                for stat in instances[days].get_run_step_stats(result.run_id):
+                    steps[days].setdefault(stat.step_key, []).append(stat.end_time - stat.start_time)
+    return {days: (statistics.median(runs[days]),
+                   {name: statistics.median(values) for name, values in steps[days].items()}) for days in urls}
+
+
+@contextlib.contextmanager
+def _local_instance(folder: Path) -> Iterator[DagsterInstance]:
+    """The project's local Dagster instance in a temporary DAGSTER_HOME under ``folder``."""
+    with tempfile.TemporaryDirectory(dir=folder) as home:
+        with _dagster_home(home):
+            instance = DagsterInstance.get()
+        with instance:
+            yield instance
 
 
 def history_days_held(url: str) -> int | None:
@@ -251,7 +272,7 @@ def main() -> None:
     if args.warehouse_url and len(args.history_days) != 1:
         parser.error("--warehouse-url holds one history: give one --history-days")
     settings.tune_garbage_collection()  # as in the processes that load the code location and run the steps
-    totals = {}
+    totals, urls = {}, {}
     with tempfile.TemporaryDirectory(prefix="perf-aggregates-") as tmp:
         folder = args.folder or Path(tmp)
         folder.mkdir(parents=True, exist_ok=True)
@@ -269,14 +290,18 @@ def main() -> None:
             else:
                 parser.error(f"--warehouse-url {redact_url(url)} holds something else than {days} days of this "
                              "history: give an empty database")
-            totals[days], steps = time_new_day(url, folder, args.repeats)
-            print(f"  one new day, one run of every aggregate, median of {args.repeats}:")
-            for name, seconds in steps.items():
-                print(f"    {name:32s} {seconds:6.2f} s")
-            print(f"    {'total (the run)':32s} {totals[days]:6.2f} s", flush=True)
-            again, _ = time_new_day(url, folder, args.repeats, again=True)
-            print(f"  the same day again, its rows replaced (late data), median of {args.repeats}: {again:.2f} s",
-                  flush=True)
+            urls[days] = url
+        print(f"timing {args.repeats} rounds of runs, each round one run with each history in turn", flush=True)
+        new_days = time_new_days(urls, folder, args.repeats)
+        late_days = time_new_days(urls, folder, args.repeats, again=True)
+    for days, (total, steps) in new_days.items():
+        totals[days] = total
+        print(f"{days} days of history: one new day, one run of every aggregate, median of {args.repeats}:")
+        for name, seconds in steps.items():
+            print(f"    {name:32s} {seconds:6.2f} s")
+        print(f"    {'total (the run)':32s} {total:6.2f} s")
+        print(f"  the same day again, its rows replaced (late data), median of {args.repeats}: "
+              f"{late_days[days][0]:.2f} s", flush=True)
     shortest = min(totals)
     for days, seconds in sorted(totals.items(), reverse=True):
         if days != shortest:

@@ -62,6 +62,29 @@ def test_aggregate_scaling_builds_and_reuses_a_history_in_the_warehouse_it_is_gi
         assert done.returncode == 2 and expected in done.stderr, done.stdout + done.stderr
 
 
+def test_the_histories_are_timed_in_rounds_each_taking_every_history_in_turn(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The machine's speed moves from minute to minute: each round times one run with every history,
+    one untimed round first, so that a drift weighs on every history alike."""
+    from perf_pipeline_tests.benchmarks import aggregate_scaling as bench
+
+    urls = {days: f"sqlite:///{tmp_path / f'history-{days}.db'}" for days in (3, 2)}
+    for days, url in urls.items():
+        bench.build_history(url, days, agents=4, tasks_per_day=20)
+    runs = []
+    materialize = bench.materialize
+
+    def recorded(*args: object, resources: dict[str, object], **kwargs: object) -> object:
+        runs.append(resources["warehouse"].url)
+        return materialize(*args, resources=resources, **kwargs)
+
+    monkeypatch.setattr(bench, "materialize", recorded)
+    timed = bench.time_new_days(urls, tmp_path, repeats=2)
+    assert runs == [urls[3], urls[2]] * 3
+    assert set(timed) == {3, 2}
+    assert all(total > 0 and {"trends", "window_stats"} <= set(steps) for total, steps in timed.values())
+
+
 def test_a_forgotten_day_is_a_new_day_to_the_aggregates(tmp_path: Path) -> None:
     """What the timed runs start from: every table's rows and day blocks of the day as before the
     aggregates first ran (the day's tasks and scores kept), and the days before untouched."""
